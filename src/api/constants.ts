@@ -1,0 +1,61 @@
+// Every name that appears on the wire or in the cluster lives here, once.
+
+export const GROUP = 'gitspaces.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+/** `kubectl get gitspaces-all` style category shared by both kinds. */
+export const CATEGORY = 'gitspaces';
+
+export const GITSPACE = {
+  kind: 'Gitspace',
+  listKind: 'GitspaceList',
+  plural: 'gitspaces',
+  singular: 'gitspace',
+  shortNames: ['gs'],
+  scope: 'Namespaced',
+} as const;
+
+export const GITSPACE_INFRA = {
+  kind: 'GitspaceInfra',
+  listKind: 'GitspaceInfraList',
+  plural: 'gitspaceinfras',
+  singular: 'gitspaceinfra',
+  shortNames: ['gsi'],
+  scope: 'Cluster',
+} as const;
+
+/** Labels put on cloud VMs and Kubernetes objects we own. */
+export const LABELS = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  infra: `${GROUP}/infra`,
+  gitspaceUID: `${GROUP}/gitspace-uid`,
+  gitspaceName: `${GROUP}/gitspace-name`,
+  gitspaceNamespace: `${GROUP}/gitspace-namespace`,
+  controlPlaneId: `${GROUP}/control-plane-id`,
+} as const;
+
+export const MANAGED_BY = 'gitspaces-operator';
+
+export const FINALIZERS = {
+  gitspace: `${GROUP}/instance`,
+  infra: `${GROUP}/infra`,
+} as const;
+
+export const PHASES = ['Pending', 'Provisioning', 'Starting', 'Running', 'Stopping', 'Stopped', 'Deleting', 'Failed'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export const DESIRED_STATES = ['Running', 'Stopped'] as const;
+
+export const IDE_TYPES = ['vscode-web', 'vscode', 'cursor', 'windsurf', 'jetbrains', 'ssh'] as const;
+export const JETBRAINS_PRODUCTS = [
+  'intellij', 'pycharm', 'goland', 'webstorm', 'clion', 'phpstorm', 'rubymine', 'rider',
+] as const;
+
+export const PORT_VISIBILITIES = ['private', 'shared', 'public'] as const;
+export const PORT_PROTOCOLS = ['http', 'https'] as const;
+
+export const GITSPACE_CONDITIONS = ['InstanceProvisioned', 'InstanceReady', 'IDEReady', 'Ready'] as const;
+export const INFRA_CONDITIONS = ['Ready', 'CredentialsValid', 'NetworkReady', 'GatewayReady', 'PoolReady'] as const;
+
+/** Gitspace names become part of a DNS label `<name>--<namespace>.<domain>`; see gitspace.ts. */
+export const MAX_GITSPACE_NAME = 40;

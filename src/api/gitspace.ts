@@ -1,0 +1,213 @@
+// Gitspace: one developer environment (namespaced).
+import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration } from './common.ts';
+import {
+  API_VERSION, DESIRED_STATES, GITSPACE, IDE_TYPES, JETBRAINS_PRODUCTS, MAX_GITSPACE_NAME, PHASES,
+  PORT_PROTOCOLS, PORT_VISIBILITIES,
+} from './constants.ts';
+import type { ObjectMeta } from './meta.ts';
+import { array, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
+
+const subject = (description: string) => string({ description, minLength: 1, maxLength: 256 });
+
+const repository = object(
+  {
+    url: withRules(
+      string({ description: 'Git URL to clone: https://, ssh://, git://, file:// (local provider) or scp-like user@host:path.', minLength: 1, maxLength: 2048 }),
+      {
+        rule: "self.matches('^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*$') || (isURL(self) && url(self).getScheme() in ['https', 'http', 'ssh', 'git', 'file'])",
+        message: 'must be an https, http, ssh, git or file URL, or user@host:path',
+      },
+      { rule: 'self == oldSelf', message: 'repository.url is immutable; create a new Gitspace instead' },
+      { rule: "!self.matches('^[a-z]+://[^/@]*:[^/@]*@')", message: 'must not embed credentials; use repository.credentialsSecretRef' },
+    ),
+    ref: withRules(
+      string({
+        description: 'Branch, tag or commit to check out. The remote default branch when empty.',
+        maxLength: 255,
+        pattern: '^[^\\s~^:?*\\[\\\\]+$',
+      }),
+      { rule: "!self.contains('..') && !self.endsWith('.lock') && !self.endsWith('/') && !self.startsWith('-')", message: 'is not a valid git ref' },
+    ),
+    credentialsSecretRef: object(
+      {
+        name: objectName('Name of a Secret in the Gitspace namespace with keys `password` (or `token`) and optional `username`.'),
+      },
+      { description: 'Credentials for a private repository, handed to git through a credential helper.', required: ['name'] },
+    ),
+  },
+  { description: 'The repository to clone.', required: ['url'] },
+);
+
+const devcontainer = object(
+  {
+    path: withRules(
+      string({
+        description: 'Path of devcontainer.json inside the repository.',
+        minLength: 1,
+        maxLength: 1024,
+        default: '.devcontainer/devcontainer.json',
+      }),
+      { rule: "!self.startsWith('/') && !self.split('/').exists(p, p == '..')", message: 'must be a relative path inside the repository' },
+    ),
+  },
+  { description: 'Where the devcontainer definition is.', default: {} },
+);
+
+const ide = withRules(
+  object(
+    {
+      type: enumeration(IDE_TYPES, {
+        description: 'vscode-web runs VS Code in the browser; vscode, cursor, windsurf and jetbrains connect over SSH; ssh is a plain shell.',
+        default: 'vscode-web',
+      }),
+      product: enumeration(JETBRAINS_PRODUCTS, { description: 'JetBrains IDE product (only with type jetbrains).' }),
+    },
+    { description: 'The IDE the user opens.', default: {} },
+  ),
+  {
+    rule: "self.type == 'jetbrains' ? has(self.product) : !has(self.product)",
+    message: 'product is required for type jetbrains and not allowed otherwise',
+    fieldPath: '.product',
+  },
+);
+
+const envVar = object(
+  {
+    name: string({ description: 'Variable name.', minLength: 1, maxLength: 256, pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
+    value: string({ description: 'Variable value.', maxLength: 32768 }),
+  },
+  { description: 'An environment variable set in the development environment.', required: ['name'] },
+);
+
+const port = object(
+  {
+    port: integer({ description: 'Port inside the environment.', minimum: 1, maximum: 65535 }),
+    name: string({ description: 'A short label shown to the user.', maxLength: 63, pattern: DNS_LABEL }),
+    visibility: enumeration(PORT_VISIBILITIES, {
+      description: 'private: owner and sharedWith; shared: any valid token of the issuer; public: no token.',
+      default: 'private',
+    }),
+    protocol: enumeration(PORT_PROTOCOLS, { description: 'Protocol the port speaks.', default: 'http' }),
+  },
+  { description: 'A port published through the gateway at <port>--<name>--<namespace>.<domain>.', required: ['port'] },
+);
+
+export const gitspaceSpecSchema = object(
+  {
+    infraRef: withRules(
+      object({ name: objectName('Name of the GitspaceInfra.') }, { description: 'The GitspaceInfra this Gitspace runs on.', required: ['name'] }),
+      { rule: 'self == oldSelf', message: 'infraRef is immutable' },
+    ),
+    owner: subject('The subject (JWT sub) allowed through the gateway.'),
+    sharedWith: array(subject('A subject also allowed through the gateway.'), {
+      description: 'Other subjects allowed through the gateway.',
+      maxItems: 32,
+      listType: 'set',
+    }),
+    repository,
+    devcontainer,
+    ide,
+    machineType: string({ description: 'One of the infra spec.machineTypes[].name.', minLength: 1, maxLength: 63, pattern: DNS_LABEL }),
+    zone: string({ description: "Preferred zone; the infra's first zone with capacity when empty.", maxLength: 63, pattern: DNS_LABEL }),
+    state: enumeration(DESIRED_STATES, {
+      description: 'Desired state. Stopped keeps the VM and its disk; Running again resumes the same VM.',
+      default: 'Running',
+    }),
+    idleTimeout: idleDuration("Stop the Gitspace after this much inactivity; 0 never. The infra's idleTimeout when empty."),
+    sshPublicKeys: array(
+      string({
+        description: 'An OpenSSH public key line.',
+        maxLength: 16384,
+        pattern: '^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/]+={0,3}( .*)?$',
+      }),
+      { description: 'Keys accepted for SSH into the environment.', maxItems: 32, listType: 'atomic' },
+    ),
+    env: array(envVar, { description: 'Environment variables.', maxItems: 64, listType: 'map', listMapKeys: ['name'] }),
+    ports: array(port, {
+      description: 'Extra ports to publish, besides devcontainer forwardPorts.',
+      maxItems: 20,
+      listType: 'map',
+      listMapKeys: ['port'],
+    }),
+  },
+  { description: 'Desired state of a Gitspace.', required: ['infraRef', 'owner', 'repository', 'machineType'] },
+);
+
+const routePort = object(
+  {
+    port: integer({ description: 'Port inside the environment.', minimum: 1, maximum: 65535 }),
+    name: string({ description: 'Label of the port.', maxLength: 63 }),
+    visibility: enumeration(PORT_VISIBILITIES, { description: 'Who may reach it.' }),
+    protocol: enumeration(PORT_PROTOCOLS, { description: 'Protocol the port speaks.' }),
+    host: string({ description: 'Gateway host serving this port.', maxLength: 253 }),
+  },
+  { description: 'A published port.', required: ['port'] },
+);
+
+export const gitspaceStatusSchema = object(
+  {
+    phase: enumeration(PHASES, { description: 'Where the Gitspace is in its lifecycle.' }),
+    message: string({ description: 'Why the Gitspace is in this phase, for humans.', maxLength: 4096 }),
+    observedGeneration,
+    conditions: conditions('InstanceProvisioned, InstanceReady, IDEReady and Ready.'),
+    instance: object(
+      {
+        provider: enumeration(['gcp', 'aws', 'local'] as const, { description: 'Provider kind of the instance.' }),
+        id: string({ description: 'Provider instance id.', maxLength: 256 }),
+        name: string({ description: 'Deterministic instance name, recorded before the create call.', maxLength: 256 }),
+        zone: string({ description: 'Zone the instance is in.', maxLength: 63 }),
+        privateIP: string({ description: 'Private address the gateway dials.', maxLength: 64 }),
+        machineType: string({ description: 'Provider machine type.', maxLength: 128 }),
+        createdAt: string({ description: 'When the instance was created.', format: 'date-time', maxLength: 64 }),
+      },
+      { description: 'The VM behind this Gitspace.' },
+    ),
+    route: object(
+      {
+        host: string({ description: 'Gateway host, <name>--<namespace>.<domain>.', maxLength: 253 }),
+        path: string({ description: 'Gateway path prefix, /gitspaces/<namespace>/<name>/.', maxLength: 512 }),
+        upstream: string({ description: "The agent URL the gateway dials; never taken from a request.", maxLength: 2048 }),
+        ports: array(routePort, { description: 'Published ports.', maxItems: 64, listType: 'map', listMapKeys: ['port'] }),
+      },
+      { description: 'How the gateway reaches this Gitspace.' },
+    ),
+    urls: object(
+      {
+        ide: string({ description: 'What the user opens: a browser URL or an IDE link.', maxLength: 4096 }),
+        ssh: string({ description: 'An ssh command line that reaches the environment through the gateway.', maxLength: 4096 }),
+        ports: record(string({ description: 'URL of a published port.', maxLength: 2048 }), {
+          description: 'Published port URLs by port number.',
+          maxProperties: 64,
+        }),
+      },
+      { description: 'Links for the user.' },
+    ),
+    lastActivityTime: string({ description: 'Last user activity seen by the gateway or agent.', format: 'date-time', maxLength: 64 }),
+  },
+  { description: 'Observed state of a Gitspace.' },
+);
+
+/** Rules on metadata (only name is visible to CEL at the root). */
+export const gitspaceRootRules = [
+  {
+    rule: `self.metadata.name.size() <= ${MAX_GITSPACE_NAME}`,
+    message: `metadata.name must be at most ${MAX_GITSPACE_NAME} characters (it becomes part of a DNS label)`,
+    fieldPath: '.metadata.name',
+  },
+  {
+    rule: "!self.metadata.name.contains('--') && !self.metadata.name.contains('.')",
+    message: "metadata.name must not contain '--' or '.' (the gateway host is <name>--<namespace>.<domain>)",
+    fieldPath: '.metadata.name',
+  },
+];
+
+export type GitspaceSpec = Infer<typeof gitspaceSpecSchema>;
+export type GitspaceStatus = Infer<typeof gitspaceStatusSchema>;
+
+export interface Gitspace {
+  apiVersion: typeof API_VERSION;
+  kind: typeof GITSPACE.kind;
+  metadata: ObjectMeta;
+  spec: GitspaceSpec;
+  status?: GitspaceStatus;
+}

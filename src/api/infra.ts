@@ -1,0 +1,301 @@
+// GitspaceInfra: where and how Gitspace VMs run (cluster-scoped, like a StorageClass).
+import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration, secretKeyRef } from './common.ts';
+import { array, enumeration, integer, object, string, withRules, type Infer } from './schema.ts';
+import type { ObjectMeta } from './meta.ts';
+import { API_VERSION, GITSPACE_INFRA } from './constants.ts';
+
+const GCP_REGION = '^[a-z]+-[a-z]+[0-9]+$';
+const GCP_ZONE = '^[a-z]+-[a-z]+[0-9]+-[a-z]$';
+const AWS_REGION = '^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$';
+const AWS_ZONE = '^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+[a-z]$';
+
+const gcpProvider = withRules(
+  object(
+    {
+      project: string({
+        description: 'GCP project id the VMs are created in.',
+        minLength: 6,
+        maxLength: 30,
+        pattern: '^[a-z][-a-z0-9]{4,28}[a-z0-9]$',
+      }),
+      network: string({
+        description: 'VPC network name or self link.',
+        minLength: 1,
+        maxLength: 1024,
+        default: 'default',
+      }),
+      subnetworks: array(
+        object(
+          {
+            region: string({ description: 'GCP region, e.g. europe-west1.', maxLength: 63, pattern: GCP_REGION }),
+            name: string({ description: 'Subnetwork name or self link in that region.', minLength: 1, maxLength: 1024 }),
+          },
+          { description: 'The subnetwork used for VMs in one region.', required: ['region', 'name'] },
+        ),
+        { description: 'One subnetwork per region used by spec.provider.gcp.zones.', minItems: 1, maxItems: 32, listType: 'map', listMapKeys: ['region'] },
+      ),
+      zones: array(string({ description: 'A GCP zone, e.g. europe-west1-b.', maxLength: 63, pattern: GCP_ZONE }), {
+        description: 'Zones VMs may be placed in, in order of preference (the next is tried when one is exhausted).',
+        minItems: 1,
+        maxItems: 32,
+        listType: 'set',
+      }),
+      serviceAccount: string({
+        description: 'Email of the service account attached to the VMs. None when empty.',
+        format: 'email',
+        maxLength: 254,
+      }),
+      credentialsSecretRef: secretKeyRef(
+        'Secret holding a service account key (JSON) for the Compute API. Without it the operator uses ambient credentials (workload identity).',
+      ),
+    },
+    { description: 'Run Gitspace VMs on Google Compute Engine.', required: ['project', 'subnetworks', 'zones'] },
+  ),
+  {
+    rule: "self.zones.all(z, self.subnetworks.exists(s, z.startsWith(s.region + '-')))",
+    message: 'every zone needs a subnetwork for its region',
+    fieldPath: '.zones',
+  },
+);
+
+const awsProvider = withRules(
+  object(
+    {
+      region: string({ description: 'AWS region, e.g. eu-west-1.', maxLength: 32, pattern: AWS_REGION }),
+      subnets: array(
+        object(
+          {
+            zone: string({ description: 'Availability zone, e.g. eu-west-1a.', maxLength: 32, pattern: AWS_ZONE }),
+            subnetId: string({ description: 'Subnet id in that zone.', maxLength: 32, pattern: '^subnet-([0-9a-f]{8}|[0-9a-f]{17})$' }),
+          },
+          { description: 'The subnet used for VMs in one availability zone.', required: ['zone', 'subnetId'] },
+        ),
+        {
+          description: 'One subnet per availability zone, in order of preference (the next is tried when one has no capacity).',
+          minItems: 1,
+          maxItems: 32,
+          listType: 'map',
+          listMapKeys: ['zone'],
+        },
+      ),
+      securityGroupIds: array(string({ description: 'A security group id.', maxLength: 32, pattern: '^sg-([0-9a-f]{8}|[0-9a-f]{17})$' }), {
+        description: 'Security groups attached to the VMs; they should admit the agent port from the gateway only.',
+        minItems: 1,
+        maxItems: 5,
+        listType: 'set',
+      }),
+      instanceProfile: string({
+        description: 'IAM instance profile name or ARN attached to the VMs. None when empty.',
+        maxLength: 2048,
+        pattern: '^(arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/)?[\\w+=,.@/-]{1,128}$',
+      }),
+      credentialsSecretRef: secretKeyRef(
+        'Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Without it the default credential chain (IRSA, instance role) is used.',
+      ),
+    },
+    { description: 'Run Gitspace VMs on Amazon EC2.', required: ['region', 'subnets', 'securityGroupIds'] },
+  ),
+  {
+    rule: 'self.subnets.all(s, s.zone.startsWith(self.region))',
+    message: 'every subnet zone must be in spec.provider.aws.region',
+    fieldPath: '.subnets',
+  },
+);
+
+const localProvider = object(
+  {
+    baseDir: string({
+      description: "Directory holding each instance's work directory (its 'disk'). Defaults to a directory under the operator's cache.",
+      maxLength: 4096,
+      pattern: '^/',
+    }),
+  },
+  { description: 'Run Gitspaces as sandboxed processes on the operator host, for development and tests.' },
+);
+
+const provider = withRules(
+  object(
+    { gcp: gcpProvider, aws: awsProvider, local: localProvider },
+    { description: 'The cloud the VMs run in: exactly one of gcp, aws or local.' },
+  ),
+  {
+    rule: '[has(self.gcp), has(self.aws), has(self.local)].filter(x, x).size() == 1',
+    message: 'exactly one of gcp, aws or local must be set',
+  },
+  {
+    rule: 'has(self.gcp) == has(oldSelf.gcp) && has(self.aws) == has(oldSelf.aws) && has(self.local) == has(oldSelf.local)',
+    message: 'the provider kind is immutable; create a new GitspaceInfra instead',
+  },
+);
+
+const machineType = object(
+  {
+    name: string({ description: 'Name Gitspaces use in spec.machineType.', minLength: 1, maxLength: 63, pattern: DNS_LABEL }),
+    providerType: string({
+      description: 'The provider machine/instance type, e.g. e2-standard-4 or t3.large.',
+      minLength: 1,
+      maxLength: 128,
+      pattern: '^[a-zA-Z0-9][-a-zA-Z0-9._]*$',
+    }),
+    diskSizeGB: integer({ description: 'Boot disk size in GB.', minimum: 10, maximum: 65536, default: 50 }),
+    diskType: string({ description: 'Provider disk type, e.g. pd-balanced or gp3. Provider default when empty.', maxLength: 64, pattern: '^[a-z0-9][-a-z0-9]*$' }),
+  },
+  { description: 'A machine type Gitspaces may ask for.', required: ['name', 'providerType'] },
+);
+
+const gateway = object(
+  {
+    domain: string({
+      description: 'Base domain; each Gitspace is served at <name>--<namespace>.<domain> (wildcard DNS and certificate).',
+      minLength: 1,
+      maxLength: 200,
+      pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+    }),
+    tlsSecretRef: object(
+      {
+        name: objectName('Name of the kubernetes.io/tls Secret.'),
+        namespace: objectName('Namespace of the Secret. Defaults to the namespace the operator runs in.'),
+      },
+      { description: 'Wildcard certificate for the domain. Plain HTTP when unset (development only).', required: ['name'] },
+    ),
+    replicas: integer({ description: 'Gateway Deployment replicas.', minimum: 1, maximum: 20, default: 2 }),
+    sourceRanges: withRules(
+      array(string({ description: 'A CIDR, e.g. 10.0.0.0/8.', maxLength: 43 }), {
+        description: 'Client CIDRs allowed to reach the gateway. Everyone when empty.',
+        maxItems: 64,
+        listType: 'set',
+      }),
+      { rule: 'self.all(r, isCIDR(r))', message: 'every entry must be a CIDR such as 10.0.0.0/8' },
+    ),
+  },
+  { description: 'The authenticated gateway in front of every Gitspace of this infra.', required: ['domain'] },
+);
+
+const poolEntry = withRules(
+  object(
+    {
+      machineType: string({ description: 'One of spec.machineTypes[].name.', minLength: 1, maxLength: 63, pattern: DNS_LABEL }),
+      zone: string({ description: 'Zone the pooled VMs are created in.', minLength: 1, maxLength: 63 }),
+      minReady: integer({ description: 'VMs kept booted and unclaimed.', minimum: 0, maximum: 100, default: 0 }),
+      max: integer({ description: 'Upper bound of pooled VMs (ready and provisioning).', minimum: 0, maximum: 1000 }),
+    },
+    { description: 'A warm pool of pre-booted VMs for one machine type in one zone.', required: ['machineType', 'zone', 'max'] },
+  ),
+  { rule: 'self.minReady <= self.max', message: 'minReady must not exceed max', fieldPath: '.minReady' },
+);
+
+const httpsURL = (description: string) =>
+  withRules(string({ description, minLength: 1, maxLength: 2048 }), {
+    rule: "isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",
+    message: 'must be an https URL (http only for localhost)',
+  });
+
+const auth = object(
+  {
+    issuer: httpsURL('Token issuer; the iss claim must equal it.'),
+    jwksURI: httpsURL("Where the issuer's signing keys are. Defaults to <issuer>/.well-known/jwks.json."),
+    audience: string({ description: 'Expected aud claim.', minLength: 1, maxLength: 256 }),
+  },
+  { description: 'How the gateway verifies user tokens (JWT).', required: ['issuer', 'audience'] },
+);
+
+export const infraSpecSchema = withRules(
+  object(
+    {
+      provider,
+      machineTypes: array(machineType, {
+        description: 'Machine types offered to Gitspaces.',
+        minItems: 1,
+        maxItems: 32,
+        listType: 'map',
+        listMapKeys: ['name'],
+      }),
+      image: string({
+        description: 'Boot image: a GCE image (projects/<p>/global/images/[family/]<name>) or an AMI id. Required for gcp and aws.',
+        minLength: 1,
+        maxLength: 1024,
+      }),
+      gateway,
+      pool: array(poolEntry, {
+        description: 'Warm pools of pre-booted VMs.',
+        maxItems: 64,
+        listType: 'map',
+        listMapKeys: ['machineType', 'zone'],
+      }),
+      auth,
+      idleTimeout: idleDuration('Default idle time after which a Running Gitspace is stopped; 0 disables.', '1h'),
+    },
+    { description: 'Desired state of a GitspaceInfra.', required: ['provider', 'machineTypes', 'gateway'] },
+  ),
+  {
+    rule: 'has(self.provider.local) || has(self.image)',
+    message: 'image is required for the gcp and aws providers',
+    fieldPath: '.image',
+    reason: 'FieldValueRequired',
+  },
+  {
+    rule: "!has(self.provider.aws) || !has(self.image) || self.image.matches('^ami-([0-9a-f]{8}|[0-9a-f]{17})$')",
+    message: 'an aws image must be an AMI id (ami-…)',
+    fieldPath: '.image',
+  },
+  {
+    rule: "!has(self.provider.gcp) || !has(self.image) || self.image.matches('^(https://www.googleapis.com/compute/v1/)?projects/[-a-z0-9]+/global/images/(family/)?[-a-z0-9]+$')",
+    message: 'a gcp image must be projects/<project>/global/images/[family/]<name>',
+    fieldPath: '.image',
+  },
+  {
+    rule: '!has(self.pool) || self.pool.all(p, self.machineTypes.exists(m, m.name == p.machineType))',
+    message: 'every pool entry must name one of spec.machineTypes',
+    fieldPath: '.pool',
+  },
+  {
+    rule: '!has(self.pool) || !has(self.provider.gcp) || self.pool.all(p, p.zone in self.provider.gcp.zones)',
+    message: 'every pool zone must be one of spec.provider.gcp.zones',
+    fieldPath: '.pool',
+  },
+  {
+    rule: '!has(self.pool) || !has(self.provider.aws) || self.pool.all(p, self.provider.aws.subnets.exists(s, s.zone == p.zone))',
+    message: 'every pool zone must have a subnet in spec.provider.aws.subnets',
+    fieldPath: '.pool',
+  },
+);
+
+const poolStatus = object(
+  {
+    machineType: string({ description: 'Machine type of this pool.', maxLength: 63 }),
+    zone: string({ description: 'Zone of this pool.', maxLength: 63 }),
+    ready: integer({ description: 'Booted, unclaimed VMs.', minimum: 0 }),
+    provisioning: integer({ description: 'VMs still booting.', minimum: 0 }),
+  },
+  { description: 'Observed state of one warm pool.', required: ['machineType', 'zone'] },
+);
+
+export const infraStatusSchema = object(
+  {
+    observedGeneration,
+    provider: enumeration(['gcp', 'aws', 'local'] as const, { description: 'The provider kind in use.' }),
+    conditions: conditions('Ready, CredentialsValid, NetworkReady, GatewayReady and PoolReady.'),
+    pool: array(poolStatus, { description: 'Warm pool counts.', maxItems: 64, listType: 'map', listMapKeys: ['machineType', 'zone'] }),
+    gateway: object(
+      {
+        endpoint: string({ description: 'Where users reach the gateway.', maxLength: 2048 }),
+        readyReplicas: integer({ description: 'Ready gateway replicas.', minimum: 0 }),
+      },
+      { description: 'Observed state of the gateway.' },
+    ),
+  },
+  { description: 'Observed state of a GitspaceInfra.' },
+);
+
+export type GitspaceInfraSpec = Infer<typeof infraSpecSchema>;
+export type GitspaceInfraStatus = Infer<typeof infraStatusSchema>;
+export type MachineType = GitspaceInfraSpec['machineTypes'][number];
+export type ProviderKind = NonNullable<GitspaceInfraStatus['provider']>;
+
+export interface GitspaceInfra {
+  apiVersion: typeof API_VERSION;
+  kind: typeof GITSPACE_INFRA.kind;
+  metadata: ObjectMeta;
+  spec: GitspaceInfraSpec;
+  status?: GitspaceInfraStatus;
+}

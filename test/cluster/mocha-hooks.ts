@@ -1,0 +1,23 @@
+// Mocha global fixtures: one real control plane for the whole integration run.
+import { TestCluster } from './cluster.ts';
+import { setCluster } from './current.ts';
+
+let cluster: TestCluster | undefined;
+
+export async function mochaGlobalSetup(): Promise<void> {
+  const t0 = Date.now();
+  cluster = await TestCluster.start({
+    verbose: Boolean(process.env.GITSPACES_TEST_VERBOSE),
+    users: [
+      { name: 'alice', groups: ['developers'] },
+      { name: 'mallory', groups: [] },
+    ],
+  });
+  setCluster(cluster);
+  process.env.KUBECONFIG = cluster.kubeconfigPath;
+  console.log(`  test cluster ready in ${((Date.now() - t0) / 1000).toFixed(1)} s at ${cluster.server}`);
+}
+
+export async function mochaGlobalTeardown(): Promise<void> {
+  await cluster?.stop();
+}
