@@ -1,8 +1,8 @@
 // The CustomResourceDefinitions, built from the schemas in this folder (the one source of truth).
 import { CATEGORY, GITSPACE, GITSPACE_INFRA, GROUP, VERSION } from './constants.ts';
-import { gitspaceRootRules, gitspaceSpecSchema, gitspaceStatusSchema } from './gitspace.ts';
+import { gitspaceNameSchema, gitspaceSpecSchema, gitspaceStatusSchema } from './gitspace.ts';
 import { infraSpecSchema, infraStatusSchema } from './infra.ts';
-import type { JSONSchemaProps, ValidationRule } from './schema.ts';
+import type { JSONSchemaProps } from './schema.ts';
 
 interface Names {
   kind: string;
@@ -47,7 +47,7 @@ function crd(
   spec: JSONSchemaProps,
   status: JSONSchemaProps,
   columns: PrinterColumn[],
-  extra: { rootRules?: ValidationRule[]; selectableFields?: string[] } = {},
+  extra: { name?: JSONSchemaProps; selectableFields?: string[] } = {},
 ): CustomResourceDefinition {
   const openAPIV3Schema: JSONSchemaProps = {
     type: 'object',
@@ -55,13 +55,12 @@ function crd(
     properties: {
       apiVersion: { type: 'string', description: 'APIVersion defines the versioned schema of this representation of an object.' },
       kind: { type: 'string', description: 'Kind is a string value representing the REST resource this object represents.' },
-      metadata: { type: 'object' },
+      metadata: extra.name ? { type: 'object', properties: { name: extra.name } } : { type: 'object' },
       spec,
       status,
     },
     required: ['spec'],
   };
-  if (extra.rootRules) openAPIV3Schema['x-kubernetes-validations'] = extra.rootRules;
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -108,7 +107,7 @@ export const gitspaceCRD = crd(
     { name: 'Infra', type: 'string', jsonPath: '.spec.infraRef.name', description: 'GitspaceInfra.', priority: 1 },
     { name: 'Zone', type: 'string', jsonPath: '.status.instance.zone', description: 'Zone of the VM.', priority: 1 },
   ],
-  { rootRules: gitspaceRootRules, selectableFields: ['.spec.owner', '.spec.infraRef.name', '.spec.state'] },
+  { name: gitspaceNameSchema.json, selectableFields: ['.spec.owner', '.spec.infraRef.name', '.spec.state'] },
 );
 
 export const gitspaceInfraCRD = crd(

@@ -62,7 +62,7 @@ const ide = withRules(
       }),
       product: enumeration(JETBRAINS_PRODUCTS, { description: 'JetBrains IDE product (only with type jetbrains).' }),
     },
-    { description: 'The IDE the user opens.', default: {} },
+    { description: 'The IDE the user opens.', default: { type: 'vscode-web' } },
   ),
   {
     rule: "self.type == 'jetbrains' ? has(self.product) : !has(self.product)",
@@ -187,19 +187,17 @@ export const gitspaceStatusSchema = object(
   { description: 'Observed state of a Gitspace.' },
 );
 
-/** Rules on metadata (only name is visible to CEL at the root). */
-export const gitspaceRootRules = [
+/**
+ * Constraints on metadata.name (the only metadata a CRD may constrain): the name becomes part of
+ * a DNS label, `<name>--<namespace>.<domain>`, so it must be short and must not contain `--`.
+ */
+export const gitspaceNameSchema = withRules(
+  string({ description: 'Name of the Gitspace.', maxLength: MAX_GITSPACE_NAME }),
   {
-    rule: `self.metadata.name.size() <= ${MAX_GITSPACE_NAME}`,
-    message: `metadata.name must be at most ${MAX_GITSPACE_NAME} characters (it becomes part of a DNS label)`,
-    fieldPath: '.metadata.name',
+    rule: "!self.contains('--') && !self.contains('.')",
+    message: "must not contain '--' or '.' (the gateway host is <name>--<namespace>.<domain>)",
   },
-  {
-    rule: "!self.metadata.name.contains('--') && !self.metadata.name.contains('.')",
-    message: "metadata.name must not contain '--' or '.' (the gateway host is <name>--<namespace>.<domain>)",
-    fieldPath: '.metadata.name',
-  },
-];
+);
 
 export type GitspaceSpec = Infer<typeof gitspaceSpecSchema>;
 export type GitspaceStatus = Infer<typeof gitspaceStatusSchema>;

@@ -10,8 +10,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -205,7 +205,7 @@ export class TestCluster {
           async () => {
             if (!existsSync(certFile)) return undefined;
             const ca = readFileSync(certFile, 'utf8');
-            const { status } = await httpsGet(`${server}/readyz`, ca, admin.token);
+            const { status } = await httpsRequest(`${server}/readyz`, ca, admin.token);
             return status === 200 ? Buffer.from(ca).toString('base64') : undefined;
           },
           () => tail(apiserver.log),
@@ -277,36 +277,54 @@ export class TestCluster {
     });
   }
 
-  /** Creates (or replaces) every CRD in a directory and waits until each is Established. */
+  /**
+   * Creates (or replaces) every CRD in a directory and waits until each is Established.
+   * Raw JSON on purpose: client-node's typed models serialise `enum`, `default` and
+   * `x-kubernetes-validations` from differently named properties and silently drop ours.
+   */
   async installCRDs(crdDir: string): Promise<void> {
-    const api = this.kubeConfig().makeApiClient(ApiextensionsV1Api);
-    const { parseAllDocuments } = await import('yaml');
-    const crds: V1CustomResourceDefinition[] = [];
+    const base = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+    const crds: { metadata: { name: string; resourceVersion?: string } }[] = [];
     for (const f of readdirSync(crdDir).filter((n) => n.endsWith('.yaml')).sort()) {
       for (const doc of parseAllDocuments(readFileSync(join(crdDir, f), 'utf8'))) {
-        const crd = doc.toJS() as V1CustomResourceDefinition | null;
+        const crd = doc.toJS() as { metadata: { name: string } } | null;
         if (crd) crds.push(crd);
       }
     }
+    const ok = (r: RawResponse, what: string) => {
+      if (r.status >= 300) throw new Error(`${what}: ${r.status} ${r.body}`);
+      return r;
+    };
     for (const crd of crds) {
-      const name = crd.metadata?.name ?? '';
-      try {
-        await api.createCustomResourceDefinition({ body: crd });
-      } catch (e) {
-        if ((e as { code?: number }).code !== 409) throw e;
-        const old = await api.readCustomResourceDefinition({ name });
-        crd.metadata = Object.assign(crd.metadata ?? {}, { resourceVersion: old.metadata?.resourceVersion });
-        await api.replaceCustomResourceDefinition({ name, body: crd });
-      }
+      const created = await this.request('POST', base, { body: crd });
+      if (created.status === 409) {
+        const old = ok(await this.request('GET', `${base}/${crd.metadata.name}`), 'read CRD').json as typeof crd;
+        crd.metadata.resourceVersion = old.metadata.resourceVersion;
+        ok(await this.request('PUT', `${base}/${crd.metadata.name}`, { body: crd }), `replace CRD ${crd.metadata.name}`);
+      } else ok(created, `create CRD ${crd.metadata.name}`);
     }
     for (const crd of crds) {
-      const name = crd.metadata?.name ?? '';
-      await until(`CRD ${name} Established`, 30_000, async () => {
-        const c = await api.readCustomResourceDefinition({ name });
-        const ok = (t: string) => c.status?.conditions?.some((x) => x.type === t && x.status === 'True');
-        return ok('Established') && ok('NamesAccepted') ? true : undefined;
+      await until(`CRD ${crd.metadata.name} Established`, 30_000, async () => {
+        const c = (await this.request('GET', `${base}/${crd.metadata.name}`)).json as {
+          status?: { conditions?: { type: string; status: string }[] };
+        };
+        const is = (t: string) => c.status?.conditions?.some((x) => x.type === t && x.status === 'True');
+        return is('Established') && is('NamesAccepted') ? true : undefined;
       });
     }
+  }
+
+  /**
+   * A raw API request, as kubectl would send it (for asserting exact server answers: dry-run,
+   * field validation, tables). `path` includes the query string.
+   */
+  request(
+    method: string,
+    path: string,
+    opts: { body?: unknown; user?: ClusterUser; headers?: Record<string, string> } = {},
+  ): Promise<RawResponse> {
+    const ca = Buffer.from(this.caData, 'base64').toString('utf8');
+    return httpsRequest(this.server + path, ca, (opts.user ?? this.admin).token, method, opts.body, opts.headers);
   }
 
   /** Pids of the control-plane processes (for tests of the teardown itself). */
@@ -350,17 +368,54 @@ function killAll(procs: Proc[], sig: NodeJS.Signals): void {
   }
 }
 
-function httpsGet(url: string, ca: string, token: string): Promise<{ status: number; body: string }> {
+export interface RawResponse {
+  status: number;
+  body: string;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  json: unknown;
+}
+
+function httpsRequest(
+  url: string,
+  ca: string,
+  token: string,
+  method = 'GET',
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { ca, headers: { authorization: `Bearer ${token}` }, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }); });
-    });
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const req = request(
+      url,
+      {
+        method,
+        ca,
+        timeout: 30_000,
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body: text, json });
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
-    req.end();
+    req.end(payload);
   });
 }
 
