@@ -1,10 +1,9 @@
 // `npm run cluster`: start the test cluster for manual use and keep it until Ctrl-C.
 // `--json` prints one JSON line (kubeconfig, dir, pids) instead of the human text (used by tests).
-import { TestCluster } from './cluster.ts';
+import { binDir, TestCluster } from './cluster.ts';
 
 const json = process.argv.includes('--json');
 const cluster = await TestCluster.start({ verbose: !json, users: [{ name: 'alice', groups: ['developers'] }] });
-const binDir = process.env.GITSPACES_ENVTEST_BIN ?? '';
 if (json) {
   console.log(JSON.stringify({ kubeconfig: cluster.kubeconfigPath, dir: cluster.dir, server: cluster.server, pids: cluster.pids() }));
 } else {
@@ -12,7 +11,7 @@ if (json) {
 Test cluster is up: ${cluster.server}
   export KUBECONFIG=${cluster.kubeconfigPath}
   kubectl get gitspaces,gitspaceinfras
-kubectl of the same version is in ${binDir || '~/.cache/gitspaces/envtest/<version>/bin'}.
+kubectl of the same version: ${binDir()}/kubectl
 Token user "alice" (group developers): ${cluster.user('alice').token}
 Ctrl-C stops it and removes ${cluster.dir}.`);
 }

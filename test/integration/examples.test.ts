@@ -11,7 +11,7 @@ describe('examples/ against the real API server', () => {
   it('has a GitspaceInfra for each provider and Gitspaces using them', () => {
     const all = files.flatMap((f) => loadManifests(f));
     const infras = all.filter((m) => m.kind === 'GitspaceInfra');
-    const providers = infras.map((m) => Object.keys((m.spec?.provider ?? {}) as object)[0]).sort();
+    const providers = infras.map((m) => Object.keys(m.spec?.provider ?? {})[0]).sort();
     expect(providers).to.deep.equal(['aws', 'gcp', 'local']);
     const infraNames = new Set(infras.map((m) => m.metadata.name));
     const gitspaces = all.filter((m) => m.kind === 'Gitspace');

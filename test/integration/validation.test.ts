@@ -1,3 +1,5 @@
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return --
+   the table's mutations poke into untyped manifests on purpose */
 // Bad input is rejected by the real API server with a message that names the offending field.
 // Each row: a valid base manifest, one mutation, the field the error must name and what it says.
 import { expect } from 'chai';
