@@ -5,3 +5,4 @@ export type { ObjectMeta, OwnerReference } from './meta.ts';
 export type { Gitspace, GitspaceSpec, GitspaceStatus } from './gitspace.ts';
 export type { GitspaceInfra, GitspaceInfraSpec, GitspaceInfraStatus, MachineType, ProviderKind } from './infra.ts';
 export { allCRDs, gitspaceCRD, gitspaceInfraCRD, type CustomResourceDefinition } from './crds.ts';
+export * from './agent.ts';

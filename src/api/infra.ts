@@ -1,6 +1,6 @@
 // GitspaceInfra: where and how Gitspace VMs run (cluster-scoped, like a StorageClass).
 import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration, secretKeyRef } from './common.ts';
-import { array, enumeration, integer, object, string, withRules, type Infer } from './schema.ts';
+import { array, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
 import type { ObjectMeta } from './meta.ts';
 import { API_VERSION, GITSPACE_INFRA } from './constants.ts';
 
@@ -276,6 +276,10 @@ export const infraStatusSchema = object(
     provider: enumeration(['gcp', 'aws', 'local'] as const, { description: 'The provider kind in use.' }),
     conditions: conditions('Ready, CredentialsValid, NetworkReady, GatewayReady and PoolReady.'),
     pool: array(poolStatus, { description: 'Warm pool counts.', maxItems: 64, listType: 'map', listMapKeys: ['machineType', 'zone'] }),
+    gitspaces: record(integer({ description: 'Gitspaces in this phase.', minimum: 0 }), {
+      description: 'Gitspaces on this infra by phase.',
+      maxProperties: 16,
+    }),
     gateway: object(
       {
         endpoint: string({ description: 'Where users reach the gateway.', maxLength: 2048 }),

@@ -1,17 +1,34 @@
 #!/usr/bin/env node
-// One binary, sub-commands (DESIGN.md). Only `crds` exists so far; operator, gateway, agent and
-// control-plane arrive with their issues.
+// One binary, sub-commands (DESIGN.md).
 import { stringify } from 'yaml';
 import { allCRDs } from '../api/index.ts';
+import { flag } from './flags.ts';
 
-const usage = `usage: gitspaces <command>
+const usage = `usage: gitspaces <command> [flags]
 
 commands:
-  crds     print the CustomResourceDefinitions (kubectl apply -f -)
+  operator   run the controllers (--health-port 8081, --leader-elect, --workers 4, --local-dir DIR)
+  agent      run the VM agent (--config /var/lib/gitspaces/agent.json)
+  crds       print the CustomResourceDefinitions (kubectl apply -f -)
 `;
 
-const [command] = process.argv.slice(2);
+const [command, ...rest] = process.argv.slice(2);
 switch (command) {
+  case 'operator': {
+    const { runOperator } = await import('./operator.ts');
+    await runOperator(rest);
+    break;
+  }
+  case 'agent': {
+    const config = flag(rest, '--config');
+    if (!config) {
+      process.stderr.write('gitspaces agent: --config is required\n');
+      process.exit(2);
+    }
+    const { runAgent } = await import('../agent/agent.ts');
+    await runAgent(config);
+    break;
+  }
   case 'crds':
     process.stdout.write(allCRDs.map((c) => stringify(c, { lineWidth: 0 })).join('---\n'));
     break;

@@ -51,10 +51,13 @@ export class Controller {
     this.queue = new WorkQueue({ name: o.name, metrics: o.metrics, ...o.queue });
   }
 
-  /** Enqueue the object's own key on every event (or the keys `map` returns). */
-  watch<T extends KubeObject>(informer: Informer<T>, map: (obj: T) => string[] = (o) => [keyOf(o)]): void {
+  /**
+   * Enqueue the object's own key on every event (or the keys `map` returns). With `delayMs`, bursts
+   * of events coalesce into one reconcile per key per delay.
+   */
+  watch<T extends KubeObject>(informer: Informer<T>, map: (obj: T) => string[] = (o) => [keyOf(o)], delayMs = 0): void {
     const enqueue = (o: T) => {
-      for (const k of map(o)) this.queue.add(k);
+      for (const k of map(o)) this.queue.addAfter(k, delayMs);
     };
     informer.on({ add: enqueue, update: (_, n) => { enqueue(n); }, delete: enqueue });
   }

@@ -31,7 +31,7 @@ export interface KubeObject {
     annotations?: Record<string, string>;
     finalizers?: string[];
     ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[];
-    [k: string]: unknown;
+    creationTimestamp?: string;
   };
 }
 

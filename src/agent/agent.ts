@@ -1,0 +1,242 @@
+// The agent on a Gitspace VM. It serves health and activity on one HTTP port (behind the
+// per-Gitspace secret) and SSH, and walks Harness' ordered set-up steps: user, env, tools, git,
+// git credentials, clone, IDE setup, IDE run, postCreateCommand, postStartCommand. After a restart
+// (the VM was stopped and started: the disk is kept) only credentials, IDE run and
+// postStartCommand run again.
+import { timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { dirname, join } from 'node:path';
+import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
+import { repoDirName, SECRET_HEADER } from '../api/agent.ts';
+import { planDevcontainer, type DevcontainerPlan } from './devcontainer.ts';
+import { cloneRepository, StepError, storeCredentials } from './git.ts';
+import { run } from './run.ts';
+import { startSshServer } from './ssh.ts';
+
+const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'ideRun', 'postCreateCommand', 'postStartCommand'];
+const RESTART: StepName[] = ['gitCredentials', 'ideRun', 'postStartCommand'];
+
+export class Agent {
+  private readonly config: AgentConfig;
+  private readonly root: string;
+  private readonly checkout: string;
+  private plan: DevcontainerPlan = planDevcontainer(undefined);
+  private devcontainerFound = false;
+  private readonly steps: StepStatus[];
+  private readonly restart: boolean;
+  private failed = false;
+  private ideReady = false;
+  private lastActivity = new Date();
+  private http: Server | undefined;
+  private ssh: { close(): void } | undefined;
+
+  constructor(config: AgentConfig, root: string) {
+    this.config = config;
+    this.root = root;
+    this.checkout = join(config.home, repoDirName(config.repository.url));
+    this.restart = existsSync(this.stateFile());
+    const order = this.restart ? RESTART : FIRST_BOOT;
+    this.steps = order.map((name) => ({ name, status: 'pending' }));
+  }
+
+  static fromFile(path: string): Agent {
+    return new Agent(JSON.parse(readFileSync(path, 'utf8')) as AgentConfig, dirname(path));
+  }
+
+  private stateFile(): string {
+    return join(this.root, 'provisioned.json');
+  }
+
+  private log(msg: string, fields: Record<string, unknown> = {}): void {
+    process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), msg, ...fields }) + '\n');
+  }
+
+  touch(): void {
+    this.lastActivity = new Date();
+  }
+
+  /** Environment for commands and shells: spec.env, then devcontainer env. */
+  private env(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: this.config.home,
+      USER: process.env.USER ?? 'gitspace',
+      LANG: 'C.UTF-8',
+      SHELL: '/bin/bash',
+      GITSPACE_NAME: this.config.gitspace.name,
+      GITSPACE_NAMESPACE: this.config.gitspace.namespace,
+    };
+    for (const e of this.config.env) env[e.name] = e.value ?? '';
+    Object.assign(env, this.plan.env);
+    return env;
+  }
+
+  health(): AgentHealth {
+    return {
+      state: this.failed ? 'failed' : this.steps.every((s) => s.status === 'done' || s.status === 'skipped') ? 'ready' : 'setting-up',
+      restart: this.restart,
+      steps: this.steps,
+      ide: { type: this.config.ide.type, ready: this.ideReady },
+      checkout: this.checkout,
+      forwardPorts: [...new Set([...this.plan.forwardPorts, ...this.config.ports.map((p) => p.port)])],
+      devcontainer: { found: this.devcontainerFound, notApplied: this.plan.notApplied, containerBuild: 'skipped' },
+      lastActivityTime: this.lastActivity.toISOString(),
+    };
+  }
+
+  private authorised(header: string | string[] | undefined): boolean {
+    const want = Buffer.from(this.config.secret);
+    const got = Buffer.from(typeof header === 'string' ? header : '');
+    return got.length === want.length && timingSafeEqual(got, want);
+  }
+
+  async start(): Promise<void> {
+    const { address, httpPort, sshPort } = this.config.listen;
+    this.http = createServer((req, res) => {
+      if (!this.authorised(req.headers[SECRET_HEADER])) {
+        res.writeHead(401, { 'content-type': 'text/plain' });
+        res.end('unauthorised');
+        return;
+      }
+      const path = (req.url ?? '/').split('?')[0];
+      const json = (code: number, body: unknown) => {
+        res.writeHead(code, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (path === '/healthz') json(200, this.health());
+      else if (path === '/activity' && req.method === 'POST') {
+        this.touch();
+        json(200, { lastActivityTime: this.lastActivity.toISOString() });
+      } else if (path === '/activity') json(200, { lastActivityTime: this.lastActivity.toISOString() });
+      else json(404, { error: 'not found' });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.http?.once('error', reject);
+      this.http?.listen(httpPort, address, resolve);
+    });
+    this.log('agent listening', { address, httpPort, sshPort, restart: this.restart });
+    await this.runSteps();
+  }
+
+  private async runSteps(): Promise<void> {
+    for (const step of this.steps) {
+      step.status = 'running';
+      step.startedAt = new Date().toISOString();
+      try {
+        const msg = await this.runStep(step.name);
+        step.status = msg === 'skipped' ? 'skipped' : 'done';
+        if (msg && msg !== 'skipped') step.message = msg;
+      } catch (e) {
+        step.status = 'failed';
+        step.message = e instanceof Error ? e.message : String(e);
+        this.failed = true;
+        this.log('step failed', { step: step.name, error: step.message });
+        return;
+      } finally {
+        step.finishedAt = new Date().toISOString();
+      }
+    }
+    if (!this.restart) writeFileSync(this.stateFile(), JSON.stringify({ provisionedAt: new Date().toISOString() }));
+    this.log('gitspace ready', { checkout: this.checkout });
+  }
+
+  /** Runs one step; returns a note for the status, or 'skipped'. */
+  private async runStep(name: StepName): Promise<string | undefined> {
+    const { repository } = this.config;
+    switch (name) {
+      case 'user':
+        return `running as ${process.env.USER ?? String(process.getuid?.() ?? '')}`;
+      case 'env':
+        return `${this.config.env.length} variables`;
+      case 'tools':
+      case 'git': {
+        const r = await run('git', ['--version']);
+        if (r.code !== 0) throw new StepError('git is not installed on this VM image');
+        return r.output.trim();
+      }
+      case 'gitCredentials':
+        if (!repository.credentials) return 'skipped';
+        if (!/^https?:\/\//.test(repository.url)) return 'skipped';
+        await storeCredentials(this.config.home, repository.url, repository.credentials);
+        return 'stored in the credential helper';
+      case 'clone': {
+        await cloneRepository(this.config.home, repository.url, repository.ref, this.checkout);
+        return undefined;
+      }
+      case 'ideSetup': {
+        const path = join(this.checkout, this.config.devcontainerPath);
+        if (existsSync(path)) {
+          try {
+            this.plan = planDevcontainer(readFileSync(path, 'utf8'));
+          } catch (e) {
+            throw new StepError(`${this.config.devcontainerPath} is not valid JSON: ${(e as Error).message}`);
+          }
+          this.devcontainerFound = true;
+          return this.plan.notApplied.length ? `container build skipped (no Docker): ${this.plan.notApplied.join(', ')} not applied` : 'container build skipped (no Docker)';
+        }
+        return `no ${this.config.devcontainerPath}; using the VM image as is`;
+      }
+      case 'ideRun': {
+        // ideSetup does not run again after a restart, but the env it derived is still needed.
+        if (this.restart) {
+          const path = join(this.checkout, this.config.devcontainerPath);
+          if (existsSync(path)) this.plan = planDevcontainer(readFileSync(path, 'utf8'));
+        }
+        const sshServer = await startSshServer({
+          address: this.config.listen.address,
+          port: this.config.listen.sshPort,
+          hostKeyFile: join(this.root, 'ssh_host_key'),
+          authorizedKeys: this.config.sshPublicKeys,
+          cwd: () => (existsSync(this.checkout) ? this.checkout : this.config.home),
+          env: () => this.env(),
+          onActivity: () => {
+            this.touch();
+          },
+          log: (m) => {
+            this.log(m);
+          },
+        });
+        this.ssh = sshServer;
+        this.ideReady = true;
+        return `ssh on ${this.config.listen.address}:${this.config.listen.sshPort}`;
+      }
+      case 'postCreateCommand':
+        return this.lifecycle(this.plan.postCreateCommands);
+      case 'postStartCommand':
+        return this.lifecycle(this.plan.postStartCommands);
+    }
+  }
+
+  private async lifecycle(cmds: string[][]): Promise<string | undefined> {
+    if (cmds.length === 0) return 'skipped';
+    const results = await Promise.all(cmds.map((argv) => run(argv[0] ?? 'true', argv.slice(1), { cwd: this.checkout, env: this.env(), timeoutMs: 60 * 60_000 })));
+    const bad = results.find((r) => r.code !== 0);
+    if (bad) throw new StepError(`exited ${bad.code}: ${bad.output.trim().split('\n').slice(-3).join(' | ')}`);
+    return undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.ssh?.close();
+    await new Promise<void>((r) => {
+      if (!this.http) {
+        r();
+        return;
+      }
+      this.http.closeAllConnections();
+      this.http.close(() => {
+        r();
+      });
+    });
+  }
+}
+
+export async function runAgent(configPath: string): Promise<void> {
+  const agent = Agent.fromFile(configPath);
+  const shutdown = () => {
+    void agent.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+  await agent.start();
+}

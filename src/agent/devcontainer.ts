@@ -1,0 +1,76 @@
+// devcontainer.json, read the way the devcontainer CLI reads it (JSON with comments and trailing
+// commas), and split into what the agent can apply without Docker and what it cannot.
+
+export interface DevcontainerPlan {
+  /** containerEnv and remoteEnv, applied to every command and shell. */
+  env: Record<string, string>;
+  postCreateCommands: string[][];
+  postStartCommands: string[][];
+  forwardPorts: number[];
+  remoteUser?: string;
+  /** Fields present but not applied here (no Docker on this host), for the status report. */
+  notApplied: string[];
+}
+
+/** Strips // and /* comments and trailing commas outside strings. */
+export function stripJsonc(text: string): string {
+  let out = '';
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < n && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+    } else if (c === '/' && text[i + 1] === '/') {
+      while (i < n && text[i] !== '\n') i++;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? n : end + 2;
+    } else if (c === ',') {
+      let j = i + 1;
+      while (j < n && /\s/.test(text[j] ?? '')) j++;
+      if (text[j] !== '}' && text[j] !== ']') out += c;
+      i++;
+    } else {
+      out += c ?? '';
+      i++;
+    }
+  }
+  return out;
+}
+
+/** A lifecycle command: a string (run by a shell), an array (argv), or an object of those (parallel). */
+function commands(v: unknown): string[][] {
+  if (typeof v === 'string') return v.trim() ? [['bash', '-lc', v]] : [];
+  if (Array.isArray(v)) return v.length && v.every((x) => typeof x === 'string') ? [v] : [];
+  if (v && typeof v === 'object') return Object.values(v).flatMap(commands);
+  return [];
+}
+
+const NOT_WITHOUT_DOCKER = ['image', 'build', 'dockerFile', 'dockerComposeFile', 'features', 'runArgs', 'mounts', 'appPort', 'privileged', 'capAdd', 'securityOpt', 'initializeCommand', 'onCreateCommand', 'updateContentCommand', 'postAttachCommand'];
+
+export function planDevcontainer(text: string | undefined): DevcontainerPlan {
+  const plan: DevcontainerPlan = { env: {}, postCreateCommands: [], postStartCommands: [], forwardPorts: [], notApplied: [] };
+  if (text === undefined) return plan;
+  const dc = JSON.parse(stripJsonc(text)) as Record<string, unknown>;
+  for (const key of ['containerEnv', 'remoteEnv']) {
+    const env = dc[key];
+    if (env && typeof env === 'object') for (const [k, v] of Object.entries(env)) if (typeof v === 'string') plan.env[k] = v;
+  }
+  plan.postCreateCommands = commands(dc.postCreateCommand);
+  plan.postStartCommands = commands(dc.postStartCommand);
+  if (Array.isArray(dc.forwardPorts)) {
+    for (const p of dc.forwardPorts) {
+      const port = typeof p === 'number' ? p : typeof p === 'string' ? Number(p.split(':').pop()) : NaN;
+      if (Number.isInteger(port) && port > 0 && port < 65536) plan.forwardPorts.push(port);
+    }
+  }
+  if (typeof dc.remoteUser === 'string') plan.remoteUser = dc.remoteUser;
+  for (const k of NOT_WITHOUT_DOCKER) if (k in dc) plan.notApplied.push(k);
+  const custom = dc.customizations as { vscode?: { extensions?: unknown } } | undefined;
+  if (custom?.vscode?.extensions) plan.notApplied.push('customizations.vscode.extensions');
+  return plan;
+}

@@ -1,0 +1,45 @@
+// Cloning with credentials that never appear in the remote URL, a file in the checkout, the
+// process list or a log line: they go to `git credential approve` on stdin, into the user's
+// credential store outside the checkout.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from './run.ts';
+
+export class StepError extends Error {}
+
+function gitEnv(home: string): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: home, GIT_TERMINAL_PROMPT: '0', LANG: 'C.UTF-8' };
+}
+
+/** Default usernames for token auth, by host (what each forge expects with a token). */
+export function tokenUsername(url: string): string {
+  const host = /^[a-z]+:\/\/([^/:]+)/i.exec(url)?.[1] ?? '';
+  if (host.endsWith('gitlab.com') || host.includes('gitlab')) return 'oauth2';
+  if (host.endsWith('bitbucket.org')) return 'x-token-auth';
+  return 'x-oauth-basic';
+}
+
+export async function storeCredentials(home: string, url: string, creds: { username: string; password: string }): Promise<void> {
+  const env = gitEnv(home);
+  const helper = await run('git', ['config', '--global', 'credential.helper', 'store'], { env });
+  if (helper.code !== 0) throw new StepError(`git config failed: ${helper.output.trim()}`);
+  const u = new URL(url);
+  const input = `protocol=${u.protocol.replace(':', '')}\nhost=${u.host}\nusername=${creds.username || tokenUsername(url)}\npassword=${creds.password}\n\n`;
+  const r = await run('git', ['credential', 'approve'], { env, input });
+  if (r.code !== 0) throw new StepError('git credential approve failed');
+}
+
+export async function cloneRepository(home: string, url: string, ref: string | undefined, dir: string): Promise<void> {
+  const env = gitEnv(home);
+  if (existsSync(join(dir, '.git'))) return; // the disk survived a restart: keep the user's work
+  const clone = await run('git', ['clone', '--no-progress', '--', url, dir], { env, timeoutMs: 30 * 60_000 });
+  if (clone.code !== 0) throw new StepError(`git clone ${url} failed: ${lastLine(clone.output)}`);
+  if (ref) {
+    const co = await run('git', ['checkout', '--quiet', ref, '--'], { cwd: dir, env });
+    if (co.code !== 0) throw new StepError(`git checkout ${ref} failed: ${lastLine(co.output)}`);
+  }
+}
+
+function lastLine(s: string): string {
+  return s.trim().split('\n').filter(Boolean).pop() ?? '';
+}

@@ -1,0 +1,29 @@
+// Runs a command and collects its output (bounded), optionally feeding stdin.
+import { spawn } from 'node:child_process';
+
+export interface RunResult {
+  code: number;
+  output: string;
+}
+
+export function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (d: Buffer) => {
+      output = (output + d.toString('utf8')).slice(-16_384);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const timer = o.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), o.timeoutMs) : undefined;
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: 127, output: e.message });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, output });
+    });
+    child.stdin.end(o.input ?? '');
+  });
+}

@@ -1,0 +1,57 @@
+// The contract between the runner and the agent on a VM: the startup payload the runner writes and
+// `agent` reads.
+// Plain data, so the agent stays small and runs anywhere.
+
+export interface AgentConfig {
+  gitspace: { namespace: string; name: string; uid: string };
+  repository: {
+    url: string;
+    ref?: string;
+    /** From the Gitspace's credentials Secret; handed to git's credential helper, never logged. */
+    credentials?: { username: string; password: string };
+  };
+  devcontainerPath: string;
+  ide: { type: string; product?: string };
+  sshPublicKeys: string[];
+  env: { name: string; value?: string }[];
+  ports: { port: number; name?: string }[];
+  /** Where the agent listens: HTTP (health, activity) and SSH. */
+  listen: { address: string; httpPort: number; sshPort: number };
+  /** The per-Gitspace secret every request from the gateway must carry. */
+  secret: string;
+  /** The VM user's home; the checkout goes to <home>/<repo name>. */
+  home: string;
+}
+
+export const SECRET_HEADER = 'x-gitspaces-secret';
+export const AGENT_HTTP_PORT = 47100;
+export const AGENT_SSH_PORT = 47122;
+
+/** The checkout directory name: the last path segment of the URL without `.git`. */
+export function repoDirName(url: string): string {
+  const last = url.replace(/\/+$/, '').split(/[/:]/).pop() ?? 'repo';
+  return last.replace(/\.git$/, '') || 'repo';
+}
+
+export type StepName =
+  | 'user' | 'env' | 'tools' | 'git' | 'gitCredentials' | 'clone' | 'ideSetup' | 'ideRun' | 'postCreateCommand' | 'postStartCommand';
+
+export interface StepStatus {
+  name: StepName;
+  status: 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+  message?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+/** What GET /healthz answers (the operator's view of the VM). */
+export interface AgentHealth {
+  state: 'setting-up' | 'ready' | 'failed';
+  restart: boolean;
+  steps: StepStatus[];
+  ide: { type: string; ready: boolean };
+  checkout: string;
+  forwardPorts: number[];
+  devcontainer: { found: boolean; notApplied: string[]; containerBuild: 'skipped' };
+  lastActivityTime: string;
+}

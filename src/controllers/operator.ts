@@ -1,0 +1,83 @@
+// Wires the operator: informers, the runner and infra controllers, and the manager that runs them.
+// Concrete providers come in through `providerFor` (the CLI chooses them), so this stays cloud-free.
+import { LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra } from '../api/index.ts';
+import { Controller } from '../runtime/controller.ts';
+import { EventRecorder } from '../runtime/events.ts';
+import { Informer, keyOf } from '../runtime/informer.ts';
+import type { KubeClient } from '../runtime/kube.ts';
+import type { Logger } from '../runtime/log.ts';
+import { Manager, type ManagerOptions } from '../runtime/manager.ts';
+import { InfraReconciler } from './infra/reconciler.ts';
+import { GITSPACE_INFRAS, GITSPACES, SECRETS } from './resources.ts';
+import { probeAgent, type AgentProbe } from './runner/agent-probe.ts';
+import { RunnerReconciler, type ProviderFor, type Secret } from './runner/reconciler.ts';
+
+export interface OperatorOptions {
+  client: KubeClient;
+  log: Logger;
+  providerFor: ProviderFor;
+  probe?: AgentProbe;
+  workers?: number;
+  healthPort?: number;
+  leaderElection?: ManagerOptions['leaderElection'];
+  identity?: string;
+  onLostLeadership?: () => void;
+  resyncMs?: number;
+}
+
+export interface Operator {
+  manager: Manager;
+  runner: Controller;
+  infra: Controller;
+  gitspaces: Informer<Gitspace>;
+  infras: Informer<GitspaceInfra>;
+}
+
+export function createOperator(o: OperatorOptions): Operator {
+  const manager = new Manager({
+    client: o.client,
+    log: o.log,
+    ...(o.leaderElection ? { leaderElection: o.leaderElection } : {}),
+    ...(o.identity ? { identity: o.identity } : {}),
+    ...(o.healthPort !== undefined ? { healthPort: o.healthPort } : {}),
+    ...(o.onLostLeadership ? { onLostLeadership: o.onLostLeadership } : {}),
+  });
+  const onError = (e: unknown) => {
+    o.log.warn('watch failed; reconnecting', { error: e });
+  };
+  const resyncMs = o.resyncMs ?? 10 * 60_000;
+  const gitspaces = manager.addInformer(new Informer<Gitspace>(o.client, GITSPACES, { resyncMs, onError }));
+  const infras = manager.addInformer(new Informer<GitspaceInfra>(o.client, GITSPACE_INFRAS, { resyncMs, onError }));
+  const secrets = manager.addInformer(new Informer<Secret>(o.client, SECRETS, { labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, onError }));
+  const events = new EventRecorder(o.client, 'gitspaces.dev/operator', manager.identity, o.log);
+
+  const runner = manager.addController(
+    new Controller({
+      name: 'gitspace',
+      workers: o.workers ?? 4,
+      metrics: manager.metrics,
+      log: o.log.child({ controller: 'gitspace' }),
+      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor: o.providerFor, probe: o.probe ?? probeAgent, events, log: o.log }),
+    }),
+  );
+  runner.watch(gitspaces);
+  runner.watch(infras, (infra) => gitspaces.list().filter((g) => g.spec.infraRef.name === infra.metadata.name).map(keyOf));
+  runner.watch(secrets, (s) => {
+    const owner = s.metadata.labels?.[LABELS.gitspaceName];
+    return owner && s.metadata.namespace ? [`${s.metadata.namespace}/${owner}`] : [];
+  });
+
+  const infra = manager.addController(
+    new Controller({
+      name: 'gitspaceinfra',
+      workers: 1,
+      metrics: manager.metrics,
+      log: o.log.child({ controller: 'gitspaceinfra' }),
+      reconciler: new InfraReconciler({ client: o.client, infras, gitspaces, providerFor: o.providerFor, events }),
+    }),
+  );
+  infra.watch(infras);
+  // Phase counts: coalesce bursts of Gitspace changes into one infra status write per second.
+  infra.watch(gitspaces, (g) => [g.spec.infraRef.name], 1_000);
+  return { manager, runner, infra, gitspaces, infras };
+}

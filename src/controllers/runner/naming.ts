@@ -1,0 +1,85 @@
+// Names, routes and links derived from a Gitspace: pure functions, one place.
+import type { Gitspace, GitspaceInfra, GitspaceStatus } from '../../api/index.ts';
+import { repoDirName } from '../../api/index.ts';
+
+/** Deterministic instance name: the same Gitspace always maps to the same VM name. */
+export function instanceName(gs: Gitspace): string {
+  return `gs-${gs.metadata.uid ?? ''}`;
+}
+
+/** The Secret holding the per-Gitspace token the gateway sends to the VM agent. */
+export function hopSecretName(gs: Gitspace): string {
+  return `${gs.metadata.name ?? ''}-gitspace-token`;
+}
+
+export const HOP_SECRET_KEY = 'token';
+
+export function gatewayHost(gs: Gitspace, infra: GitspaceInfra): string {
+  return `${gs.metadata.name ?? ''}--${gs.metadata.namespace ?? ''}.${infra.spec.gateway.domain}`;
+}
+
+/** The checkout path on the VM (the agent's home is the VM user's home). */
+export function checkoutPath(gs: Gitspace, home: string): string {
+  return `${home}/${repoDirName(gs.spec.repository.url)}`;
+}
+
+/** Links the user clicks, by IDE (the shapes VS Code, Cursor, Windsurf and JetBrains Gateway open). */
+export function userURLs(gs: Gitspace, infra: GitspaceInfra, checkout: string): NonNullable<GitspaceStatus['urls']> {
+  const host = gatewayHost(gs, infra);
+  const scheme = infra.spec.gateway.tlsSecretRef ? 'https' : 'http';
+  const alias = host; // the ssh config Host entry written by `gitspaces ssh-config`
+  const ssh = `ssh -o ProxyCommand='gitspaces ssh %h' ${alias}`;
+  const folder = encodeURIComponent(checkout);
+  const ide = gs.spec.ide?.type ?? 'vscode-web';
+  const byIDE: Record<string, string> = {
+    'vscode-web': `${scheme}://${host}/?folder=${folder}`,
+    vscode: `vscode://vscode-remote/ssh-remote+${alias}${checkout}`,
+    cursor: `cursor://vscode-remote/ssh-remote+${alias}${checkout}`,
+    windsurf: `windsurf://vscode-remote/ssh-remote+${alias}${checkout}`,
+    jetbrains: `jetbrains-gateway://connect#type=ssh&deploy=true&host=${alias}&port=22&user=gitspace&projectPath=${folder}&productCode=${jetbrainsCode(gs.spec.ide?.product)}`,
+    ssh,
+  };
+  const ports: Record<string, string> = {};
+  for (const p of gs.spec.ports ?? []) ports[String(p.port)] = `${p.protocol === 'https' ? 'https' : scheme}://${p.port}--${host}/`;
+  return { ide: byIDE[ide] ?? byIDE['vscode-web'], ssh, ...(Object.keys(ports).length ? { ports } : {}) };
+}
+
+function jetbrainsCode(product: string | undefined): string {
+  const codes: Record<string, string> = { intellij: 'IU', pycharm: 'PY', goland: 'GO', webstorm: 'WS', clion: 'CL', phpstorm: 'PS', rubymine: 'RM', rider: 'RD' };
+  return codes[product ?? ''] ?? 'IU';
+}
+
+export function route(gs: Gitspace, infra: GitspaceInfra, upstream: string | undefined): NonNullable<GitspaceStatus['route']> {
+  const host = gatewayHost(gs, infra);
+  return {
+    host,
+    path: `/gitspaces/${gs.metadata.namespace ?? ''}/${gs.metadata.name ?? ''}/`,
+    ...(upstream ? { upstream } : {}),
+    ...(gs.spec.ports?.length
+      ? {
+          ports: gs.spec.ports.map((p) => ({
+            port: p.port,
+            ...(p.name ? { name: p.name } : {}),
+            visibility: p.visibility ?? 'private',
+            protocol: p.protocol ?? 'http',
+            host: `${p.port}--${host}`,
+          })),
+        }
+      : {}),
+  };
+}
+
+/** Parses a Go-style duration ("1h30m", "45s", "0") to milliseconds. */
+export function parseDuration(s: string | undefined): number | undefined {
+  if (s === undefined || s === '') return undefined;
+  if (s === '0') return 0;
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
+  let consumed = 0;
+  for (const m of s.matchAll(re)) {
+    total += Number(m[1]) * (units[m[2] ?? 's'] ?? 0);
+    consumed += m[0].length;
+  }
+  return consumed === s.length ? total : undefined;
+}

@@ -1,0 +1,390 @@
+// The runner: reconciles a Gitspace into a VM through the provider interface.
+//
+// Each reconcile reads the world (the cached Gitspace and infra, the provider's view of the
+// instance, the agent's health), decides one action (decide.ts), does it, looks again, and writes
+// status once if it changed. The instance name is deterministic and is written to status *before*
+// the create call, so a crash at any point is followed by a lookup that finds the instance instead
+// of creating a second one.
+import { randomBytes } from 'node:crypto';
+import {
+  AGENT_HTTP_PORT, AGENT_SSH_PORT, API_VERSION, FINALIZERS, GITSPACE, LABELS, MANAGED_BY,
+  type AgentConfig, type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
+} from '../../api/index.ts';
+import { ProviderError, type Instance, type VmProvider } from '../../providers/types.ts';
+import { setCondition, type Condition } from '../../runtime/conditions.ts';
+import { RetryAfter, type Reconciler, type Result } from '../../runtime/controller.ts';
+import type { EventRecorder } from '../../runtime/events.ts';
+import type { Informer } from '../../runtime/informer.ts';
+import { isAlreadyExists, isNotFound, type KubeClient, type KubeObject } from '../../runtime/kube.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
+import { GITSPACES, SECRETS } from '../resources.ts';
+import type { AgentProbe } from './agent-probe.ts';
+import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
+import { HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
+
+export interface Secret extends KubeObject {
+  type?: string;
+  data?: Record<string, string>;
+}
+
+/** Gives the provider for an infra; throws ProviderError('InvalidConfig') when it cannot. */
+export type ProviderFor = (infra: GitspaceInfra) => VmProvider;
+
+export interface RunnerDeps {
+  client: KubeClient;
+  gitspaces: Informer<Gitspace>;
+  infras: Informer<GitspaceInfra>;
+  secrets: Informer<Secret>;
+  providerFor: ProviderFor;
+  probe: AgentProbe;
+  events: EventRecorder;
+  log: Logger;
+  now?: () => number;
+  /** The VM user's home on cloud images. */
+  vmHome?: string;
+}
+
+/** A reason to wait that is shown as a condition rather than retried as an error. */
+class Wait extends Error {
+  readonly reason: string;
+  readonly retryMs: number | undefined;
+  readonly phase: Phase;
+  constructor(reason: string, message: string, phase: Phase, retryMs?: number) {
+    super(message);
+    this.reason = reason;
+    this.phase = phase;
+    this.retryMs = retryMs;
+  }
+}
+
+const DEFAULT_IDLE = '1h';
+
+export class RunnerReconciler implements Reconciler {
+  private readonly d: RunnerDeps;
+  private readonly now: () => number;
+
+  constructor(d: RunnerDeps) {
+    this.d = d;
+    this.now = d.now ?? Date.now;
+  }
+
+  async reconcile(key: string): Promise<Result | undefined> {
+    const gs = this.d.gitspaces.get(key);
+    if (!gs) return undefined;
+    if (isDeleting(gs)) return this.reconcileDelete(gs);
+    if (!hasFinalizer(gs, FINALIZERS.gitspace)) {
+      // The update this causes brings us back with the finalizer in place.
+      await addFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
+      return undefined;
+    }
+    try {
+      return await this.reconcileNormal(gs);
+    } catch (e) {
+      if (e instanceof Wait) {
+        await this.writeWaiting(gs, e);
+        return e.retryMs !== undefined ? { requeueAfter: e.retryMs } : undefined;
+      }
+      if (e instanceof ProviderError) return this.providerFailure(gs, e);
+      throw e;
+    }
+  }
+
+  // --- normal path -----------------------------------------------------------------------------
+
+  private infraOf(gs: Gitspace): GitspaceInfra {
+    const infra = this.d.infras.get(gs.spec.infraRef.name);
+    if (!infra || isDeleting(infra)) {
+      throw new Wait('InfraNotFound', `GitspaceInfra "${gs.spec.infraRef.name}" does not exist; waiting for it`, 'Pending');
+    }
+    return infra;
+  }
+
+  private async reconcileNormal(gs: Gitspace): Promise<Result | undefined> {
+    const infra = this.infraOf(gs);
+    const mt = infra.spec.machineTypes.find((m) => m.name === gs.spec.machineType);
+    if (!mt) {
+      const offered = infra.spec.machineTypes.map((m) => m.name).join(', ');
+      throw new ProviderError('InvalidConfig', `spec.machineType: "${gs.spec.machineType}" is not offered by GitspaceInfra "${infra.metadata.name ?? ''}" (offered: ${offered})`, { field: 'spec.machineType' });
+    }
+    const provider = this.d.providerFor(infra);
+    const name = instanceName(gs);
+    const token = await this.ensureHopSecret(gs);
+    let inst = await provider.find(name, gs.status?.instance?.zone ?? gs.spec.zone);
+    let agent = await this.observeAgent(inst, token);
+    const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
+    const input = () => ({ desired: gs.spec.state ?? 'Running', instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
+    const decision = decide(input());
+
+    if (decision.action === 'create' && gs.status?.instance?.name !== name) {
+      // Intent first: record the name we are about to create before calling the cloud.
+      const status = this.composeStatus(gs, infra, decision, undefined, undefined);
+      status.instance = { provider: provider.kind, name };
+      await this.writeStatus(gs, status, decision.phase);
+      return undefined; // the status update re-queues us
+    }
+
+    switch (decision.action) {
+      case 'create': {
+        const credentials = await this.repoCredentials(gs);
+        this.event(gs, 'Normal', 'InfraProvisioningStarted', `creating instance ${name} (${mt.providerType})`);
+        inst = await provider.create({
+          name,
+          zone: gs.spec.zone,
+          machineType: mt,
+          image: infra.spec.image,
+          labels: this.labels(gs, infra),
+          agent: this.agentConfig(gs, token, credentials),
+        });
+        this.event(gs, 'Normal', 'InfraProvisioningCompleted', `instance ${inst.name} created in ${inst.zone}`);
+        break;
+      }
+      case 'start':
+        if (inst) {
+          this.event(gs, 'Normal', 'InstanceStarting', `starting instance ${inst.name}`);
+          await provider.start(inst);
+        }
+        break;
+      case 'stop':
+        if (inst) {
+          this.event(gs, 'Normal', 'InstanceStopping', `stopping instance ${inst.name}`);
+          await provider.stop(inst);
+        }
+        break;
+      case 'autoStop':
+        if (inst) {
+          this.event(gs, 'Normal', 'AutoStopped', `no activity for the idle timeout (${gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE}); stopping`);
+          // The desired state becomes Stopped, so the next reconcile does not start it again;
+          // setting it back to Running resumes the same VM.
+          await this.d.client.patch(GITSPACES, gs.metadata.namespace, gs.metadata.name ?? '', { spec: { state: 'Stopped' } });
+          await provider.stop(inst);
+        }
+        break;
+      case 'none':
+        break;
+    }
+
+    // Look again after acting, so the one status write says where things are now.
+    let final: Decision = decision;
+    if (decision.action !== 'none') {
+      inst = await provider.find(name, inst?.zone ?? gs.spec.zone);
+      agent = await this.observeAgent(inst, token);
+      final = decide({ ...input(), desired: decision.action === 'autoStop' ? 'Stopped' : input().desired });
+    }
+    const status = this.composeStatus(gs, infra, final, inst, agent);
+    await this.writeStatus(gs, status, final.phase);
+    return final.requeueAfterMs !== undefined ? { requeueAfter: final.requeueAfterMs } : undefined;
+  }
+
+  private async observeAgent(inst: Instance | undefined, token: string): Promise<{ view?: AgentView; checkout?: string; lastActivity?: string }> {
+    if (inst?.state !== 'running' || !inst.privateIP) return {};
+    const r = await this.d.probe(inst.privateIP, inst.agentPort, token);
+    if (!r.ok) return { view: { reachable: false, error: r.error } };
+    const h = r.health;
+    const current = h.steps.find((s) => s.status === 'failed') ?? h.steps.find((s) => s.status === 'running') ?? h.steps.find((s) => s.status === 'pending');
+    return {
+      view: { reachable: true, state: h.state, ...(current ? { step: { name: current.name, ...(current.message ? { message: current.message } : {}) } } : {}), lastActivityTime: h.lastActivityTime },
+      checkout: h.checkout,
+      lastActivity: h.lastActivityTime,
+    };
+  }
+
+  private composeStatus(
+    gs: Gitspace,
+    infra: GitspaceInfra,
+    d: Decision,
+    inst: Instance | undefined,
+    agent: { checkout?: string; lastActivity?: string } | undefined,
+  ): GitspaceStatus {
+    const gen = gs.metadata.generation;
+    const old = gs.status ?? {};
+    let conditions: Condition[] = (old.conditions ?? []);
+    for (const [type, c] of Object.entries(d.conditions)) conditions = setCondition(conditions, { type, ...c }, gen, new Date(this.now()));
+    const status: GitspaceStatus = { phase: d.phase, observedGeneration: gen, conditions };
+    if (d.message) status.message = d.message;
+    if (inst) {
+      status.instance = {
+        provider: this.d.providerFor(infra).kind,
+        id: inst.id,
+        name: inst.name,
+        zone: inst.zone,
+        ...(inst.privateIP ? { privateIP: inst.privateIP } : {}),
+        machineType: inst.machineType,
+        createdAt: inst.createdAt,
+      };
+    } else if (old.instance?.name) {
+      status.instance = { ...old.instance };
+    }
+    const upstream = inst?.privateIP ? `http://${inst.privateIP}:${inst.agentPort}` : undefined;
+    if (status.instance) status.route = route(gs, infra, d.phase === 'Running' ? upstream : undefined);
+    const checkout = agent?.checkout ?? old.urls?.ide?.match(/folder=([^&]+)/)?.[1];
+    status.urls = userURLs(gs, infra, checkout ? decodeURIComponent(checkout) : `${this.d.vmHome ?? '/home/gitspace'}/${gs.spec.repository.url.split('/').pop()?.replace(/\.git$/, '') ?? 'repo'}`);
+    const activity = agent?.lastActivity ?? old.lastActivityTime;
+    if (activity) status.lastActivityTime = activity;
+    return status;
+  }
+
+  private async writeStatus(gs: Gitspace, status: GitspaceStatus, phase: Phase): Promise<void> {
+    const before = gs.status?.phase;
+    await patchStatusIfChanged(this.d.client, GITSPACES, gs, status);
+    if (before === phase) return;
+    const url = status.urls?.ide ?? '';
+    const transitions: Partial<Record<Phase, [string, string, 'Normal' | 'Warning']>> = {
+      Running: ['IDEReady', `the IDE is ready: ${url}`, 'Normal'],
+      Stopped: ['Stopped', 'the instance is stopped; its disk is kept', 'Normal'],
+      Failed: ['Failed', status.message ?? 'failed', 'Warning'],
+    };
+    const t = transitions[phase];
+    if (t) this.event(gs, t[2], t[0], t[1]);
+    if (phase === 'Starting' && status.conditions?.some((c) => c.type === 'InstanceReady' && c.status === 'True')) {
+      this.event(gs, 'Normal', 'AgentConnected', 'the agent on the instance answered');
+    }
+  }
+
+  private async writeWaiting(gs: Gitspace, w: Wait): Promise<void> {
+    const gen = gs.metadata.generation;
+    const now = new Date(this.now());
+    let conditions = (gs.status?.conditions ?? []) as Condition[];
+    conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: w.reason, message: w.message }, gen, now);
+    const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message: w.message, observedGeneration: gen, conditions };
+    const changed = gs.status?.message !== w.message;
+    await patchStatusIfChanged(this.d.client, GITSPACES, gs, status);
+    if (changed) this.event(gs, 'Warning', w.reason, w.message);
+  }
+
+  private async providerFailure(gs: Gitspace, e: ProviderError): Promise<Result | undefined> {
+    switch (e.code) {
+      case 'InvalidConfig':
+        await this.writeWaiting(gs, new Wait('InvalidConfig', e.message, 'Failed'));
+        return undefined; // a spec or infra change brings us back
+      case 'QuotaExceeded':
+        await this.writeWaiting(gs, new Wait('QuotaExceeded', e.message, gs.status?.phase ?? 'Pending'));
+        return { requeueAfter: 60_000 };
+      case 'Throttled':
+        throw new RetryAfter(e.retryAfterMs ?? 5_000, e.message);
+      case 'NotFound':
+        return { requeueAfter: 0 };
+      case 'Transient':
+        throw e;
+    }
+  }
+
+  // --- deletion --------------------------------------------------------------------------------
+
+  private async reconcileDelete(gs: Gitspace): Promise<Result | undefined> {
+    if (!hasFinalizer(gs, FINALIZERS.gitspace)) return undefined;
+    const infra = this.d.infras.get(gs.spec.infraRef.name);
+    if (!infra) {
+      // Without its infra there is no provider to ask; the orphan sweep cleans such VMs up.
+      this.event(gs, 'Warning', 'InstanceOrphaned', `GitspaceInfra "${gs.spec.infraRef.name}" is gone; instance ${instanceName(gs)} is left to the orphan sweep`);
+      await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
+      return undefined;
+    }
+    if (gs.status?.phase !== 'Deleting') {
+      await patchStatusIfChanged(this.d.client, GITSPACES, gs, { ...(gs.status ?? {}), phase: 'Deleting', message: 'deleting the instance' });
+      this.event(gs, 'Normal', 'Deleting', `deleting instance ${instanceName(gs)}`);
+      return undefined;
+    }
+    let provider: VmProvider;
+    try {
+      provider = this.d.providerFor(infra);
+    } catch (e) {
+      if (e instanceof ProviderError) return this.providerFailure(gs, e);
+      throw e;
+    }
+    const name = instanceName(gs);
+    const inst = await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone);
+    if (inst) {
+      await provider.delete(inst);
+      if (await provider.find(name, inst.zone)) return { requeueAfter: FAST_POLL_MS };
+    }
+    this.event(gs, 'Normal', 'InstanceDeleted', `instance ${name} deleted`);
+    await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
+    return undefined;
+  }
+
+  // --- helpers ---------------------------------------------------------------------------------
+
+  private labels(gs: Gitspace, infra: GitspaceInfra): Record<string, string> {
+    return {
+      [LABELS.managedBy]: MANAGED_BY,
+      [LABELS.infra]: infra.metadata.name ?? '',
+      [LABELS.gitspaceUID]: gs.metadata.uid ?? '',
+      [LABELS.gitspaceName]: gs.metadata.name ?? '',
+      [LABELS.gitspaceNamespace]: gs.metadata.namespace ?? '',
+    };
+  }
+
+  private agentConfig(gs: Gitspace, token: string, credentials: { username: string; password: string } | undefined): AgentConfig {
+    return {
+      gitspace: { namespace: gs.metadata.namespace ?? '', name: gs.metadata.name ?? '', uid: gs.metadata.uid ?? '' },
+      repository: { url: gs.spec.repository.url, ...(gs.spec.repository.ref ? { ref: gs.spec.repository.ref } : {}), ...(credentials ? { credentials } : {}) },
+      devcontainerPath: gs.spec.devcontainer?.path ?? '.devcontainer/devcontainer.json',
+      ide: { type: gs.spec.ide?.type ?? 'vscode-web', ...(gs.spec.ide?.product ? { product: gs.spec.ide.product } : {}) },
+      sshPublicKeys: gs.spec.sshPublicKeys ?? [],
+      env: (gs.spec.env ?? []).map((e) => ({ name: e.name, ...(e.value !== undefined ? { value: e.value } : {}) })),
+      ports: (gs.spec.ports ?? []).map((p) => ({ port: p.port, ...(p.name ? { name: p.name } : {}) })),
+      listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
+      secret: token,
+      home: this.d.vmHome ?? '/home/gitspace',
+    };
+  }
+
+  /** The per-Gitspace token Secret (owned by the Gitspace, so it goes when the Gitspace goes). */
+  private async ensureHopSecret(gs: Gitspace): Promise<string> {
+    const ns = gs.metadata.namespace ?? '';
+    const name = hopSecretName(gs);
+    const cached = this.d.secrets.get(`${ns}/${name}`);
+    const ownedByUs = (s: Secret) => s.metadata.ownerReferences?.some((o) => o.uid === gs.metadata.uid) ?? false;
+    const tokenOf = (s: Secret) => Buffer.from(s.data?.[HOP_SECRET_KEY] ?? '', 'base64').toString('utf8');
+    if (cached && ownedByUs(cached) && tokenOf(cached)) return tokenOf(cached);
+    if (cached && !ownedByUs(cached)) {
+      // Left by an earlier Gitspace of the same name and not yet garbage-collected.
+      await this.d.client.delete(SECRETS, ns, name, { uid: cached.metadata.uid }).catch(() => undefined);
+      throw new RetryAfter(500, 'replacing a stale token Secret');
+    }
+    const token = randomBytes(32).toString('hex');
+    const secret: Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name,
+        namespace: ns,
+        labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.gitspaceName]: gs.metadata.name ?? '' },
+        ownerReferences: [controllerRef({ ...gs, apiVersion: API_VERSION, kind: GITSPACE.kind })],
+      },
+      type: 'Opaque',
+      data: { [HOP_SECRET_KEY]: Buffer.from(token).toString('base64') },
+    };
+    try {
+      await this.d.client.create(SECRETS, secret);
+      return token;
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+      const live = await this.d.client.get<Secret>(SECRETS, ns, name);
+      if (!ownedByUs(live)) throw new RetryAfter(500, 'token Secret belongs to another Gitspace');
+      return tokenOf(live);
+    }
+  }
+
+  /** Credentials for a private repository, from the Secret the Gitspace names. */
+  private async repoCredentials(gs: Gitspace): Promise<{ username: string; password: string } | undefined> {
+    const ref = gs.spec.repository.credentialsSecretRef;
+    if (!ref) return undefined;
+    let s: Secret;
+    try {
+      s = await this.d.client.get<Secret>(SECRETS, gs.metadata.namespace, ref.name);
+    } catch (e) {
+      if (isNotFound(e)) throw new Wait('CredentialsSecretNotFound', `spec.repository.credentialsSecretRef: Secret "${ref.name}" not found in namespace ${gs.metadata.namespace ?? ''}`, 'Pending', 10_000);
+      throw e;
+    }
+    const get = (k: string) => (s.data?.[k] ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined);
+    const password = get('password') ?? get('token');
+    if (!password) throw new Wait('CredentialsSecretInvalid', `spec.repository.credentialsSecretRef: Secret "${ref.name}" has no "password" or "token" key`, 'Pending', 10_000);
+    return { username: get('username') ?? '', password };
+  }
+
+  private event(gs: Gitspace, type: 'Normal' | 'Warning', reason: string, note: string): void {
+    void this.d.events.emit({ ...gs, apiVersion: API_VERSION, kind: GITSPACE.kind }, type, reason, note);
+  }
+}

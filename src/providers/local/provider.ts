@@ -1,0 +1,232 @@
+// The `local` provider: each instance is a process tree on this host, started from the same
+// startup script a cloud VM boots with, listening on its own loopback address (127.10.x.y), with
+// its own directory as its "disk". Stop keeps the directory; start runs the script again; delete
+// removes both. All state lives in the instance directory, so a restarted operator finds (adopts)
+// its instances again: nothing is kept only in memory.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AGENT_HTTP_PORT } from '../../api/agent.ts';
+import { startupScript } from '../startup.ts';
+import { ProviderError, type CreateRequest, type Instance, type VmProvider } from '../types.ts';
+
+export interface LocalProviderOptions {
+  /** Where instance directories live. */
+  baseDir: string;
+  /** The command that runs the agent, e.g. [node, cli.js]. */
+  agentCommand: string[];
+  /** First two octets of instance addresses. */
+  addressPrefix?: string;
+  /** Grace period between SIGTERM and SIGKILL on stop. */
+  stopGraceMs?: number;
+}
+
+/** What an instance directory records about itself (instance.json). */
+interface Record_ {
+  name: string;
+  labels: Record<string, string>;
+  machineType: string;
+  address: string;
+  createdAt: string;
+  /** Desired power state, so `find` can tell stopping from stopped. */
+  power: 'on' | 'off';
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class LocalProvider implements VmProvider {
+  readonly kind = 'local' as const;
+  private readonly o: Required<LocalProviderOptions>;
+  /** Serialises address allocation and directory creation within this process. */
+  private lock: Promise<unknown> = Promise.resolve();
+
+  constructor(o: LocalProviderOptions) {
+    this.o = { addressPrefix: '127.10', stopGraceMs: 5_000, ...o };
+    mkdirSync(this.o.baseDir, { recursive: true });
+  }
+
+  private dir(name: string): string {
+    if (!/^[a-z0-9][-a-z0-9]{0,62}$/.test(name)) throw new ProviderError('InvalidConfig', `invalid instance name ${name}`);
+    return join(this.o.baseDir, name);
+  }
+
+  private read(name: string): Record_ | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.dir(name), 'instance.json'), 'utf8')) as Record_;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private write(rec: Record_): void {
+    const d = this.dir(rec.name);
+    writeFileSync(join(d, 'instance.json.tmp'), JSON.stringify(rec, null, 2));
+    renameSync(join(d, 'instance.json.tmp'), join(d, 'instance.json'));
+  }
+
+  /** The agent's pid if it is alive and really is this instance's agent (pids get reused). */
+  private pid(name: string): number | undefined {
+    const d = this.dir(name);
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(d, 'agent.pid'), 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+    if (!pid) return undefined;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // A zombie (state Z) is gone for our purposes.
+      if (/\) Z /.test(stat)) return undefined;
+      return cmdline.includes(d) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private toInstance(rec: Record_): Instance {
+    const alive = this.pid(rec.name) !== undefined;
+    const state = rec.power === 'on' ? (alive ? 'running' : 'stopped') : alive ? 'stopping' : 'stopped';
+    return {
+      id: rec.name,
+      name: rec.name,
+      zone: 'local',
+      state,
+      privateIP: rec.address,
+      agentPort: AGENT_HTTP_PORT,
+      machineType: rec.machineType,
+      createdAt: rec.createdAt,
+      labels: rec.labels,
+    };
+  }
+
+  find(name: string): Promise<Instance | undefined> {
+    const rec = this.read(name);
+    return Promise.resolve(rec ? this.toInstance(rec) : undefined);
+  }
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private allocateAddress(): string {
+    const used = new Set<string>();
+    for (const n of this.names()) {
+      const r = this.read(n);
+      if (r) used.add(r.address);
+    }
+    for (let i = 2; i < 65_534; i++) {
+      const a = `${this.o.addressPrefix}.${i >> 8}.${i & 255}`;
+      if ((i & 255) !== 0 && (i & 255) !== 255 && !used.has(a)) return a;
+    }
+    throw new ProviderError('QuotaExceeded', 'no free loopback address for another local instance');
+  }
+
+  private names(): string[] {
+    try {
+      return readdirSync(this.o.baseDir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      return [];
+    }
+  }
+
+  create(req: CreateRequest): Promise<Instance> {
+    return this.serialised(async () => {
+      const existing = this.read(req.name);
+      if (existing) {
+        // Idempotent: a second create (e.g. after a crash) returns the first instance, booting it
+        // if it never got as far as running.
+        const inst = this.toInstance(existing);
+        if (existing.power === 'on' && inst.state === 'stopped') await this.boot(existing.name);
+        return this.toInstance(existing);
+      }
+      const d = this.dir(req.name);
+      mkdirSync(join(d, 'home'), { recursive: true });
+      const rec: Record_ = {
+        name: req.name,
+        labels: req.labels,
+        machineType: req.machineType.providerType,
+        address: this.allocateAddress(),
+        createdAt: new Date().toISOString(),
+        power: 'on',
+      };
+      const config = { ...req.agent, home: join(d, 'home'), listen: { ...req.agent.listen, address: rec.address } };
+      writeFileSync(join(d, 'startup.sh'), startupScript(config, { root: d, agentCommand: this.o.agentCommand.join(' ') }), { mode: 0o700 });
+      // instance.json last: its presence means the instance exists (the record of intent).
+      this.write(rec);
+      await this.boot(req.name);
+      return this.toInstance(rec);
+    });
+  }
+
+  /** Runs the startup script as a new process group (the instance's process tree). */
+  private async boot(name: string): Promise<void> {
+    const d = this.dir(name);
+    if (this.pid(name) !== undefined) return;
+    rmSync(join(d, 'agent.pid'), { force: true });
+    const log = openSync(join(d, 'console.log'), 'a');
+    const child = spawn('bash', [join(d, 'startup.sh')], {
+      cwd: d,
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(d, 'home'), LANG: 'C.UTF-8', GITSPACES_ROOT: d },
+    });
+    closeSync(log);
+    child.unref();
+    // Wait until the script has recorded the agent's pid, so state reads "running" from now on.
+    for (let i = 0; i < 100 && this.pid(name) === undefined; i++) {
+      if (child.exitCode !== null) throw new ProviderError('Transient', `local instance ${name} exited during boot (${child.exitCode}); see ${join(d, 'console.log')}`);
+      await sleep(20);
+    }
+  }
+
+  async start(inst: Instance): Promise<void> {
+    const rec = this.read(inst.name);
+    if (!rec) throw new ProviderError('NotFound', `local instance ${inst.name} not found`);
+    if (rec.power !== 'on') this.write({ ...rec, power: 'on' });
+    await this.boot(inst.name);
+  }
+
+  async stop(inst: Instance): Promise<void> {
+    const rec = this.read(inst.name);
+    if (!rec) throw new ProviderError('NotFound', `local instance ${inst.name} not found`);
+    if (rec.power !== 'off') this.write({ ...rec, power: 'off' });
+    await this.kill(inst.name);
+  }
+
+  private async kill(name: string): Promise<void> {
+    const pid = this.pid(name);
+    if (pid === undefined) return;
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-pid, sig); // the whole process group: agent, shells, IDE
+      } catch {
+        /* gone */
+      }
+    };
+    signal('SIGTERM');
+    const deadline = Date.now() + this.o.stopGraceMs;
+    while (this.pid(name) !== undefined && Date.now() < deadline) await sleep(50);
+    signal('SIGKILL');
+    while (this.pid(name) !== undefined) await sleep(20);
+  }
+
+  async delete(inst: Instance): Promise<void> {
+    const d = this.dir(inst.name);
+    if (!existsSync(d)) return;
+    await this.kill(inst.name);
+    rmSync(d, { recursive: true, force: true });
+  }
+
+  listOwned(labels: Record<string, string>): Promise<Instance[]> {
+    const out: Instance[] = [];
+    for (const n of this.names()) {
+      const rec = this.read(n);
+      if (rec && Object.entries(labels).every(([k, v]) => rec.labels[k] === v)) out.push(this.toInstance(rec));
+    }
+    return Promise.resolve(out);
+  }
+}

@@ -1,0 +1,34 @@
+// The startup payload a VM boots with (GCE `startup-script` metadata, EC2 `UserData`, or the
+// local provider's process): a shell script that writes the agent's config and execs the agent.
+// The local provider runs exactly this script, so the local path tests what cloud VMs run.
+import type { AgentConfig } from '../api/agent.ts';
+
+export interface StartupOptions {
+  /** Directory for the agent's files (cloud: /var/lib/gitspaces; local: the instance directory). */
+  root?: string;
+  /** Command that runs the agent; cloud images have `gitspaces` on PATH. */
+  agentCommand?: string;
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export function startupScript(config: AgentConfig, o: StartupOptions = {}): string {
+  const payload = Buffer.from(JSON.stringify(config)).toString('base64');
+  const root = o.root ? shellQuote(o.root) : '"${GITSPACES_ROOT:-/var/lib/gitspaces}"';
+  const agent = o.agentCommand ?? '${GITSPACES_AGENT:-gitspaces}';
+  return [
+    '#!/usr/bin/env bash',
+    '# Gitspaces VM startup: write the agent config (private to its user) and run the agent.',
+    'set -euo pipefail',
+    `root=${root}`,
+    'umask 077',
+    'mkdir -p "$root"',
+    `base64 -d > "$root/agent.json.tmp" <<'GITSPACES_PAYLOAD'`,
+    payload.replace(/(.{76})/g, '$1\n').trimEnd(),
+    'GITSPACES_PAYLOAD',
+    'mv "$root/agent.json.tmp" "$root/agent.json"',
+    'echo $$ > "$root/agent.pid"',
+    `exec ${agent} agent --config "$root/agent.json"`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,65 @@
+// The one interface every VM provider implements. Controllers see only this file; cloud SDKs live
+// behind it. Instances are identified by a deterministic name derived from the Gitspace's UID, so
+// "create" is idempotent: a second create of the same name finds the first instance.
+import type { ProviderKind } from '../api/index.ts';
+import type { AgentConfig } from '../api/agent.ts';
+
+export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'terminated';
+
+export interface Instance {
+  /** Provider id (GCE numeric id, EC2 i-…, local: the name). */
+  id: string;
+  name: string;
+  zone: string;
+  state: InstanceState;
+  /** Address the gateway and operator dial (private IP; local: a 127.x address). */
+  privateIP?: string;
+  /** Port the agent listens on at privateIP. */
+  agentPort: number;
+  machineType: string;
+  createdAt: string;
+  labels: Record<string, string>;
+}
+
+export interface CreateRequest {
+  /** Deterministic instance name (see instanceName). */
+  name: string;
+  zone?: string;
+  machineType: { providerType: string; diskSizeGB?: number; diskType?: string };
+  image?: string;
+  /** Labels/tags that mark the instance as ours and tie it to its Gitspace. */
+  labels: Record<string, string>;
+  /** What the VM's startup payload hands to the agent. */
+  agent: AgentConfig;
+}
+
+export type ProviderErrorCode = 'NotFound' | 'QuotaExceeded' | 'Throttled' | 'InvalidConfig' | 'Transient';
+
+/** A classified provider failure: the controller maps the code to a condition and a retry policy. */
+export class ProviderError extends Error {
+  readonly code: ProviderErrorCode;
+  /** For InvalidConfig: the spec field the user should fix. */
+  readonly field: string | undefined;
+  readonly retryAfterMs: number | undefined;
+  constructor(code: ProviderErrorCode, message: string, opts: { field?: string; retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = 'ProviderError';
+    this.code = code;
+    this.field = opts.field;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+export interface VmProvider {
+  readonly kind: ProviderKind;
+  /** The instance with this name, in any non-terminated state, or undefined. */
+  find(name: string, zone?: string): Promise<Instance | undefined>;
+  /** Creates the instance, or returns the existing one of that name. */
+  create(req: CreateRequest): Promise<Instance>;
+  start(inst: Instance): Promise<void>;
+  stop(inst: Instance): Promise<void>;
+  /** Deletes the instance and its disk; deleting a missing instance is not an error. */
+  delete(inst: Instance): Promise<void>;
+  /** Every instance carrying these labels (one call per zone, for batched observation). */
+  listOwned(labels: Record<string, string>): Promise<Instance[]>;
+}
