@@ -49,7 +49,12 @@ interface PtyInfo {
 
 export function startSshServer(o: SshOptions): Promise<ssh2.Server> {
   const allowed = parseAuthorized(o.authorizedKeys);
-  const server = new ssh2.Server({ hostKeys: [hostKey(o.hostKeyFile)] }, (client: Connection) => {
+  // AES ciphers only: without ssh2's optional native binding (not built here, on purpose), its
+  // chacha20-poly1305 path fails with "Bad packet length" against OpenSSH.
+  const algorithms: ssh2.Algorithms = {
+    cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr'],
+  };
+  const server = new ssh2.Server({ hostKeys: [hostKey(o.hostKeyFile)], algorithms }, (client: Connection) => {
     client.on('authentication', (ctx) => {
       if (ctx.method !== 'publickey') {
         ctx.reject(['publickey']);
@@ -75,11 +80,11 @@ export function startSshServer(o: SshOptions): Promise<ssh2.Server> {
         const env: Record<string, string> = {};
         session.on('pty', (acceptPty, _reject, info) => {
           pty = { cols: info.cols || 80, rows: info.rows || 24, term: info.term || 'xterm-256color' };
-          acceptPty();
+          acceptPty?.(); // undefined when the client wants no reply
         });
         session.on('env', (acceptEnv, _reject, info) => {
           if (/^(LANG|LC_[A-Z]+|TERM)$/.test(info.key)) env[info.key] = info.val;
-          acceptEnv();
+          acceptEnv?.();
         });
         session.on('shell', (acceptShell) => {
           const channel = acceptShell();

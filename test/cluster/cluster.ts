@@ -34,6 +34,8 @@ interface Proc {
   name: string;
   child: ChildProcess;
   log: string;
+  /** How it was started, so restartApiServer() can start it again the same way. */
+  argv: string[];
 }
 
 const live = new Set<TestCluster>();
@@ -123,7 +125,7 @@ export class TestCluster {
       const fd = openSync(log, 'a');
       const child = spawn(join(bins, name), args, { stdio: ['ignore', fd, fd] });
       closeSync(fd);
-      const p = { name, child, log };
+      const p = { name, child, log, argv: [join(bins, name), ...args] };
       procs.push(p);
       writeFileSync(pidFile, procs.map((x) => String(x.child.pid)).join('\n') + '\n');
       return p;
@@ -325,6 +327,29 @@ export class TestCluster {
   ): Promise<RawResponse> {
     const ca = Buffer.from(this.caData, 'base64').toString('utf8');
     return httpsRequest(this.server + path, ca, (opts.user ?? this.admin).token, method, opts.body, opts.headers);
+  }
+
+  /**
+   * Stops kube-apiserver (SIGKILL: as abrupt as a crash), waits `downMs`, and starts it again on
+   * the same port with the same flags and storage; resolves when it is ready again.
+   */
+  async restartApiServer(downMs = 1_000): Promise<void> {
+    const i = this.procs.findIndex((p) => p.name === 'kube-apiserver');
+    const old = this.procs[i];
+    if (!old) throw new Error('no kube-apiserver');
+    const exited = new Promise<void>((r) => old.child.once('exit', () => { r(); }));
+    old.child.kill('SIGKILL');
+    await exited;
+    await sleep(downMs);
+    const fd = openSync(old.log, 'a');
+    const child = spawn(old.argv[0] ?? '', old.argv.slice(1), { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    this.procs[i] = { ...old, child };
+    writeFileSync(join(this.dir, 'pids'), this.procs.map((x) => String(x.child.pid)).join('\n') + '\n');
+    await until('kube-apiserver ready after restart', 60_000, async () => {
+      const r = await this.request('GET', '/readyz');
+      return r.status === 200 ? true : undefined;
+    }, () => tail(old.log));
   }
 
   /** Pids of the control-plane processes (for tests of the teardown itself). */

@@ -1,0 +1,84 @@
+// Things a Gitspace needs on this machine: a git repository to clone and an SSH key to log in with.
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+
+/** A git repository with a devcontainer.json; returns its path (clone it with file://). */
+export function makeRepo(dir: string, devcontainer?: string, branch = 'main'): string {
+  const repo = join(dir, 'repo');
+  mkdirSync(join(repo, '.devcontainer'), { recursive: true });
+  writeFileSync(join(repo, 'README.md'), '# sample\n');
+  writeFileSync(
+    join(repo, '.devcontainer/devcontainer.json'),
+    devcontainer ??
+      `{
+  // a comment, as devcontainer.json allows
+  "image": "mcr.microsoft.com/devcontainers/base:ubuntu",
+  "containerEnv": { "GREETING": "hello from devcontainer" },
+  "postCreateCommand": "echo created > .post-create",
+  "postStartCommand": "date > .post-start",
+  "forwardPorts": [3000, 8080,],
+}
+`,
+  );
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: repo, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } });
+  git('init', '-q', '-b', branch);
+  git('add', '-A');
+  git('commit', '-q', '-m', 'initial');
+  git('checkout', '-q', '-b', 'feature/x');
+  writeFileSync(join(repo, 'FEATURE.md'), 'on the feature branch\n');
+  git('add', '-A');
+  git('commit', '-q', '-m', 'feature');
+  git('checkout', '-q', branch);
+  return repo;
+}
+
+export interface SshKey {
+  privateKey: string;
+  publicLine: string;
+}
+
+export function makeSshKey(comment = 'test@gitspaces'): SshKey {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const pem = privateKey.export({ type: 'sec1', format: 'pem' }).toString();
+  const parsed = ssh2.utils.parseKey(pem);
+  if (parsed instanceof Error) throw parsed;
+  const k = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!k) throw new Error('no key');
+  return { privateKey: pem, publicLine: `${k.type} ${k.getPublicSSH().toString('base64')} ${comment}` };
+}
+
+export interface SshResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command over SSH (with a PTY when `pty`), as a desktop IDE's terminal would. */
+export function sshExec(host: string, port: number, key: SshKey, command: string, pty = false): Promise<SshResult> {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    c.on('ready', () => {
+      c.exec(command, pty ? { pty: { rows: 30, cols: 100, term: 'xterm' } } : {}, (err, stream) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        let stdout = '';
+        let stderr = '';
+        let code: number | null = null;
+        stream.on('data', (d: Buffer) => (stdout += d.toString()));
+        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        stream.on('exit', (c2: number | null) => (code = c2));
+        stream.on('close', () => {
+          c.end();
+          resolve({ code, stdout, stderr });
+        });
+      });
+    });
+    c.on('error', reject);
+    c.connect({ host, port, username: 'dev', privateKey: key.privateKey, readyTimeout: 10_000 });
+  });
+}
