@@ -23,6 +23,8 @@ export interface OperatorOptions {
   identity?: string;
   onLostLeadership?: () => void;
   resyncMs?: number;
+  /** The clock (tests move it to exercise idle timeouts). */
+  now?: () => number;
 }
 
 export interface Operator {
@@ -57,7 +59,7 @@ export function createOperator(o: OperatorOptions): Operator {
       workers: o.workers ?? 4,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspace' }),
-      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor: o.providerFor, probe: o.probe ?? probeAgent, events, log: o.log }),
+      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor: o.providerFor, probe: o.probe ?? probeAgent, events, log: o.log, ...(o.now ? { now: o.now } : {}) }),
     }),
   );
   runner.watch(gitspaces);

@@ -2,7 +2,7 @@
 // per key. A reconcile returns {requeueAfter} for timed work, or throws to be retried with backoff.
 import type { Informer } from './informer.ts';
 import { keyOf } from './informer.ts';
-import type { KubeObject } from './kube.ts';
+import { isConflict, type KubeObject } from './kube.ts';
 import type { Logger } from './log.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 import { WorkQueue, type WorkQueueOptions } from './workqueue.ts';
@@ -98,7 +98,9 @@ export class Controller {
           log.debug('reconcile deferred', { key, delayMs: e.delayMs, reason: e.message });
         } else {
           const delay = this.queue.addRateLimited(key);
-          log.warn('reconcile failed', { key, error: e, retryInMs: delay });
+          // A conflict only means our cached copy was stale: retry quietly.
+          if (isConflict(e)) log.debug('reconcile conflicted; retrying', { key, retryInMs: delay });
+          else log.warn('reconcile failed', { key, error: e, retryInMs: delay });
         }
       } finally {
         end();

@@ -45,7 +45,7 @@ export function makeSshKey(comment = 'test@gitspaces'): SshKey {
   const pem = privateKey.export({ type: 'sec1', format: 'pem' }).toString();
   const parsed = ssh2.utils.parseKey(pem);
   if (parsed instanceof Error) throw parsed;
-  const k = Array.isArray(parsed) ? parsed[0] : parsed;
+  const k: ssh2.ParsedKey | undefined = Array.isArray(parsed) ? (parsed as ssh2.ParsedKey[])[0] : (parsed);
   if (!k) throw new Error('no key');
   return { privateKey: pem, publicLine: `${k.type} ${k.getPublicSSH().toString('base64')} ${comment}` };
 }

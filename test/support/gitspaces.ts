@@ -73,7 +73,7 @@ export const k8s = {
   },
 
   waitPhase(m: Manifest, phase: Phase, timeoutMs: number): Promise<Gitspace> {
-    return k8s.waitFor<Gitspace>(m, (g) => g.status?.phase === phase, timeoutMs);
+    return k8s.waitFor(m, (g) => g.status?.phase === phase, timeoutMs);
   },
 
   /** Deletes and waits until the object (and so its finalizer work) is gone. */
