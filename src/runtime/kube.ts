@@ -98,7 +98,7 @@ export class KubeClient {
   private readonly server: URL;
   private readonly agent: Agent | HttpAgent;
   private auth: { opts: RequestOptions; at: number } | undefined;
-  /** Counts requests by verb, for benchmarks and metrics. */
+  /** Counts requests by verb (status writes as `PATCH/status`), for benchmarks and metrics. */
   readonly calls = new Map<string, number>();
 
   constructor(kc: KubeConfig) {
@@ -131,7 +131,7 @@ export class KubeClient {
     const payload =
       init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
     const url = new URL(path + queryString(init.query), this.server);
-    const verb = init.query?.watch ? 'WATCH' : method;
+    const verb = init.query?.watch ? 'WATCH' : path.endsWith('/status') ? `${method}/status` : method;
     this.calls.set(verb, (this.calls.get(verb) ?? 0) + 1);
     const send = this.server.protocol === 'http:' ? httpRequest : request;
     return new Promise((resolve, reject) => {
