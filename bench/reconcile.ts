@@ -35,7 +35,7 @@ function gitspace(ns: string, i: number): Gitspace {
 async function runOne(n: number): Promise<Record<string, string | number>> {
   const cluster = await TestCluster.start({});
   try {
-    const client = new KubeClient(cluster.kubeConfig());
+    const client = new KubeClient(cluster.access());
     await client.create({ group: 'gitspaces.dev', version: 'v1alpha1', plural: 'gitspaceinfras', namespaced: false }, {
       apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: 'bench' },
       spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], gateway: { domain: 'bench.localhost' } },

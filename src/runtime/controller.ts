@@ -97,9 +97,11 @@ export class Controller {
           this.queue.addAfter(key, e.delayMs);
           log.debug('reconcile deferred', { key, delayMs: e.delayMs, reason: e.message });
         } else {
-          const delay = this.queue.addRateLimited(key);
-          // A conflict only means our cached copy was stale: retry quietly.
-          if (isConflict(e)) log.debug('reconcile conflicted; retrying', { key, retryInMs: delay });
+          // A conflict only means our cached copy was stale: retry soon and quietly, without
+          // spending the overall retry budget meant for failing calls.
+          const conflict = isConflict(e);
+          const delay = this.queue.addRateLimited(key, !conflict);
+          if (conflict) log.debug('reconcile conflicted; retrying', { key, retryInMs: delay });
           else log.warn('reconcile failed', { key, error: e, retryInMs: delay });
         }
       } finally {

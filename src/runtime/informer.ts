@@ -21,6 +21,15 @@ export interface InformerOptions {
   onError?(e: unknown): void;
 }
 
+/**
+ * Drops metadata.managedFields before caching: controllers never read it and it is often the
+ * largest part of an object (controller-runtime offers the same as a cache transform).
+ */
+function slim<T extends KubeObject>(o: T): T {
+  if ('managedFields' in o.metadata) delete (o.metadata as { managedFields?: unknown }).managedFields;
+  return o;
+}
+
 /** `namespace/name` for namespaced objects, `name` for cluster-scoped ones. */
 export function keyOf(obj: KubeObject): string {
   const { namespace, name } = obj.metadata;
@@ -60,6 +69,19 @@ export class Informer<T extends KubeObject> {
 
   get(key: string): T | undefined {
     return this.cache.get(key);
+  }
+
+  /**
+   * Puts an object we just wrote into the cache if it is newer than the cached copy, so the next
+   * reconcile does not act on (and conflict with) the version before our own write. The watch
+   * event for the write still arrives and is handled as usual.
+   */
+  writeThrough(obj: T | undefined): void {
+    if (!obj) return;
+    slim(obj);
+    const k = keyOf(obj);
+    const old = this.cache.get(k);
+    if (!old || newer(obj.metadata.resourceVersion, old.metadata.resourceVersion)) this.cache.set(k, obj);
   }
 
   list(): T[] {
@@ -148,7 +170,7 @@ export class Informer<T extends KubeObject> {
         limit: this.opts.pageSize ?? 500,
         continue: cont,
       });
-      for (const o of page.items) fresh.set(keyOf(o), o);
+      for (const o of page.items) fresh.set(keyOf(o), slim(o));
       cont = page.metadata.continue;
       rv = page.metadata.resourceVersion ?? rv;
     } while (cont);
@@ -180,6 +202,7 @@ export class Informer<T extends KubeObject> {
       if (status.code === 410) throw new GoneError();
       throw new KubeError(status.code ?? 500, 'WatchError', status.message ?? 'watch error', status);
     }
+    slim(e.object);
     const rv = e.object.metadata.resourceVersion;
     if (rv) this.resourceVersion = rv;
     if (e.type === 'BOOKMARK') return;
@@ -199,6 +222,15 @@ export class Informer<T extends KubeObject> {
 }
 
 class GoneError extends Error {}
+
+/** resourceVersions are etcd revisions: compare them as integers (as client-go's mutation cache does). */
+function newer(a: string | undefined, b: string | undefined): boolean {
+  try {
+    return BigInt(a ?? '0') > BigInt(b ?? '0');
+  } catch {
+    return false;
+  }
+}
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

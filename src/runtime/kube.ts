@@ -1,13 +1,13 @@
 // A small JSON client for the Kubernetes API.
 //
-// Why not client-node's typed APIs: its models serialise from differently named properties
+// Why not @kubernetes/client-node: its models serialise from differently named properties
 // (`_enum`, `xKubernetesValidations`, …) and turn timestamps into Dates, so plain objects lose
-// fields on the way out and change shape on the way in. Our objects stay plain JSON. client-node's
-// KubeConfig still does what it is good at: loading kubeconfig / in-cluster config and auth.
-import { Agent, request, type RequestOptions } from 'node:https';
+// fields on the way out and change shape on the way in; and importing it costs ~90 MB of RSS.
+// Our objects stay plain JSON.
+import { Agent, request } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadDefault, type ClusterAccess } from './kubeconfig.ts';
 
 /** Which resource: group ('' for core), version, plural, and whether it is namespaced. */
 export interface Resource {
@@ -94,40 +94,29 @@ function queryString(q: RequestInit['query']): string {
 }
 
 export class KubeClient {
-  private readonly kc: KubeConfig;
+  private readonly access: ClusterAccess;
   private readonly server: URL;
   private readonly agent: Agent | HttpAgent;
-  private auth: { opts: RequestOptions; at: number } | undefined;
   /** Counts requests by verb (status writes as `PATCH/status`), for benchmarks and metrics. */
   readonly calls = new Map<string, number>();
 
-  constructor(kc: KubeConfig) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.kc = kc;
-    this.server = new URL(cluster.server);
+  constructor(access: ClusterAccess) {
+    this.access = access;
+    this.server = new URL(access.server);
     const agentOpts = { keepAlive: true, maxSockets: 64 };
-    this.agent = this.server.protocol === 'http:' ? new HttpAgent(agentOpts) : new Agent(agentOpts);
+    this.agent =
+      this.server.protocol === 'http:'
+        ? new HttpAgent(agentOpts)
+        : new Agent({ ...agentOpts, ca: access.ca, cert: access.cert, key: access.key, rejectUnauthorized: !access.insecureSkipTLSVerify });
   }
 
   /** From $KUBECONFIG / ~/.kube/config, or the in-cluster service account. */
   static fromDefault(): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
-    return new KubeClient(kc);
+    return new KubeClient(loadDefault());
   }
 
-  /** TLS material and auth headers; refreshed every minute (tokens rotate). */
-  private async authOptions(): Promise<RequestOptions> {
-    if (this.auth && Date.now() - this.auth.at < 60_000) return this.auth.opts;
-    const opts: RequestOptions = { headers: {} };
-    await this.kc.applyToHTTPSOptions(opts);
-    this.auth = { opts, at: Date.now() };
-    return opts;
-  }
-
-  private async open(method: string, path: string, init: RequestInit = {}): Promise<IncomingMessage> {
-    const auth = await this.authOptions();
+  private open(method: string, path: string, init: RequestInit = {}): Promise<IncomingMessage> {
+    const token = this.access.token?.();
     const payload =
       init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
     const url = new URL(path + queryString(init.query), this.server);
@@ -138,12 +127,11 @@ export class KubeClient {
       const req = send(
         url,
         {
-          ...auth,
           method,
           agent: this.agent,
           signal: init.signal,
           headers: {
-            ...(auth.headers as Record<string, string>),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
             accept: 'application/json',
             ...(payload !== undefined ? { 'content-type': init.contentType ?? 'application/json' } : {}),
           },

@@ -98,12 +98,15 @@ export class WorkQueue {
     this.timers.set(key, { at, timer });
   }
 
-  /** Re-adds a failed key after its backoff (and the overall bucket). Returns the delay. */
-  addRateLimited(key: string): number {
+  /**
+   * Re-adds a failed key after its backoff and, unless `overall` is false, the overall bucket.
+   * Returns the delay.
+   */
+  addRateLimited(key: string, overall = true): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
     this.o.metrics?.queueRetries.inc(this.labels);
-    const delay = Math.max(backoffDelay(n, this.backoff), this.bucket.reserve());
+    const delay = Math.max(backoffDelay(n, this.backoff), overall ? this.bucket.reserve() : 0);
     this.addAfter(key, delay);
     return delay;
   }

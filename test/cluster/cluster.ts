@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { fromKubeconfigText, type ClusterAccess } from '../../src/runtime/kubeconfig.ts';
 import { parseAllDocuments, stringify } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -238,12 +238,11 @@ export class TestCluster {
         '--v=1',
       ]);
       cluster.procs.push(kcm);
-      const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
       await guard(
         kcm,
         until('the default ServiceAccount (controller manager running)', 60_000, async () => {
-          await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
-          return true;
+          const r = await cluster.request('GET', '/api/v1/namespaces/default/serviceaccounts/default');
+          return r.status === 200 ? true : undefined;
         }, () => tail(kcm.log)),
       );
       say('ready');
@@ -255,11 +254,9 @@ export class TestCluster {
     }
   }
 
-  /** A KubeConfig for the admin, or for one of the token users. */
-  kubeConfig(user: ClusterUser = this.admin): KubeConfig {
-    const kc = new KubeConfig();
-    kc.loadFromString(this.kubeconfigYAML(user));
-    return kc;
+  /** How to reach the cluster as the admin, or as one of the token users. */
+  access(user: ClusterUser = this.admin): ClusterAccess {
+    return fromKubeconfigText(this.kubeconfigYAML(user));
   }
 
   user(name: string): ClusterUser {

@@ -32,7 +32,7 @@ describe('idle auto-stop', function () {
     await k8s.apply(infra);
     const local = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] });
     op = createOperator({
-      client: new KubeClient(testCluster().kubeConfig()),
+      client: new KubeClient(testCluster().access()),
       log: createLogger({ component: 'operator' }, 'warn'),
       providerFor: (_: GitspaceInfra) => local,
       now: () => Date.now() + offsetMs,

@@ -3,12 +3,13 @@
 // Running (the same instance, work kept) → delete → nothing left.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GitspaceInfra } from '../../src/api/index.ts';
 import { testCluster } from '../cluster/current.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { serveRepoPrivately } from '../support/git-http.ts';
 import { startOperator, type OperatorProcess } from '../support/operator.ts';
 import { resourcePath, statusMessage } from '../support/resources.ts';
 import { eventually, rejection } from '../support/wait.ts';
@@ -94,6 +95,37 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
     expect(existsSync(instDir)).to.equal(false);
     expect(agentPids(instDir)).to.deep.equal([]);
     await eventually('the token Secret to be garbage-collected', 30_000, async () => (await testCluster().request('GET', secretPath)).status === 404);
+  });
+
+  it('clones a private repository with credentials from a Secret, which never reach the checkout or the logs', async () => {
+    const token = `tok-${Date.now().toString(36)}-s3cret`;
+    const server = await serveRepoPrivately(repo, work, 'x-oauth-basic', token);
+    try {
+      const m = gitspaceManifest('private', { infra: infraName, repo, key });
+      (m.spec as { repository: object }).repository = { url: server.url, credentialsSecretRef: { name: 'git-creds' } };
+      await k8s.apply(m);
+      // No Secret yet: it waits and says which Secret it needs.
+      const waiting = await k8s.waitFor(m, (g) => g.status?.conditions?.some((c) => c.reason === 'CredentialsSecretNotFound'), 20_000);
+      expect(waiting.status?.message).to.include('spec.repository.credentialsSecretRef: Secret "git-creds" not found');
+      const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds', namespace: 'default' }, stringData: { token } };
+      expect((await testCluster().request('POST', '/api/v1/namespaces/default/secrets', { body: secret })).status).to.equal(201);
+      const running = await k8s.waitPhase(m, 'Running', 60_000);
+      expect(server.authorised).to.be.greaterThan(0);
+      const ip = running.status!.instance!.privateIP!;
+      const r = await sshExec(ip, 47122, key, 'cat README.md; git remote get-url origin; cat .git/config; git config --global credential.helper');
+      expect(r.stdout).to.include('# sample');
+      expect(r.stdout).to.include(server.url);
+      expect(r.stdout, 'no token in the remote URL or .git/config').to.not.include(token);
+      expect(r.stdout).to.include('store');
+      const instDir = join(work, 'instances', running.status!.instance!.name!);
+      expect(readFileSync(join(instDir, 'console.log'), 'utf8'), 'no token in the agent log').to.not.include(token);
+      expect(readFileSync(op.log, 'utf8'), 'no token in the operator log').to.not.include(token);
+      expect(execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' }), 'no token in the process list').to.not.include(token);
+      await k8s.deleteAndWait(m);
+      await testCluster().request('DELETE', '/api/v1/namespaces/default/secrets/git-creds');
+    } finally {
+      await server.close();
+    }
   });
 
   it('waits with a condition while its GitspaceInfra does not exist, and proceeds when it appears', async () => {

@@ -53,7 +53,7 @@ export class InfraReconciler implements Reconciler {
       return undefined;
     }
     if (!hasFinalizer(infra, FINALIZERS.infra)) {
-      await addFinalizer(this.d.client, GITSPACE_INFRAS, infra, FINALIZERS.infra);
+      this.d.infras.writeThrough(await addFinalizer(this.d.client, GITSPACE_INFRAS, infra, FINALIZERS.infra));
       return undefined;
     }
 
@@ -104,6 +104,6 @@ export class InfraReconciler implements Reconciler {
       conditions,
       gitspaces: counts,
     };
-    await patchStatusIfChanged(this.d.client, GITSPACE_INFRAS, infra, status);
+    this.d.infras.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACE_INFRAS, infra, status));
   }
 }

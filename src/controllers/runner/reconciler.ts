@@ -75,7 +75,7 @@ export class RunnerReconciler implements Reconciler {
     if (isDeleting(gs)) return this.reconcileDelete(gs);
     if (!hasFinalizer(gs, FINALIZERS.gitspace)) {
       // The update this causes brings us back with the finalizer in place.
-      await addFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
+      this.d.gitspaces.writeThrough(await addFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace));
       return undefined;
     }
     try {
@@ -100,7 +100,8 @@ export class RunnerReconciler implements Reconciler {
     return infra;
   }
 
-  private async reconcileNormal(gs: Gitspace): Promise<Result | undefined> {
+  private async reconcileNormal(live: Gitspace): Promise<Result | undefined> {
+    let gs = live;
     const infra = this.infraOf(gs);
     const mt = infra.spec.machineTypes.find((m) => m.name === gs.spec.machineType);
     if (!mt) {
@@ -156,7 +157,8 @@ export class RunnerReconciler implements Reconciler {
           this.event(gs, 'Normal', 'AutoStopped', `no activity for the idle timeout (${gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE}); stopping`);
           // The desired state becomes Stopped, so the next reconcile does not start it again;
           // setting it back to Running resumes the same VM.
-          await this.d.client.patch(GITSPACES, gs.metadata.namespace, gs.metadata.name ?? '', { spec: { state: 'Stopped' } });
+          gs = await this.d.client.patch<Gitspace>(GITSPACES, gs.metadata.namespace, gs.metadata.name ?? '', { spec: { state: 'Stopped' } });
+          this.d.gitspaces.writeThrough(gs);
           await provider.stop(inst);
         }
         break;
@@ -226,7 +228,7 @@ export class RunnerReconciler implements Reconciler {
 
   private async writeStatus(gs: Gitspace, status: GitspaceStatus, phase: Phase): Promise<void> {
     const before = gs.status?.phase;
-    await patchStatusIfChanged(this.d.client, GITSPACES, gs, status);
+    this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, status));
     if (before === phase) return;
     const url = status.urls?.ide ?? '';
     const transitions: Partial<Record<Phase, [string, string, 'Normal' | 'Warning']>> = {
@@ -248,7 +250,7 @@ export class RunnerReconciler implements Reconciler {
     conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: w.reason, message: w.message }, gen, now);
     const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message: w.message, observedGeneration: gen, conditions };
     const changed = gs.status?.message !== w.message;
-    await patchStatusIfChanged(this.d.client, GITSPACES, gs, status);
+    this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, status));
     if (changed) this.event(gs, 'Warning', w.reason, w.message);
   }
 
@@ -281,7 +283,7 @@ export class RunnerReconciler implements Reconciler {
       return undefined;
     }
     if (gs.status?.phase !== 'Deleting') {
-      await patchStatusIfChanged(this.d.client, GITSPACES, gs, { ...(gs.status ?? {}), phase: 'Deleting', message: 'deleting the instance' });
+      this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, { ...(gs.status ?? {}), phase: 'Deleting', message: 'deleting the instance' }));
       this.event(gs, 'Normal', 'Deleting', `deleting instance ${instanceName(gs)}`);
       return undefined;
     }
