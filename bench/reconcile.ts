@@ -40,7 +40,7 @@ async function runOne(n: number): Promise<Record<string, string | number>> {
       apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: 'bench' },
       spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], gateway: { domain: 'bench.localhost' } },
     } as KubeObject);
-    for (const ns of ['bench', 'ceiling']) await client.create({ group: '', version: 'v1', plural: 'namespaces', namespaced: false }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as KubeObject);
+    for (const ns of ['bench', 'ceiling']) await client.create({ group: '', version: 'v1', plural: 'namespaces', namespaced: false }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
 
     const op = spawn(process.execPath, [join(ROOT, 'bench/instant-operator.ts'), '16'], { env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';

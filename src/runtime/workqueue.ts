@@ -37,6 +37,7 @@ export class WorkQueue {
     const rate = o.rate ?? { perSecond: 10, burst: 100 };
     this.bucket = new TokenBucket(rate.perSecond, rate.burst, o.now);
     this.labels = { name: o.name, controller: o.name };
+    o.metrics?.queueDepth.set(this.labels, 0);
   }
 
   get length(): number {

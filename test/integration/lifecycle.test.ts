@@ -128,6 +128,24 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
     }
   });
 
+  it('serves /healthz, /readyz and controller-runtime metrics', async () => {
+    for (const path of ['/healthz', '/readyz']) expect((await fetch(`http://127.0.0.1:${op.healthPort}${path}`)).status, path).to.equal(200);
+    const text = await op.metrics();
+    for (const name of [
+      'controller_runtime_reconcile_total{controller="gitspace",result="success"}',
+      'controller_runtime_reconcile_errors_total',
+      'controller_runtime_reconcile_time_seconds_bucket',
+      'workqueue_depth{name="gitspace"',
+      'workqueue_adds_total{name="gitspace"',
+      'workqueue_queue_duration_seconds_bucket',
+      'workqueue_retries_total',
+      'controller_runtime_max_concurrent_reconciles{controller="gitspace"} 4',
+      'process_resident_memory_bytes',
+    ]) expect(text, name).to.include(name);
+    const successes = Number(/controller_runtime_reconcile_total\{controller="gitspace",result="success"\} (\d+)/.exec(text)?.[1]);
+    expect(successes).to.be.greaterThan(0);
+  });
+
   it('waits with a condition while its GitspaceInfra does not exist, and proceeds when it appears', async () => {
     const m = gitspaceManifest('early', { infra: 'late-infra', repo, key });
     await k8s.apply(m);
