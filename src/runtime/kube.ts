@@ -7,6 +7,7 @@
 import { Agent, request } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
+import type { ObjectMeta } from '../api/meta.ts';
 import { loadDefault, type ClusterAccess } from './kubeconfig.ts';
 
 /** Which resource: group ('' for core), version, plural, and whether it is namespaced. */
@@ -20,19 +21,7 @@ export interface Resource {
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
-  metadata: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    deletionTimestamp?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    finalizers?: string[];
-    ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[];
-    creationTimestamp?: string;
-  };
+  metadata: ObjectMeta;
 }
 
 export interface KubeList<T> {

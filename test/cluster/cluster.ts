@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fromKubeconfigText, type ClusterAccess } from '../../src/runtime/kubeconfig.ts';
+import { eventually, sleep } from '../support/wait.ts';
 import { parseAllDocuments, stringify } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -63,24 +64,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, logHint?: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const why = last instanceof Error ? `: ${last.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}${logHint ? `\n${logHint()}` : ''}`);
-    }
-    await sleep(100);
-  }
+/** Waits for `probe`, naming what it waited for and the process log when it gives up. */
+function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, logHint?: () => string): Promise<T> {
+  return eventually(() => `${what}${logHint ? `\n${logHint()}` : ''}`, timeoutMs, probe, 100);
 }
 
 function tail(file: string, lines = 25): string {

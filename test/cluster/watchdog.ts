@@ -3,19 +3,12 @@
 // remove <dir>. When <dir> disappears first, the parent tore down normally and we just exit.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { alive } from '../support/wait.ts';
 
 const parent = Number(process.argv[2]);
 const dir = process.argv[3] ?? '';
 if (!parent || !dir) process.exit(2);
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 function pids(): number[] {
   try {

@@ -7,16 +7,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { testCluster } from '../cluster/current.ts';
 import { ROOT, resourcePath, statusMessage, type Manifest } from '../support/resources.ts';
+import { alive, eventually } from '../support/wait.ts';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 const gitspace = (name: string, namespace: string, owner = 'alice@example.com'): Manifest => ({
   apiVersion: 'gitspaces.dev/v1alpha1',
@@ -163,14 +155,6 @@ describe('the test cluster', () => {
       });
     });
     expect(info.pids).to.have.length(3);
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     expect(info.pids.every(alive)).to.equal(true);
     expect(existsSync(info.dir)).to.equal(true);
     child.kill('SIGKILL');

@@ -21,7 +21,7 @@ import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfCha
 import { GITSPACES, SECRETS } from '../resources.ts';
 import type { AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
-import { HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
+import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
 
 export interface Secret extends KubeObject {
   type?: string;
@@ -219,8 +219,9 @@ export class RunnerReconciler implements Reconciler {
     }
     const upstream = inst?.privateIP ? `http://${inst.privateIP}:${inst.agentPort}` : undefined;
     if (status.instance) status.route = route(gs, infra, d.phase === 'Running' ? upstream : undefined);
-    const checkout = agent?.checkout ?? old.urls?.ide?.match(/folder=([^&]+)/)?.[1];
-    status.urls = userURLs(gs, infra, checkout ? decodeURIComponent(checkout) : `${this.d.vmHome ?? '/home/gitspace'}/${gs.spec.repository.url.split('/').pop()?.replace(/\.git$/, '') ?? 'repo'}`);
+    // The agent knows the checkout path; while it cannot be asked (stopped), keep the links we had.
+    const urls = agent?.checkout ? userURLs(gs, infra, agent.checkout) : (old.urls ?? userURLs(gs, infra, checkoutPath(gs, this.d.vmHome ?? '/home/gitspace')));
+    status.urls = urls;
     const activity = agent?.lastActivity ?? old.lastActivityTime;
     if (activity) status.lastActivityTime = activity;
     return status;

@@ -1,0 +1,91 @@
+// The local provider behaves like a VM provider: idempotent create, stop keeps the disk, start
+// resumes the same instance, delete removes everything, and a new provider object (an operator
+// restart) finds and adopts what the last one created.
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AGENT_HTTP_PORT, AGENT_SSH_PORT } from '../../src/api/index.ts';
+import { LocalProvider } from '../../src/providers/local/provider.ts';
+import type { CreateRequest } from '../../src/providers/types.ts';
+import { ROOT } from '../support/resources.ts';
+import { alive } from '../support/wait.ts';
+
+describe('local provider', function () {
+  this.timeout(30_000);
+  let dir: string;
+  const agentCommand = [process.execPath, join(ROOT, 'src/cli/main.ts')];
+  const req = (name: string): CreateRequest => ({
+    name,
+    machineType: { providerType: 'local' },
+    labels: { 'gitspaces.dev/infra': 'test', 'gitspaces.dev/gitspace-uid': name },
+    agent: {
+      gitspace: { namespace: 'ns', name, uid: name },
+      repository: { url: 'file:///nonexistent/repo' },
+      devcontainerPath: '.devcontainer/devcontainer.json',
+      ide: { type: 'ssh' },
+      sshPublicKeys: [],
+      env: [],
+      ports: [],
+      listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
+      secret: 's',
+      home: '/home/gitspace',
+    },
+  });
+  const pidOf = (name: string) => Number(readFileSync(join(dir, name, 'agent.pid'), 'utf8'));
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gitspaces-local-'));
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates idempotently, stops keeping the disk, resumes the same instance, and deletes everything', async () => {
+    const p = new LocalProvider({ baseDir: dir, agentCommand, stopGraceMs: 2_000 });
+    const a = await p.create(req('gs-a'));
+    const again = await p.create(req('gs-a'));
+    expect(again.privateIP).to.equal(a.privateIP);
+    expect(a.state).to.equal('running');
+    expect(readdirSync(dir)).to.deep.equal(['gs-a']);
+    const pid = pidOf('gs-a');
+    expect(alive(pid)).to.equal(true);
+
+    const b = await p.create(req('gs-b'));
+    expect(b.privateIP).to.not.equal(a.privateIP);
+
+    // an operator restart: a new provider object sees the same instances
+    const p2 = new LocalProvider({ baseDir: dir, agentCommand, stopGraceMs: 2_000 });
+    expect((await p2.find('gs-a'))?.state).to.equal('running');
+    expect((await p2.listOwned({ 'gitspaces.dev/infra': 'test' })).map((i) => i.name).sort()).to.deep.equal(['gs-a', 'gs-b']);
+    expect(await p2.listOwned({ 'gitspaces.dev/gitspace-uid': 'gs-b' })).to.have.length(1);
+    expect(await p2.find('gs-missing')).to.equal(undefined);
+
+    await p2.stop(a);
+    expect((await p2.find('gs-a'))?.state).to.equal('stopped');
+    expect(alive(pid)).to.equal(false);
+    expect(existsSync(join(dir, 'gs-a', 'home'))).to.equal(true);
+
+    await p2.start(a);
+    const resumed = await p2.find('gs-a');
+    expect(resumed?.state).to.equal('running');
+    expect(resumed?.privateIP).to.equal(a.privateIP);
+    expect(pidOf('gs-a')).to.not.equal(pid);
+
+    for (const i of [a, b]) await p2.delete(i);
+    await p2.delete(a); // deleting a missing instance is fine
+    expect(readdirSync(dir)).to.deep.equal([]);
+    expect(alive(pid)).to.equal(false);
+  });
+
+  it('starts again an instance whose process died while it should run (as after a host reboot)', async () => {
+    const p = new LocalProvider({ baseDir: dir, agentCommand, stopGraceMs: 1_000 });
+    const c = await p.create(req('gs-c'));
+    process.kill(-pidOf('gs-c'), 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await p.find('gs-c'))?.state).to.equal('stopped');
+    const again = await p.create(req('gs-c'));
+    expect(again.state).to.equal('running');
+    await p.delete(c);
+  });
+});

@@ -1,0 +1,38 @@
+// devcontainer.json as the agent reads it without Docker.
+import { expect } from 'chai';
+import { planDevcontainer, stripJsonc } from '../../src/agent/devcontainer.ts';
+
+describe('devcontainer.json', () => {
+  it('reads comments and trailing commas, but keeps them inside strings', () => {
+    const text = `{
+      // line comment
+      "a": "http://example.com/*not a comment*/", /* block */
+      "b": [1, 2,],
+    }`;
+    expect(JSON.parse(stripJsonc(text))).to.deep.equal({ a: 'http://example.com/*not a comment*/', b: [1, 2] });
+  });
+
+  it('applies env, lifecycle commands and forwarded ports, and lists what needs Docker', () => {
+    const plan = planDevcontainer(`{
+      "image": "mcr.microsoft.com/devcontainers/base",
+      "features": { "ghcr.io/devcontainers/features/node:1": {} },
+      "containerEnv": { "A": "1" },
+      "remoteEnv": { "B": "2" },
+      "postCreateCommand": "npm ci",
+      "postStartCommand": { "server": ["npm", "start"], "watch": "npm run watch" },
+      "forwardPorts": [3000, "db:5432", 70000],
+      "customizations": { "vscode": { "extensions": ["dbaeumer.vscode-eslint"] } },
+      "remoteUser": "node"
+    }`);
+    expect(plan.env).to.deep.equal({ A: '1', B: '2' });
+    expect(plan.postCreateCommands).to.deep.equal([['bash', '-lc', 'npm ci']]);
+    expect(plan.postStartCommands).to.deep.equal([['npm', 'start'], ['bash', '-lc', 'npm run watch']]);
+    expect(plan.forwardPorts).to.deep.equal([3000, 5432]);
+    expect(plan.remoteUser).to.equal('node');
+    expect(plan.notApplied).to.deep.equal(['image', 'features', 'customizations.vscode.extensions']);
+  });
+
+  it('is empty without a file', () => {
+    expect(planDevcontainer(undefined)).to.deep.equal({ env: {}, postCreateCommands: [], postStartCommands: [], forwardPorts: [], notApplied: [] });
+  });
+});
