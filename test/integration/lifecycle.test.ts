@@ -62,6 +62,17 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
     const tty = await sshExec(ip, 47122, key, 'tty; stty size', true);
     expect(tty.stdout).to.match(/\/dev\/pts\/\d+/);
     expect(tty.stdout).to.include('30 100');
+    // The agent's HTTP port answers only with the per-Gitspace token from the Secret.
+    const tokenSecret = (await testCluster().request('GET', '/api/v1/namespaces/default/secrets/life-gitspace-token')).json as { data: { token: string } };
+    const token = Buffer.from(tokenSecret.data.token, 'base64').toString();
+    expect((await fetch(`http://${ip}:47100/healthz`)).status).to.equal(401);
+    expect((await fetch(`http://${ip}:47100/healthz`, { headers: { 'x-gitspaces-secret': 'wrong' } })).status).to.equal(401);
+    const health = await fetch(`http://${ip}:47100/healthz`, { headers: { 'x-gitspaces-secret': token } });
+    expect(health.status).to.equal(200);
+    const h = (await health.json()) as { state: string; forwardPorts: number[]; devcontainer: { notApplied: string[]; containerBuild: string } };
+    expect(h.state).to.equal('ready');
+    expect(h.forwardPorts).to.deep.equal([3000, 8080]);
+    expect(h.devcontainer).to.deep.include({ notApplied: ['image'], containerBuild: 'skipped' });
     // A wrong key is refused.
     expect((await rejection(sshExec(ip, 47122, makeSshKey(), 'true'))).message).to.match(/authentication/i);
 
