@@ -14,7 +14,7 @@ import { ProviderError, type Instance, type VmProvider } from '../../providers/t
 import { setCondition, type Condition } from '../../runtime/conditions.ts';
 import { RetryAfter, type Reconciler, type Result } from '../../runtime/controller.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
-import type { Informer } from '../../runtime/informer.ts';
+import { keyOf, type Informer } from '../../runtime/informer.ts';
 import { isAlreadyExists, isNotFound, type KubeClient, type KubeObject } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
@@ -59,10 +59,23 @@ class Wait extends Error {
 }
 
 const DEFAULT_IDLE = '1h';
+const QUOTA_RETRY_MS = 60_000;
+
+/**
+ * Why not to call the provider again yet: after InvalidConfig, until the Gitspace's or the infra's
+ * spec changes; after QuotaExceeded, until a time. Kept in memory: after a restart the operator
+ * tries once more, which is harmless.
+ */
+interface Hold {
+  generation?: number;
+  infraGeneration?: number;
+  until?: number;
+}
 
 export class RunnerReconciler implements Reconciler {
   private readonly d: RunnerDeps;
   private readonly now: () => number;
+  private readonly holds = new Map<string, Hold>();
 
   constructor(d: RunnerDeps) {
     this.d = d;
@@ -71,7 +84,10 @@ export class RunnerReconciler implements Reconciler {
 
   async reconcile(key: string): Promise<Result | undefined> {
     const gs = this.d.gitspaces.get(key);
-    if (!gs) return undefined;
+    if (!gs) {
+      this.holds.delete(key);
+      return undefined;
+    }
     if (isDeleting(gs)) return this.reconcileDelete(gs);
     if (!hasFinalizer(gs, FINALIZERS.gitspace)) {
       // The update this causes brings us back with the finalizer in place.
@@ -85,9 +101,19 @@ export class RunnerReconciler implements Reconciler {
         await this.writeWaiting(gs, e);
         return e.retryMs !== undefined ? { requeueAfter: e.retryMs } : undefined;
       }
-      if (e instanceof ProviderError) return this.providerFailure(gs, e);
+      if (e instanceof ProviderError) return this.providerFailure(key, gs, e);
       throw e;
     }
+  }
+
+  /** Whether a hold keeps us from calling the provider now; the result to return if so. */
+  private held(key: string, gs: Gitspace, infra: GitspaceInfra): Result | 'go' | undefined {
+    const h = this.holds.get(key);
+    if (!h) return 'go';
+    if (h.until !== undefined && this.now() < h.until) return { requeueAfter: h.until - this.now() };
+    if (h.generation !== undefined && h.generation === gs.metadata.generation && h.infraGeneration === infra.metadata.generation) return undefined;
+    this.holds.delete(key);
+    return 'go';
   }
 
   // --- normal path -----------------------------------------------------------------------------
@@ -116,6 +142,11 @@ export class RunnerReconciler implements Reconciler {
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     const input = () => ({ desired: gs.spec.state ?? 'Running', instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
     const decision = decide(input());
+
+    if (decision.action === 'create' || decision.action === 'start') {
+      const h = this.held(keyOf(gs), gs, infra);
+      if (h !== 'go') return h;
+    }
 
     if (decision.action === 'create' && gs.status?.instance?.name !== name) {
       // Intent first: record the name we are about to create before calling the cloud.
@@ -255,14 +286,18 @@ export class RunnerReconciler implements Reconciler {
     if (changed) this.event(gs, 'Warning', w.reason, w.message);
   }
 
-  private async providerFailure(gs: Gitspace, e: ProviderError): Promise<Result | undefined> {
+  private async providerFailure(key: string, gs: Gitspace, e: ProviderError): Promise<Result | undefined> {
     switch (e.code) {
-      case 'InvalidConfig':
+      case 'InvalidConfig': {
+        const infra = this.d.infras.get(gs.spec.infraRef.name);
+        this.holds.set(key, { generation: gs.metadata.generation, infraGeneration: infra?.metadata.generation });
         await this.writeWaiting(gs, new Wait('InvalidConfig', e.message, 'Failed'));
         return undefined; // a spec or infra change brings us back
+      }
       case 'QuotaExceeded':
+        this.holds.set(key, { until: this.now() + QUOTA_RETRY_MS });
         await this.writeWaiting(gs, new Wait('QuotaExceeded', e.message, gs.status?.phase ?? 'Pending'));
-        return { requeueAfter: 60_000 };
+        return { requeueAfter: QUOTA_RETRY_MS };
       case 'Throttled':
         throw new RetryAfter(e.retryAfterMs ?? 5_000, e.message);
       case 'NotFound':
@@ -292,7 +327,7 @@ export class RunnerReconciler implements Reconciler {
     try {
       provider = this.d.providerFor(infra);
     } catch (e) {
-      if (e instanceof ProviderError) return this.providerFailure(gs, e);
+      if (e instanceof ProviderError) return this.providerFailure(keyOf(gs), gs, e);
       throw e;
     }
     const name = instanceName(gs);
