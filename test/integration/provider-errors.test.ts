@@ -2,65 +2,31 @@
 // and tries again, invalid config fails naming the field, throttling and transient errors retry.
 // The operator runs in-process with a provider double that fails on demand.
 import { expect } from 'chai';
-import type { AgentHealth, GitspaceInfra } from '../../src/api/index.ts';
+import type { GitspaceInfra } from '../../src/api/index.ts';
 import { createOperator, type Operator } from '../../src/controllers/operator.ts';
-import { ProviderError, type CreateRequest, type Instance, type VmProvider } from '../../src/providers/types.ts';
+import { ProviderError } from '../../src/providers/types.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { testCluster } from '../cluster/current.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
-
-/** Fails `create` with the queued errors, then succeeds with an instantly running instance. */
-class FlakyProvider implements VmProvider {
-  readonly kind = 'local' as const;
-  readonly failures: ProviderError[] = [];
-  readonly calls: string[] = [];
-  private readonly vms = new Map<string, Instance>();
-  find(name: string): Promise<Instance | undefined> {
-    return Promise.resolve(this.vms.get(name));
-  }
-  create(req: CreateRequest): Promise<Instance> {
-    this.calls.push(`create ${req.name}`);
-    const f = this.failures.shift();
-    if (f) return Promise.reject(f);
-    const inst: Instance = { id: req.name, name: req.name, zone: 'z', state: 'running', privateIP: '10.1.2.3', agentPort: 47100, machineType: 'm', createdAt: new Date().toISOString(), labels: req.labels };
-    this.vms.set(req.name, inst);
-    return Promise.resolve(inst);
-  }
-  start(): Promise<void> {
-    return Promise.resolve();
-  }
-  stop(): Promise<void> {
-    return Promise.resolve();
-  }
-  delete(inst: Instance): Promise<void> {
-    this.vms.delete(inst.name);
-    return Promise.resolve();
-  }
-  listOwned(): Promise<Instance[]> {
-    return Promise.resolve([...this.vms.values()]);
-  }
-}
-
-const ready: AgentHealth = {
-  state: 'ready', restart: false, steps: [], ide: { type: 'ssh', ready: true }, checkout: '/home/gitspace/repo',
-  forwardPorts: [], devcontainer: { found: false, notApplied: [], containerBuild: 'skipped' }, lastActivityTime: new Date().toISOString(),
-};
+import { InMemoryProvider, readyHealth } from '../support/provider-double.ts';
 
 describe('provider errors', function () {
   this.timeout(60_000);
-  const provider = new FlakyProvider();
+  const provider = new InMemoryProvider();
   let op: Operator;
+  let client: KubeClient;
   const key = makeSshKey();
 
   before(async () => {
     await k8s.apply(infraManifest('flaky', ''));
+    client = new KubeClient(testCluster().access());
     op = createOperator({
-      client: new KubeClient(testCluster().access()),
+      client,
       log: createLogger({ component: 'operator' }, 'error'),
       providerFor: (_: GitspaceInfra) => provider,
-      probe: () => Promise.resolve({ ok: true, health: { ...ready, lastActivityTime: new Date().toISOString() } }),
+      probe: () => Promise.resolve({ ok: true, health: readyHealth() }),
     });
     await op.manager.start();
   });
@@ -108,6 +74,12 @@ describe('provider errors', function () {
     const running = await k8s.waitPhase(m, 'Running', 20_000);
     const name = running.status?.instance?.name ?? '';
     expect(provider.calls.filter((c) => c === `create ${name}`)).to.have.length(4);
+    // The agent reports fresh activity on every probe: that must not become a write loop.
+    await new Promise((r) => setTimeout(r, 1_500)); // let the infra's coalesced count update land
+    const before = client.calls.get('PATCH/status') ?? 0;
+    await k8s.patch(m, { metadata: { annotations: { poke: 'x' } } });
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect((client.calls.get('PATCH/status') ?? 0) - before, 'status writes in 2 s of steady Running').to.be.at.most(1);
     await k8s.deleteAndWait(m);
   });
 });

@@ -72,6 +72,11 @@ interface Hold {
   until?: number;
 }
 
+function toMinute(iso: string): string {
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? iso : new Date(t - (t % 60_000)).toISOString().replace('.000Z', 'Z');
+}
+
 export class RunnerReconciler implements Reconciler {
   private readonly d: RunnerDeps;
   private readonly now: () => number;
@@ -253,7 +258,9 @@ export class RunnerReconciler implements Reconciler {
     // The agent knows the checkout path; while it cannot be asked (stopped), keep the links we had.
     const urls = agent?.checkout ? userURLs(gs, infra, agent.checkout) : (old.urls ?? userURLs(gs, infra, checkoutPath(gs, this.d.vmHome ?? '/home/gitspace')));
     status.urls = urls;
-    const activity = agent?.lastActivity ?? old.lastActivityTime;
+    // To the minute: an active user must not turn every reconcile into a status write (each write
+    // is an event that brings the next reconcile). Idle timeouts are 5 minutes or more.
+    const activity = agent?.lastActivity ? toMinute(agent.lastActivity) : old.lastActivityTime;
     if (activity) status.lastActivityTime = activity;
     return status;
   }

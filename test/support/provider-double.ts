@@ -1,0 +1,71 @@
+// An in-memory VmProvider double: instances "boot" at once; `failures` queues errors for the next
+// creates. Used by tests of the runner's error handling and by the reconcile benchmark (so what
+// is measured is the controller and the API, not VM boot).
+import type { AgentHealth } from '../../src/api/index.ts';
+import type { ProviderError } from '../../src/providers/types.ts';
+import type { CreateRequest, Instance, VmProvider } from '../../src/providers/types.ts';
+
+export class InMemoryProvider implements VmProvider {
+  readonly kind = 'local' as const;
+  readonly failures: ProviderError[] = [];
+  readonly calls: string[] = [];
+  private readonly vms = new Map<string, Instance>();
+  private next = 1;
+
+  find(name: string): Promise<Instance | undefined> {
+    return Promise.resolve(this.vms.get(name));
+  }
+
+  create(req: CreateRequest): Promise<Instance> {
+    this.calls.push(`create ${req.name}`);
+    const f = this.failures.shift();
+    if (f) return Promise.reject(f);
+    const existing = this.vms.get(req.name);
+    if (existing) return Promise.resolve(existing);
+    const n = this.next++;
+    const inst: Instance = {
+      id: req.name,
+      name: req.name,
+      zone: 'memory',
+      state: 'running',
+      privateIP: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
+      agentPort: 47100,
+      machineType: req.machineType.providerType,
+      createdAt: new Date().toISOString(),
+      labels: req.labels,
+    };
+    this.vms.set(req.name, inst);
+    return Promise.resolve(inst);
+  }
+
+  private setState(inst: Instance, state: Instance['state']): Promise<void> {
+    const v = this.vms.get(inst.name);
+    if (v) v.state = state;
+    return Promise.resolve();
+  }
+
+  start(inst: Instance): Promise<void> {
+    return this.setState(inst, 'running');
+  }
+
+  stop(inst: Instance): Promise<void> {
+    return this.setState(inst, 'stopped');
+  }
+
+  delete(inst: Instance): Promise<void> {
+    this.vms.delete(inst.name);
+    return Promise.resolve();
+  }
+
+  listOwned(): Promise<Instance[]> {
+    return Promise.resolve([...this.vms.values()]);
+  }
+}
+
+/** An agent that is ready and was just used. */
+export function readyHealth(): AgentHealth {
+  return {
+    state: 'ready', restart: false, steps: [], ide: { type: 'ssh', ready: true }, checkout: '/home/gitspace/repo',
+    forwardPorts: [], devcontainer: { found: false, notApplied: [], containerBuild: 'skipped' }, lastActivityTime: new Date().toISOString(),
+  };
+}
