@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gitspace } from '../src/api/index.ts';
 import { GITSPACES } from '../src/controllers/resources.ts';
+import { Informer } from '../src/runtime/informer.ts';
 import { KubeClient, type KubeObject } from '../src/runtime/kube.ts';
 import { TestCluster } from '../test/cluster/cluster.ts';
 
@@ -47,23 +48,26 @@ async function runOne(n: number): Promise<Record<string, string | number>> {
     op.stdout.on('data', (d: Buffer) => (out += d.toString()));
     while (!out.includes('ready\n')) await new Promise((r) => setTimeout(r, 50));
 
-    // Watch for Running before applying, so nothing is missed.
+    // Watch for Running before applying, so nothing is missed (an informer: it re-watches if the
+    // apiserver closes the stream).
     const running = new Set<string>();
-    const abort = new AbortController();
     let allRunning!: () => void;
     const done = new Promise<void>((r) => (allRunning = r));
-    const watch = client.watch<Gitspace>(GITSPACES, { namespace: 'bench', signal: abort.signal, timeoutSeconds: 3600 }, (e) => {
-      if (e.object.status?.phase === 'Running') running.add(e.object.metadata.name ?? '');
+    const watcher = new Informer<Gitspace>(client, GITSPACES, { namespace: 'bench', onError: (e) => { process.stderr.write(`bench watch: ${String(e)}\n`); } });
+    const see = (g: Gitspace) => {
+      if (g.status?.phase === 'Running') running.add(g.metadata.name ?? '');
       if (running.size === n) allRunning();
-    }).catch(() => undefined);
+    };
+    watcher.on({ add: see, update: (_, g) => { see(g); } });
+    watcher.start();
+    await watcher.waitForSync();
 
     const t0 = performance.now();
     await pool(Array.from({ length: n }, (_, i) => i), CONCURRENCY, (i) => client.create(GITSPACES, gitspace('bench', i)));
     const applied = performance.now() - t0;
     await done;
     const converged = performance.now() - t0;
-    abort.abort();
-    await watch;
+    watcher.stop();
 
     op.kill('SIGTERM');
     await new Promise((r) => op.once('exit', r));

@@ -40,8 +40,17 @@ export class Agent {
     this.steps = order.map((name) => ({ name, status: 'pending' }));
   }
 
+  /**
+   * Reads the config; GITSPACES_LISTEN_ADDRESS and GITSPACES_HOME override where it listens and
+   * the user's home (an image that binds the agent to its private IP only, or a test host).
+   */
   static fromFile(path: string): Agent {
-    return new Agent(JSON.parse(readFileSync(path, 'utf8')) as AgentConfig, dirname(path));
+    const config = JSON.parse(readFileSync(path, 'utf8')) as AgentConfig;
+    const address = process.env.GITSPACES_LISTEN_ADDRESS;
+    const home = process.env.GITSPACES_HOME;
+    if (address) config.listen = { ...config.listen, address };
+    if (home) config.home = home;
+    return new Agent(config, dirname(path));
   }
 
   private stateFile(): string {
