@@ -8,13 +8,13 @@ export interface RunResult {
 
 export function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let output = '';
     const keep = (d: Buffer) => {
       output = (output + d.toString('utf8')).slice(-16_384);
     };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
     const timer = o.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), o.timeoutMs) : undefined;
     child.on('error', (e) => {
       clearTimeout(timer);
@@ -24,6 +24,10 @@ export function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS
       clearTimeout(timer);
       resolve({ code: code ?? 1, output });
     });
-    child.stdin.end(o.input ?? '');
+    if (child.stdin) {
+      // A command may exit before reading its input: that is its answer, not our crash (EPIPE).
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(o.input);
+    }
   });
 }

@@ -114,6 +114,7 @@ export function startSshServer(o: SshOptions): Promise<ssh2.Server> {
       channel.end();
       return;
     }
+    child.stdin?.on('error', () => undefined); // the shell may exit before it reads what was typed
     channel.on('data', (d: Buffer) => {
       o.onActivity();
       child.stdin?.write(d);

@@ -1,13 +1,11 @@
 // `gitspaces operator`: all controllers, leader-elected, with the concrete providers wired in.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { GitspaceInfra } from '../api/index.ts';
 import { createOperator } from '../controllers/operator.ts';
-import { LocalProvider } from '../providers/local/provider.ts';
-import { ProviderError, type VmProvider } from '../providers/types.ts';
 import { KubeClient } from '../runtime/kube.ts';
 import { createLogger } from '../runtime/log.ts';
 import { flag, hasFlag } from './flags.ts';
+import { providerFactory } from './providers.ts';
 
 export async function runOperator(argv: string[]): Promise<void> {
   const log = createLogger({ component: 'operator' });
@@ -15,18 +13,14 @@ export async function runOperator(argv: string[]): Promise<void> {
   const localDir = flag(argv, '--local-dir') ?? process.env.GITSPACES_LOCAL_DIR ?? join(process.env.GITSPACES_CACHE ?? join(homedir(), '.cache', 'gitspaces'), 'local-instances');
   // The agent is this same program: `<node> <this script> agent …`.
   const agentCommand = [process.execPath, ...process.execArgv, process.argv[1] ?? ''];
-  const locals = new Map<string, LocalProvider>();
-  const providerFor = (infra: GitspaceInfra): VmProvider => {
-    const p = infra.spec.provider;
-    if (p.local) {
-      const dir = p.local.baseDir ?? join(localDir, infra.metadata.name ?? 'local');
-      let lp = locals.get(dir);
-      if (!lp) locals.set(dir, (lp = new LocalProvider({ baseDir: dir, agentCommand })));
-      return lp;
-    }
-    const kind = p.gcp ? 'gcp' : 'aws';
-    throw new ProviderError('InvalidConfig', `spec.provider.${kind}: the ${kind} provider is not available in this version of the operator`, { field: `spec.provider.${kind}` });
-  };
+  const gceEndpoint = flag(argv, '--gce-endpoint') ?? process.env.GITSPACES_GCE_ENDPOINT;
+  const providerFor = providerFactory({
+    client,
+    namespace: process.env.POD_NAMESPACE ?? 'default',
+    localDir,
+    agentCommand,
+    ...(gceEndpoint ? { gceEndpoint } : {}),
+  });
   const leaderElect = hasFlag(argv, '--leader-elect');
   const op = createOperator({
     client,

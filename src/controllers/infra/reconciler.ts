@@ -9,7 +9,7 @@ import type { EventRecorder } from '../../runtime/events.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import type { KubeClient } from '../../runtime/kube.ts';
 import { addFinalizer, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
-import { GITSPACE_INFRAS } from '../resources.ts';
+import { GITSPACE_INFRAS, providerKind } from '../resources.ts';
 import type { ProviderFor } from '../runner/reconciler.ts';
 
 export interface InfraDeps {
@@ -18,11 +18,6 @@ export interface InfraDeps {
   gitspaces: Informer<Gitspace>;
   providerFor: ProviderFor;
   events: EventRecorder;
-}
-
-export function providerKind(infra: GitspaceInfra): 'gcp' | 'aws' | 'local' {
-  const p = infra.spec.provider;
-  return p.gcp ? 'gcp' : p.aws ? 'aws' : 'local';
 }
 
 export class InfraReconciler implements Reconciler {
@@ -60,7 +55,7 @@ export class InfraReconciler implements Reconciler {
     const kind = providerKind(infra);
     const conds: ConditionInput[] = [];
     try {
-      this.d.providerFor(infra);
+      await this.d.providerFor(infra);
       conds.push(
         kind === 'local'
           ? { type: 'CredentialsValid', status: 'True', reason: 'NotRequired', message: 'the local provider needs no credentials' }

@@ -18,7 +18,7 @@ import { keyOf, type Informer } from '../../runtime/informer.ts';
 import { isAlreadyExists, isNotFound, type KubeClient, type KubeObject } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
-import { GITSPACES, SECRETS } from '../resources.ts';
+import { GITSPACES, providerKind, SECRETS } from '../resources.ts';
 import type { AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
 import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
@@ -28,8 +28,11 @@ export interface Secret extends KubeObject {
   data?: Record<string, string>;
 }
 
-/** Gives the provider for an infra; throws ProviderError('InvalidConfig') when it cannot. */
-export type ProviderFor = (infra: GitspaceInfra) => VmProvider;
+/**
+ * Gives the provider for an infra (it may read a credentials Secret first); throws
+ * ProviderError('InvalidConfig') when it cannot.
+ */
+export type ProviderFor = (infra: GitspaceInfra) => VmProvider | Promise<VmProvider>;
 
 export interface RunnerDeps {
   client: KubeClient;
@@ -139,7 +142,7 @@ export class RunnerReconciler implements Reconciler {
       const offered = infra.spec.machineTypes.map((m) => m.name).join(', ');
       throw new ProviderError('InvalidConfig', `spec.machineType: "${gs.spec.machineType}" is not offered by GitspaceInfra "${infra.metadata.name ?? ''}" (offered: ${offered})`, { field: 'spec.machineType' });
     }
-    const provider = this.d.providerFor(infra);
+    const provider = await this.d.providerFor(infra);
     const name = instanceName(gs);
     const token = await this.ensureHopSecret(gs);
     let inst = await provider.find(name, gs.status?.instance?.zone ?? gs.spec.zone);
@@ -242,7 +245,7 @@ export class RunnerReconciler implements Reconciler {
     if (d.message) status.message = d.message;
     if (inst) {
       status.instance = {
-        provider: this.d.providerFor(infra).kind,
+        provider: providerKind(infra),
         id: inst.id,
         name: inst.name,
         zone: inst.zone,
@@ -332,7 +335,7 @@ export class RunnerReconciler implements Reconciler {
     }
     let provider: VmProvider;
     try {
-      provider = this.d.providerFor(infra);
+      provider = await this.d.providerFor(infra);
     } catch (e) {
       if (e instanceof ProviderError) return this.providerFailure(keyOf(gs), gs, e);
       throw e;

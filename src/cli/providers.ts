@@ -1,0 +1,87 @@
+// Builds the concrete provider for a GitspaceInfra (the one place that knows them all), caching
+// one per infra spec so clients and their connection pools are reused.
+import { join } from 'node:path';
+import { AGENT_HTTP_PORT, type GitspaceInfra } from '../api/index.ts';
+import { SECRETS } from '../controllers/resources.ts';
+import type { ProviderFor } from '../controllers/runner/reconciler.ts';
+import { GcpProvider } from '../providers/gcp/provider.ts';
+import { LocalProvider } from '../providers/local/provider.ts';
+import { ProviderError, type VmProvider } from '../providers/types.ts';
+import { isNotFound, type KubeClient, type KubeObject } from '../runtime/kube.ts';
+
+export interface ProviderFactoryOptions {
+  client: KubeClient;
+  /** Namespace of credentials Secrets that do not name one (the operator's). */
+  namespace: string;
+  localDir: string;
+  agentCommand: string[];
+  /** Send Compute Engine calls here instead of Google (a fake, for development and tests). */
+  gceEndpoint?: string;
+}
+
+export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
+  const cache = new Map<string, VmProvider>();
+
+  async function secretValue(ref: { name: string; namespace?: string; key?: string }, defaultKey: string, field: string): Promise<string> {
+    const ns = ref.namespace ?? o.namespace;
+    let s: KubeObject & { data?: Record<string, string> };
+    try {
+      s = await o.client.get(SECRETS, ns, ref.name);
+    } catch (e) {
+      if (isNotFound(e)) throw new ProviderError('InvalidConfig', `${field}: Secret ${ns}/${ref.name} not found`, { field });
+      throw e;
+    }
+    const key = ref.key ?? defaultKey;
+    const v = s.data?.[key];
+    if (!v) throw new ProviderError('InvalidConfig', `${field}: Secret ${ns}/${ref.name} has no key "${key}"`, { field });
+    return Buffer.from(v, 'base64').toString('utf8');
+  }
+
+  async function gcp(infra: GitspaceInfra): Promise<VmProvider> {
+    const g = infra.spec.provider.gcp;
+    if (!g) throw new ProviderError('InvalidConfig', 'spec.provider.gcp is missing');
+    let client: ConstructorParameters<typeof GcpProvider>[0]['client'] = { projectId: g.project };
+    if (o.gceEndpoint) {
+      const u = new URL(o.gceEndpoint);
+      const { PassThroughClient } = await import('google-auth-library');
+      client = { ...client, apiEndpoint: u.hostname, port: Number(u.port), protocol: u.protocol.replace(':', ''), authClient: new PassThroughClient() };
+    } else if (g.credentialsSecretRef) {
+      const field = 'spec.provider.gcp.credentialsSecretRef';
+      const json = await secretValue(g.credentialsSecretRef, 'key.json', field);
+      let key: { client_email?: string; private_key?: string };
+      try {
+        key = JSON.parse(json) as typeof key;
+      } catch {
+        throw new ProviderError('InvalidConfig', `${field}: the key is not JSON`, { field });
+      }
+      if (!key.client_email || !key.private_key) throw new ProviderError('InvalidConfig', `${field}: not a service account key (client_email, private_key)`, { field });
+      client = { ...client, credentials: { client_email: key.client_email, private_key: key.private_key } };
+    }
+    return new GcpProvider({
+      project: g.project,
+      zones: g.zones,
+      network: g.network ?? 'default',
+      subnetworks: g.subnetworks,
+      ...(g.serviceAccount ? { serviceAccount: g.serviceAccount } : {}),
+      agentPort: AGENT_HTTP_PORT,
+      client,
+    });
+  }
+
+  return async (infra) => {
+    const p = infra.spec.provider;
+    const cacheKey = `${infra.metadata.name ?? ''}@${infra.metadata.generation ?? 0}`;
+    const hit = cache.get(cacheKey);
+    if (hit) return hit;
+    let provider: VmProvider;
+    if (p.local) {
+      provider = new LocalProvider({ baseDir: p.local.baseDir ?? join(o.localDir, infra.metadata.name ?? 'local'), agentCommand: o.agentCommand });
+    } else if (p.gcp) {
+      provider = await gcp(infra);
+    } else {
+      throw new ProviderError('InvalidConfig', 'spec.provider.aws: the aws provider is not available in this version of the operator', { field: 'spec.provider.aws' });
+    }
+    cache.set(cacheKey, provider);
+    return provider;
+  };
+}

@@ -1,0 +1,243 @@
+// The GCP provider: one Compute Engine instance per Gitspace, through the official
+// @google-cloud/compute client (REST transport).
+//
+// Idempotency: the instance name is deterministic (the runner derives it from the Gitspace UID),
+// every create looks the name up in every configured zone first, a second insert of the same name
+// is a 409 that we treat as "found", and each mutating call carries a requestId derived from the
+// instance, zone and verb, so a retried call within GCE's retry window is the same operation.
+import { createHash } from 'node:crypto';
+import { InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
+import { startupScript } from '../startup.ts';
+import { ProviderError, type CreateRequest, type Instance, type InstanceState, type VmProvider } from '../types.ts';
+import { callError, CapacityError, operationError } from './errors.ts';
+import { gceLabelFilter, gceLabels } from './labels.ts';
+
+export interface GcpProviderOptions {
+  project: string;
+  zones: string[];
+  network: string;
+  subnetworks: { region: string; name: string }[];
+  serviceAccount?: string;
+  /** Network tag the gateway-only firewall rule targets. */
+  networkTag?: string;
+  /** Client options: credentials, or an endpoint (tests point this at a fake). */
+  client?: ConstructorParameters<typeof InstancesClient>[0];
+  agentPort: number;
+  /** How long to wait for one operation before giving up (it keeps running in GCE). */
+  operationTimeoutMs?: number;
+}
+
+interface GceInstance {
+  id?: string | number | null;
+  name?: string | null;
+  zone?: string | null;
+  status?: string | null;
+  machineType?: string | null;
+  creationTimestamp?: string | null;
+  labels?: Record<string, string> | null;
+  networkInterfaces?: { networkIP?: string | null }[] | null;
+}
+
+interface GceOperation {
+  name?: string | null;
+  status?: string | number | null;
+  error?: { errors?: { code?: string | null; message?: string | null }[] | null } | null;
+}
+
+const last = (s: string | null | undefined) => (s ?? '').split('/').pop() ?? '';
+
+function stateOf(status: string | null | undefined): InstanceState {
+  switch (status) {
+    case 'PROVISIONING':
+    case 'STAGING':
+    case 'REPAIRING':
+      return 'pending';
+    case 'RUNNING':
+      return 'running';
+    case 'STOPPING':
+    case 'SUSPENDING':
+      return 'stopping';
+    case 'TERMINATED':
+    case 'SUSPENDED':
+    case 'STOPPED':
+      return 'stopped';
+    default:
+      return 'pending';
+  }
+}
+
+/** A UUID derived from its inputs, so a retried call carries the same GCE requestId. */
+export function requestId(...parts: string[]): string {
+  const h = createHash('sha256').update(parts.join('\0')).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+export class GcpProvider implements VmProvider {
+  readonly kind = 'gcp' as const;
+  private readonly o: GcpProviderOptions;
+  private readonly instances: InstancesClient;
+  private readonly operations: ZoneOperationsClient;
+
+  constructor(o: GcpProviderOptions) {
+    this.o = o;
+    this.instances = new InstancesClient({ fallback: true, ...o.client });
+    this.operations = new ZoneOperationsClient({ fallback: true, ...o.client });
+  }
+
+  private toInstance(g: GceInstance): Instance {
+    const ip = g.networkInterfaces?.[0]?.networkIP ?? undefined;
+    return {
+      id: String(g.id ?? ''),
+      name: g.name ?? '',
+      zone: last(g.zone),
+      state: stateOf(g.status),
+      ...(ip ? { privateIP: ip } : {}),
+      agentPort: this.o.agentPort,
+      machineType: last(g.machineType),
+      createdAt: g.creationTimestamp ?? '',
+      labels: g.labels ?? {},
+    };
+  }
+
+  async find(name: string, zone?: string): Promise<Instance | undefined> {
+    const zones = zone ? [zone, ...this.o.zones.filter((z) => z !== zone)] : this.o.zones;
+    for (const z of zones) {
+      try {
+        const [g] = await this.instances.get({ project: this.o.project, zone: z, instance: name });
+        return this.toInstance(g as GceInstance);
+      } catch (e) {
+        const err = callError(e, `get instance ${name}`);
+        if (err.code !== 'NotFound') throw err;
+      }
+    }
+    return undefined;
+  }
+
+  /** Waits for a zone operation to finish; throws its error, classified. */
+  private async wait(zone: string, op: GceOperation, what: string): Promise<void> {
+    const deadline = Date.now() + (this.o.operationTimeoutMs ?? 10 * 60_000);
+    let cur = op;
+    while (cur.status !== 'DONE' && cur.status !== 2) {
+      if (Date.now() > deadline) throw new ProviderError('Transient', `${what}: operation ${op.name ?? ''} still running`);
+      try {
+        [cur] = (await this.operations.wait({ project: this.o.project, zone, operation: op.name ?? '' })) as [GceOperation, ...unknown[]];
+      } catch (e) {
+        throw callError(e, `${what}: waiting for operation ${op.name ?? ''}`);
+      }
+    }
+    const errors = cur.error?.errors ?? [];
+    if (errors.length) throw operationError(errors);
+  }
+
+  /** The operation behind a mutating call (the REST client resolves to an operation wrapper). */
+  private static op(r: unknown): GceOperation {
+    const first = (Array.isArray(r) ? r[0] : r) as { latestResponse?: GceOperation; name?: string } | undefined;
+    return (first?.latestResponse ?? first ?? {});
+  }
+
+  async create(req: CreateRequest): Promise<Instance> {
+    const existing = await this.find(req.name, req.zone);
+    if (existing) return existing;
+    if (!req.image) throw new ProviderError('InvalidConfig', 'spec.image: a GCE image is required', { field: 'spec.image' });
+    const preferred = req.zone && this.o.zones.includes(req.zone) ? req.zone : this.o.zones[0];
+    const zones = [preferred ?? '', ...this.o.zones.filter((z) => z !== preferred)];
+    let lastCapacity: ProviderError | undefined;
+    for (const zone of zones) {
+      try {
+        await this.insert(req, zone);
+        const inst = await this.find(req.name, zone);
+        if (inst) return inst;
+        throw new ProviderError('Transient', `instance ${req.name} not visible after its insert finished`);
+      } catch (e) {
+        if (e instanceof CapacityError) {
+          lastCapacity = e;
+          continue; // the next zone
+        }
+        throw e;
+      }
+    }
+    throw new ProviderError('QuotaExceeded', `no capacity in zones ${zones.join(', ')}: ${lastCapacity?.message ?? ''}`);
+  }
+
+  private async insert(req: CreateRequest, zone: string): Promise<void> {
+    const region = zone.replace(/-[a-z]$/, '');
+    const sub = this.o.subnetworks.find((s) => s.region === region);
+    const mt = req.machineType;
+    const network = this.o.network.includes('/') ? this.o.network : `global/networks/${this.o.network}`;
+    const instanceResource = {
+      name: req.name,
+      machineType: `zones/${zone}/machineTypes/${mt.providerType}`,
+      labels: gceLabels(req.labels),
+      tags: { items: [this.o.networkTag ?? 'gitspaces-vm'] },
+      disks: [
+        {
+          boot: true,
+          autoDelete: true,
+          initializeParams: {
+            sourceImage: req.image,
+            diskSizeGb: String(mt.diskSizeGB ?? 50),
+            ...(mt.diskType ? { diskType: `zones/${zone}/diskTypes/${mt.diskType}` } : {}),
+          },
+        },
+      ],
+      // No accessConfigs: no external IP. The gateway reaches the VM on its private address.
+      networkInterfaces: [{ network, ...(sub ? { subnetwork: sub.name.includes('/') ? sub.name : `regions/${region}/subnetworks/${sub.name}` } : {}) }],
+      metadata: { items: [{ key: 'startup-script', value: startupScript(req.agent) }] },
+      ...(this.o.serviceAccount ? { serviceAccounts: [{ email: this.o.serviceAccount, scopes: ['https://www.googleapis.com/auth/cloud-platform'] }] } : {}),
+    };
+    let op: GceOperation;
+    try {
+      op = GcpProvider.op(await this.instances.insert({ project: this.o.project, zone, requestId: requestId(req.name, zone, 'insert'), instanceResource }));
+    } catch (e) {
+      const err = callError(e, `insert instance ${req.name} in ${zone}`);
+      if (/already exists/i.test(err.message)) return; // created by an earlier attempt
+      if (err.code === 'NotFound' && /images?\//.test(err.message)) throw new ProviderError('InvalidConfig', `spec.image: ${err.message.replace(/^.*?: /, '')}`, { field: 'spec.image' });
+      if (err.code === 'InvalidConfig' && /machineType/i.test(err.message)) throw new ProviderError('InvalidConfig', `spec.machineTypes: ${err.message.replace(/^.*?: /, '')}`, { field: 'spec.machineTypes' });
+      throw err;
+    }
+    await this.wait(zone, op, `insert instance ${req.name}`);
+  }
+
+  private async act(inst: Instance, verb: 'start' | 'stop' | 'delete'): Promise<void> {
+    const params = { project: this.o.project, zone: inst.zone, instance: inst.name, requestId: requestId(inst.name, inst.zone, verb, inst.createdAt) };
+    let op: GceOperation;
+    try {
+      const call = verb === 'start' ? this.instances.start(params) : verb === 'stop' ? this.instances.stop(params) : this.instances.delete(params);
+      op = GcpProvider.op(await call);
+    } catch (e) {
+      const err = callError(e, `${verb} instance ${inst.name}`);
+      if (verb === 'delete' && err.code === 'NotFound') return;
+      throw err;
+    }
+    await this.wait(inst.zone, op, `${verb} instance ${inst.name}`);
+  }
+
+  start(inst: Instance): Promise<void> {
+    return this.act(inst, 'start');
+  }
+
+  stop(inst: Instance): Promise<void> {
+    return this.act(inst, 'stop');
+  }
+
+  delete(inst: Instance): Promise<void> {
+    return this.act(inst, 'delete');
+  }
+
+  async listOwned(labels: Record<string, string>): Promise<Instance[]> {
+    const out: Instance[] = [];
+    try {
+      const iterable = this.instances.aggregatedListAsync({ project: this.o.project, filter: gceLabelFilter(labels) }, { autoPaginate: false });
+      for await (const [, scoped] of iterable) {
+        for (const g of (scoped as { instances?: GceInstance[] | null }).instances ?? []) out.push(this.toInstance(g));
+      }
+    } catch (e) {
+      throw callError(e, 'list instances');
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.instances.close(), this.operations.close()]);
+  }
+}

@@ -1,0 +1,214 @@
+// The GCP provider through the real @google-cloud/compute client against our GCE REST fake, which
+// boots each instance by running its startup-script (so the real agent comes up): the full
+// lifecycle, idempotent create (lookup, 409, requestId), zone fallback on exhausted capacity, and
+// a bad image reported against spec.image.
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThroughClient } from 'google-auth-library';
+import type { GitspaceInfra } from '../../src/api/index.ts';
+import { AGENT_HTTP_PORT, AGENT_SSH_PORT } from '../../src/api/index.ts';
+import { createOperator, type Operator } from '../../src/controllers/operator.ts';
+import { GcpProvider } from '../../src/providers/gcp/provider.ts';
+import type { CreateRequest } from '../../src/providers/types.ts';
+import { KubeClient } from '../../src/runtime/kube.ts';
+import { createLogger } from '../../src/runtime/log.ts';
+import { testCluster } from '../cluster/current.ts';
+import { GceFake } from '../fakes/gce/server.ts';
+import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
+import { startOperator, type OperatorProcess } from '../support/operator.ts';
+import { ROOT, type Manifest } from '../support/resources.ts';
+import { eventually } from '../support/wait.ts';
+
+const PROJECT = 'acme-devenvs';
+const IMAGE = `projects/${PROJECT}/global/images/family/gitspaces`;
+const ZONES = ['europe-west1-b', 'europe-west1-c'];
+
+function gcpInfra(name: string): Manifest {
+  return {
+    apiVersion: 'gitspaces.dev/v1alpha1',
+    kind: 'GitspaceInfra',
+    metadata: { name },
+    spec: {
+      provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: ZONES } },
+      image: IMAGE,
+      machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
+      gateway: { domain: 'gitspaces.example.com' },
+    },
+  };
+}
+
+describe('GCP provider against the GCE fake', function () {
+  this.timeout(120_000);
+  let work: string;
+  let repo: string;
+  let key: SshKey;
+  let fake: GceFake;
+  let port: number;
+  let op: Operator;
+
+  const provider = () =>
+    new GcpProvider({
+      project: PROJECT,
+      zones: ZONES,
+      network: 'gitspaces',
+      subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }],
+      agentPort: AGENT_HTTP_PORT,
+      client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
+    });
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'gitspaces-gcp-'));
+    repo = makeRepo(work);
+    key = makeSshKey();
+    fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200, startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
+    fake.images.add(IMAGE);
+    port = await fake.start();
+    const gcp = provider();
+    await k8s.apply(gcpInfra('gcp'));
+    op = createOperator({
+      client: new KubeClient(testCluster().access()),
+      log: createLogger({ component: 'operator' }, 'error'),
+      providerFor: (_: GitspaceInfra) => gcp,
+    });
+    await op.manager.start();
+  });
+
+  after(async () => {
+    await k8s.deleteAndWait(gcpInfra('gcp'));
+    await op.manager.stop();
+    await fake.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('runs the lifecycle: VM created with our labels and no external IP, agent up, stop keeps the VM, start resumes it, delete removes it', async () => {
+    const m = gitspaceManifest('gcp-life', { infra: 'gcp', repo, key });
+    await k8s.apply(m);
+    const running = await k8s.waitPhase(m, 'Running', 60_000);
+    const inst = running.status!.instance!;
+    expect(inst).to.include({ provider: 'gcp', zone: 'europe-west1-b', machineType: 'e2-standard-2', name: `gs-${running.metadata.uid ?? ''}` });
+    const vm = fake.instances.get(`europe-west1-b/${inst.name ?? ''}`)!;
+    expect(vm.labels).to.deep.include({ 'gitspaces-dev_gitspace-uid': running.metadata.uid, 'gitspaces-dev_infra': 'gcp', 'app-kubernetes-io_managed-by': 'gitspaces-operator' });
+    const nic = (vm.body.networkInterfaces as Record<string, unknown>[])[0]!;
+    expect(nic).to.not.have.property('accessConfigs');
+    expect(nic.subnetwork).to.equal('regions/europe-west1/subnetworks/gitspaces-ew1');
+    expect((vm.body.tags as { items: string[] }).items).to.deep.equal(['gitspaces-vm']);
+    const r = await sshExec(inst.privateIP!, AGENT_SSH_PORT, key, 'cat README.md; echo "TEAM=$TEAM"');
+    expect(r.stdout).to.include('# sample').and.include('TEAM=platform');
+
+    await k8s.patch(m, { spec: { state: 'Stopped' } });
+    await k8s.waitPhase(m, 'Stopped', 30_000);
+    expect(vm.status).to.equal('TERMINATED');
+    await k8s.patch(m, { spec: { state: 'Running' } });
+    const resumed = await k8s.waitPhase(m, 'Running', 30_000);
+    expect(resumed.status?.instance?.id).to.equal(inst.id);
+    expect(fake.count('POST', '/instances')).to.be.at.least(1);
+    expect(fake.calls.filter((c) => c.method === 'POST' && /\/zones\/[^/]+\/instances$/.test(c.path))).to.have.length(1);
+
+    await k8s.deleteAndWait(m);
+    expect(fake.instances.has(`europe-west1-b/${inst.name ?? ''}`)).to.equal(false);
+  });
+
+  it('creates idempotently: a second create finds the first VM, a repeated insert is 409, a repeated requestId is the same operation', async () => {
+    const p = provider();
+    const req: CreateRequest = {
+      name: 'gs-idem-1',
+      machineType: { providerType: 'e2-standard-2' },
+      image: IMAGE,
+      labels: { 'gitspaces.dev/infra': 'direct' },
+      agent: {
+        gitspace: { namespace: 'ns', name: 'x', uid: 'u' }, repository: { url: 'file:///nowhere' }, devcontainerPath: '.devcontainer/devcontainer.json',
+        ide: { type: 'ssh' }, sshPublicKeys: [], env: [], ports: [], listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT }, secret: 's', home: '/home/gitspace',
+      },
+    };
+    const [a, b] = await Promise.all([p.create(req), p.create(req)]);
+    expect(a.id).to.equal(b.id);
+    expect([...fake.instances.keys()].filter((k) => k.endsWith('/gs-idem-1'))).to.have.length(1);
+    expect((await p.listOwned({ 'gitspaces.dev/infra': 'direct' })).map((i) => i.name)).to.deep.equal(['gs-idem-1']);
+    await p.delete(a);
+    await p.delete(a); // already gone: fine
+    expect(await p.find('gs-idem-1')).to.equal(undefined);
+    await p.close();
+  });
+
+  it('falls over to the next zone when the first has no capacity', async () => {
+    fake.faults.exhaustedZones = new Set(['europe-west1-b']);
+    try {
+      const m = gitspaceManifest('gcp-zone', { infra: 'gcp', repo, key });
+      await k8s.apply(m);
+      const running = await k8s.waitPhase(m, 'Running', 60_000);
+      expect(running.status?.instance?.zone).to.equal('europe-west1-c');
+      await k8s.deleteAndWait(m);
+    } finally {
+      fake.faults.exhaustedZones = undefined;
+    }
+  });
+
+  it('fails naming spec.image when the image does not exist', async () => {
+    fake.images.delete(IMAGE);
+    try {
+      const m = gitspaceManifest('gcp-image', { infra: 'gcp', repo, key });
+      await k8s.apply(m);
+      const failed = await k8s.waitPhase(m, 'Failed', 30_000);
+      expect(failed.status?.message).to.match(/^spec\.image: .*projects\/acme-devenvs\/global\/images\/family\/gitspaces' was not found/);
+      await k8s.deleteAndWait(m);
+    } finally {
+      fake.images.add(IMAGE);
+    }
+  });
+});
+
+describe('GCP provider: operator killed (-9) around the cloud create', function () {
+  this.timeout(240_000);
+  let work: string;
+  let repo: string;
+  let key: SshKey;
+  let fake: GceFake;
+  let endpoint: string;
+  const ops: OperatorProcess[] = [];
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'gitspaces-gcp-crash-'));
+    repo = makeRepo(work);
+    key = makeSshKey();
+    // Slow operations widen the window between the insert call and the status write.
+    fake = new GceFake({ project: PROJECT, bootMs: 1_500, startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
+    fake.images.add(IMAGE);
+    endpoint = `http://127.0.0.1:${await fake.start()}`;
+    await k8s.apply(gcpInfra('gcp-crash'));
+  });
+
+  after(async () => {
+    const op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--gce-endpoint', endpoint] });
+    await k8s.deleteAndWait(gcpInfra('gcp-crash'));
+    await op.kill('SIGTERM');
+    for (const o of ops) await o.kill();
+    await fake.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('leaves exactly one VM per Gitspace when killed right after the insert call, 8 rounds', async () => {
+    const ms: Manifest[] = [];
+    for (let round = 0; round < 8; round++) {
+      const op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--gce-endpoint', endpoint], name: `gcp-crash-${round}` });
+      ops.push(op);
+      const m = gitspaceManifest(`gcp-crash-${round}`, { infra: 'gcp-crash', repo, key });
+      ms.push(m);
+      const inserts = fake.calls.length;
+      await k8s.apply(m);
+      // Kill as soon as the insert for this Gitspace reached the cloud (or after 3 s).
+      await eventually('the insert call', 3_000, () => fake.calls.slice(inserts).some((c) => c.method === 'POST' && /\/instances$/.test(c.path))).catch(() => undefined);
+      await op.kill('SIGKILL');
+    }
+    const final = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--gce-endpoint', endpoint], name: 'gcp-crash-final' });
+    ops.push(final);
+    const all = await Promise.all(ms.map((m) => k8s.waitPhase(m, 'Running', 120_000)));
+    const names = all.map((g) => g.status?.instance?.name ?? '');
+    const vms = [...fake.instances.values()].filter((i) => names.includes(i.name));
+    expect(vms.map((v) => v.name).sort(), 'one VM per Gitspace').to.deep.equal([...names].sort());
+    await Promise.all(ms.map((m) => k8s.deleteAndWait(m, 90_000)));
+    expect([...fake.instances.values()].filter((i) => names.includes(i.name))).to.have.length(0);
+  });
+});
