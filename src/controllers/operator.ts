@@ -1,6 +1,9 @@
 // Wires the operator: informers, the runner and infra controllers, and the manager that runs them.
 // Concrete providers come in through `providerFor` (the CLI chooses them), so this stays cloud-free.
+import { Counter, Gauge } from 'prom-client';
 import { LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra } from '../api/index.ts';
+import { InstrumentedProvider } from '../providers/instrumented.ts';
+import type { VmProvider } from '../providers/types.ts';
 import { Controller } from '../runtime/controller.ts';
 import { EventRecorder } from '../runtime/events.ts';
 import { Informer, keyOf } from '../runtime/informer.ts';
@@ -53,13 +56,29 @@ export function createOperator(o: OperatorOptions): Operator {
   const secrets = manager.addInformer(new Informer<Secret>(o.client, SECRETS, { labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, onError }));
   const events = new EventRecorder(o.client, 'gitspaces.dev/operator', manager.identity, o.log);
 
+  // Every provider goes through one rate-limited, counted wrapper (kept per provider instance, so
+  // its token buckets persist across reconciles).
+  const calls = new Counter({
+    name: 'gitspaces_provider_operations_total',
+    help: 'VM provider operations by provider, operation and outcome',
+    labelNames: ['provider', 'operation', 'outcome'],
+    registers: [manager.metrics.registry],
+  });
+  const wrapped = new WeakMap<VmProvider, VmProvider>();
+  const providerFor = async (infra: GitspaceInfra): Promise<VmProvider> => {
+    const inner = await o.providerFor(infra);
+    let w = wrapped.get(inner);
+    if (!w) wrapped.set(inner, (w = new InstrumentedProvider(inner, { calls })));
+    return w;
+  };
+
   const runner = manager.addController(
     new Controller({
       name: 'gitspace',
       workers: o.workers ?? 4,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspace' }),
-      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor: o.providerFor, probe: o.probe ?? probeAgent, events, log: o.log, ...(o.now ? { now: o.now } : {}) }),
+      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor, probe: o.probe ?? probeAgent, events, log: o.log, ...(o.now ? { now: o.now } : {}) }),
     }),
   );
   runner.watch(gitspaces);
@@ -75,11 +94,23 @@ export function createOperator(o: OperatorOptions): Operator {
       workers: 1,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspaceinfra' }),
-      reconciler: new InfraReconciler({ client: o.client, infras, gitspaces, providerFor: o.providerFor, events }),
+      reconciler: new InfraReconciler({ client: o.client, infras, gitspaces, providerFor, events }),
     }),
   );
   infra.watch(infras);
   // Phase counts: coalesce bursts of Gitspace changes into one infra status write per second.
   infra.watch(gitspaces, (g) => [g.spec.infraRef.name], 1_000);
+
+  // Gitspaces by phase, computed from the cache when scraped.
+  new Gauge({
+    name: 'gitspaces_instances',
+    help: 'Gitspaces by phase',
+    labelNames: ['phase'],
+    registers: [manager.metrics.registry],
+    collect() {
+      this.reset();
+      for (const g of gitspaces.list()) this.inc({ phase: g.status?.phase ?? 'Pending' });
+    },
+  });
   return { manager, runner, infra, gitspaces, infras };
 }

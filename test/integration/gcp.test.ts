@@ -146,6 +146,30 @@ describe('GCP provider against the GCE fake', function () {
     }
   });
 
+  it('converges with 20 % of calls throttled or failing, within the rate policy', async () => {
+    fake.faults.throttleRate = 0.1;
+    fake.faults.errorRate = 0.1;
+    const from = fake.calls.length;
+    try {
+      const ms = Array.from({ length: 8 }, (_, i) => gitspaceManifest(`gcp-fault-${i}`, { infra: 'gcp', repo, key }));
+      await Promise.all(ms.map((m) => k8s.apply(m)));
+      const all = await Promise.all(ms.map((m) => k8s.waitPhase(m, 'Running', 90_000)));
+      expect(new Set(all.map((g) => g.status?.instance?.name)).size).to.equal(8);
+      fake.faults.throttleRate = 0;
+      fake.faults.errorRate = 0;
+      await Promise.all(ms.map((m) => k8s.deleteAndWait(m)));
+    } finally {
+      fake.faults.throttleRate = 0;
+      fake.faults.errorRate = 0;
+    }
+    // Inserts never outran the run bucket (burst 5, then 2/s), whatever the errors.
+    const inserts = fake.calls.slice(from).filter((c) => c.method === 'POST' && /\/zones\/[^/]+\/instances$/.test(c.path)).map((c) => c.at);
+    for (const t of inserts) expect(inserts.filter((u) => u >= t && u < t + 1_000).length, 'inserts in one second').to.be.at.most(7);
+    const text = await op.manager.metrics.registry.getSingleMetricAsString('gitspaces_provider_operations_total');
+    expect(text).to.match(/outcome="(throttled|error)"/);
+    expect(text).to.include('provider="gcp",operation="create",outcome="success"');
+  });
+
   it('fails naming spec.image when the image does not exist', async () => {
     fake.images.delete(IMAGE);
     try {

@@ -73,7 +73,7 @@ const NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const MACHINE_TYPE = /^(e2|n1|n2|n2d|c2|c3|t2d)-(standard|highmem|highcpu|micro|small|medium)(-\d+)?$/;
 
 export class GceFake {
-  readonly calls: { method: string; path: string }[] = [];
+  readonly calls: { method: string; path: string; at: number }[] = [];
   readonly faults: GceFaults;
   readonly instances = new Map<string, Inst>();
   readonly images = new Set<string>();
@@ -112,7 +112,7 @@ export class GceFake {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const method = req.method ?? 'GET';
-    this.calls.push({ method, path: url.pathname });
+    this.calls.push({ method, path: url.pathname, at: Date.now() });
     let body: Record<string, unknown> = {};
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
