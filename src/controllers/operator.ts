@@ -11,6 +11,7 @@ import type { KubeClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/log.ts';
 import { Manager, type ManagerOptions } from '../runtime/manager.ts';
 import { InfraReconciler } from './infra/reconciler.ts';
+import { OrphanSweeper, type SweepOptions } from './sweep/orphans.ts';
 import { GITSPACE_INFRAS, GITSPACES, SECRETS } from './resources.ts';
 import { probeAgent, type AgentProbe } from './runner/agent-probe.ts';
 import { RunnerReconciler, type ProviderFor, type Secret } from './runner/reconciler.ts';
@@ -28,6 +29,8 @@ export interface OperatorOptions {
   resyncMs?: number;
   /** The clock (tests move it to exercise idle timeouts). */
   now?: () => number;
+  /** Orphan sweep; default every 5 minutes for VMs older than 15 minutes. */
+  sweep?: SweepOptions | false;
 }
 
 export interface Operator {
@@ -100,6 +103,13 @@ export function createOperator(o: OperatorOptions): Operator {
   infra.watch(infras);
   // Phase counts: coalesce bursts of Gitspace changes into one infra status write per second.
   infra.watch(gitspaces, (g) => [g.spec.infraRef.name], 1_000);
+
+  if (o.sweep !== false) {
+    const deleted = new Counter({ name: 'gitspaces_orphans_deleted_total', help: 'VMs deleted by the orphan sweep', labelNames: ['provider'], registers: [manager.metrics.registry] });
+    const sweeper = new OrphanSweeper({ infras, gitspaces, providerFor, events, log: o.log.child({ component: 'sweep' }), deleted }, o.sweep ?? { intervalMs: 5 * 60_000, graceMs: 15 * 60_000 });
+    manager.onLeading(() => { sweeper.start(); });
+    manager.onStop(() => sweeper.stop());
+  }
 
   // Gitspaces by phase, computed from the cache when scraped.
   new Gauge({

@@ -28,6 +28,7 @@ export class Manager {
   private readonly informers: Informer<KubeObject>[] = [];
   private readonly controllers: Controller[] = [];
   private readonly startHooks: (() => void)[] = [];
+  private readonly stopHooks: (() => Promise<void>)[] = [];
   private elector: LeaderElector | undefined;
   private health: HealthServer | undefined;
   private leading = false;
@@ -55,6 +56,11 @@ export class Manager {
   /** Work to start when this replica becomes leader (periodic sweeps and the like). */
   onLeading(fn: () => void): void {
     this.startHooks.push(fn);
+  }
+
+  /** Work to finish on shutdown, before the lease is released. */
+  onStop(fn: () => Promise<void>): void {
+    this.stopHooks.push(fn);
   }
 
   isLeader(): boolean {
@@ -101,7 +107,7 @@ export class Manager {
   /** Graceful stop: controllers drain, informers stop, the lease is released. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      await Promise.all(this.controllers.map((c) => c.stop()));
+      await Promise.all([...this.controllers.map((c) => c.stop()), ...this.stopHooks.map((h) => h())]);
       for (const i of this.informers) i.stop();
       await this.elector?.stop();
       this.leading = false;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThroughClient } from 'google-auth-library';
 import type { GitspaceInfra } from '../../src/api/index.ts';
-import { AGENT_HTTP_PORT, AGENT_SSH_PORT } from '../../src/api/index.ts';
+import { AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
 import { createOperator, type Operator } from '../../src/controllers/operator.ts';
 import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import type { CreateRequest } from '../../src/providers/types.ts';
@@ -72,6 +72,7 @@ describe('GCP provider against the GCE fake', function () {
       client: new KubeClient(testCluster().access()),
       log: createLogger({ component: 'operator' }, 'error'),
       providerFor: (_: GitspaceInfra) => gcp,
+      sweep: { intervalMs: 500, graceMs: 0 },
     });
     await op.manager.start();
   });
@@ -168,6 +169,30 @@ describe('GCP provider against the GCE fake', function () {
     const text = await op.manager.metrics.registry.getSingleMetricAsString('gitspaces_provider_operations_total');
     expect(text).to.match(/outcome="(throttled|error)"/);
     expect(text).to.include('provider="gcp",operation="create",outcome="success"');
+  });
+
+  it('sweeps a VM labelled as ours whose Gitspace is gone, and never touches an unlabelled VM', async () => {
+    const p = provider();
+    const base: CreateRequest = {
+      name: 'gs-ghost',
+      machineType: { providerType: 'e2-standard-2' },
+      image: IMAGE,
+      labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: 'gcp', [LABELS.gitspaceUID]: 'dead-beef-0000', [LABELS.gitspaceName]: 'ghost', [LABELS.gitspaceNamespace]: 'default' },
+      agent: {
+        gitspace: { namespace: 'default', name: 'ghost', uid: 'dead-beef-0000' }, repository: { url: 'file:///nowhere' }, devcontainerPath: 'x',
+        ide: { type: 'ssh' }, sshPublicKeys: [], env: [], ports: [], listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT }, secret: 's', home: '/home/gitspace',
+      },
+    };
+    await p.create(base);
+    await p.create({ ...base, name: 'not-ours', labels: { team: 'data' } });
+    await eventually('the orphan to be swept', 20_000, () => !fake.instances.has('europe-west1-b/gs-ghost'));
+    await new Promise((r) => setTimeout(r, 1_200)); // more sweeps pass
+    expect(fake.instances.has('europe-west1-b/not-ours')).to.equal(true);
+    const infra = await k8s.get<GitspaceInfra>(gcpInfra('gcp'));
+    expect(await k8s.eventReasons(infra!)).to.include('OrphanDeleted');
+    expect(await op.manager.metrics.registry.getSingleMetricAsString('gitspaces_orphans_deleted_total')).to.include('gitspaces_orphans_deleted_total{provider="gcp"} 1');
+    await p.delete((await p.find('not-ours'))!);
+    await p.close();
   });
 
   it('fails naming spec.image when the image does not exist', async () => {

@@ -16,3 +16,13 @@ export function gceLabels(labels: Record<string, string>): Record<string, string
 export function gceLabelFilter(labels: Record<string, string>): string {
   return Object.entries(gceLabels(labels)).map(([k, v]) => `labels.${k} = "${v}"`).join(' AND ');
 }
+
+/** Our label keys back from their GCE form (values are kept as GCE stores them). */
+export function ourLabels(gce: Record<string, string>, keys: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = { ...gce };
+  for (const k of keys) {
+    const v = gce[gceLabelKey(k)];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}

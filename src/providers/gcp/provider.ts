@@ -7,10 +7,11 @@
 // instance, zone and verb, so a retried call within GCE's retry window is the same operation.
 import { createHash } from 'node:crypto';
 import { InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
+import { LABELS } from '../../api/index.ts';
 import { startupScript } from '../startup.ts';
 import { ProviderError, type CreateRequest, type Instance, type InstanceState, type VmProvider } from '../types.ts';
 import { callError, CapacityError, operationError } from './errors.ts';
-import { gceLabelFilter, gceLabels } from './labels.ts';
+import { gceLabelFilter, gceLabels, ourLabels } from './labels.ts';
 
 export interface GcpProviderOptions {
   project: string;
@@ -95,7 +96,7 @@ export class GcpProvider implements VmProvider {
       agentPort: this.o.agentPort,
       machineType: last(g.machineType),
       createdAt: g.creationTimestamp ?? '',
-      labels: g.labels ?? {},
+      labels: ourLabels(g.labels ?? {}, Object.values(LABELS)),
     };
   }
 
