@@ -7,7 +7,8 @@ import { flag } from './flags.ts';
 const usage = `usage: gitspaces <command> [flags]
 
 commands:
-  operator   run the controllers (--health-port 8081, --leader-elect, --workers 4, --local-dir DIR)
+  operator   run the controllers (--health-port 8081, --leader-elect, --workers 4, --local-dir DIR,
+             --gce-endpoint URL / --ec2-endpoint URL to talk to a fake or moto)
   agent      run the VM agent (--config /var/lib/gitspaces/agent.json)
   crds       print the CustomResourceDefinitions (kubectl apply -f -)
 `;

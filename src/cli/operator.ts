@@ -14,12 +14,14 @@ export async function runOperator(argv: string[]): Promise<void> {
   // The agent is this same program: `<node> <this script> agent …`.
   const agentCommand = [process.execPath, ...process.execArgv, process.argv[1] ?? ''];
   const gceEndpoint = flag(argv, '--gce-endpoint') ?? process.env.GITSPACES_GCE_ENDPOINT;
+  const ec2Endpoint = flag(argv, '--ec2-endpoint') ?? process.env.GITSPACES_EC2_ENDPOINT;
   const providerFor = providerFactory({
     client,
     namespace: process.env.POD_NAMESPACE ?? 'default',
     localDir,
     agentCommand,
     ...(gceEndpoint ? { gceEndpoint } : {}),
+    ...(ec2Endpoint ? { ec2Endpoint } : {}),
   });
   const leaderElect = hasFlag(argv, '--leader-elect');
   const op = createOperator({

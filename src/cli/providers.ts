@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { AGENT_HTTP_PORT, type GitspaceInfra } from '../api/index.ts';
 import { SECRETS } from '../controllers/resources.ts';
 import type { ProviderFor } from '../controllers/runner/reconciler.ts';
+import { AwsProvider } from '../providers/aws/provider.ts';
 import { GcpProvider } from '../providers/gcp/provider.ts';
 import { LocalProvider } from '../providers/local/provider.ts';
 import { ProviderError, type VmProvider } from '../providers/types.ts';
@@ -17,6 +18,8 @@ export interface ProviderFactoryOptions {
   agentCommand: string[];
   /** Send Compute Engine calls here instead of Google (a fake, for development and tests). */
   gceEndpoint?: string;
+  /** Send EC2 calls here instead of AWS (moto, for development and tests). */
+  ec2Endpoint?: string;
 }
 
 export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
@@ -68,6 +71,31 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
     });
   }
 
+  async function aws(infra: GitspaceInfra): Promise<VmProvider> {
+    const a = infra.spec.provider.aws;
+    if (!a) throw new ProviderError('InvalidConfig', 'spec.provider.aws is missing');
+    let client: ConstructorParameters<typeof AwsProvider>[0]['client'] = {};
+    if (a.credentialsSecretRef) {
+      const field = 'spec.provider.aws.credentialsSecretRef';
+      const ref = { name: a.credentialsSecretRef.name, ...(a.credentialsSecretRef.namespace ? { namespace: a.credentialsSecretRef.namespace } : {}) };
+      client = {
+        credentials: {
+          accessKeyId: await secretValue({ ...ref, key: 'AWS_ACCESS_KEY_ID' }, 'AWS_ACCESS_KEY_ID', field),
+          secretAccessKey: await secretValue({ ...ref, key: 'AWS_SECRET_ACCESS_KEY' }, 'AWS_SECRET_ACCESS_KEY', field),
+        },
+      };
+    }
+    if (o.ec2Endpoint) client = { endpoint: o.ec2Endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, ...client };
+    return new AwsProvider({
+      region: a.region,
+      subnets: a.subnets,
+      securityGroupIds: a.securityGroupIds,
+      ...(a.instanceProfile ? { instanceProfile: a.instanceProfile } : {}),
+      agentPort: AGENT_HTTP_PORT,
+      client,
+    });
+  }
+
   return async (infra) => {
     const p = infra.spec.provider;
     const cacheKey = `${infra.metadata.name ?? ''}@${infra.metadata.generation ?? 0}`;
@@ -79,7 +107,7 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
     } else if (p.gcp) {
       provider = await gcp(infra);
     } else {
-      throw new ProviderError('InvalidConfig', 'spec.provider.aws: the aws provider is not available in this version of the operator', { field: 'spec.provider.aws' });
+      provider = await aws(infra);
     }
     cache.set(cacheKey, provider);
     return provider;
