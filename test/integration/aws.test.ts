@@ -1,6 +1,8 @@
 // The AWS provider through the real @aws-sdk/client-ec2 against moto's EC2 server. moto starts
 // instances already running, does not run UserData and does not enforce ClientToken, so these
 // tests prove our own lookup-before-create (including stopped instances) and use an agent double.
+// The VPCs use loopback CIDRs (127.x): an operator that probes an instance's private address must
+// only ever dial this machine.
 import { expect } from 'chai';
 import {
   CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, DescribeInstancesCommand, EC2Client,
@@ -18,6 +20,11 @@ import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { readyHealth } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
+import { startOperator, type OperatorProcess } from '../support/operator.ts';
+import { eventually } from '../support/wait.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const REGION = 'eu-west-1';
 const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
@@ -53,10 +60,10 @@ describe('AWS provider against moto', function () {
   before(async () => {
     moto = await startMoto();
     ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint, credentials });
-    const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.20.0.0/16' }));
+    const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '127.20.0.0/16' }));
     const vpcId = vpc.Vpc?.VpcId ?? '';
     subnets = [];
-    for (const [zone, cidr] of [['eu-west-1a', '10.20.1.0/24'], ['eu-west-1b', '10.20.2.0/24']] as const) {
+    for (const [zone, cidr] of [['eu-west-1a', '127.20.1.0/24'], ['eu-west-1b', '127.20.2.0/24']] as const) {
       const s = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: cidr, AvailabilityZone: zone }));
       subnets.push({ zone, subnetId: s.Subnet?.SubnetId ?? '' });
     }
@@ -87,6 +94,7 @@ describe('AWS provider against moto', function () {
     const inst = running.status!.instance!;
     expect(inst).to.include({ provider: 'aws', zone: 'eu-west-1a', machineType: 't3.medium' });
     expect(inst.id).to.match(/^i-[0-9a-f]+$/);
+    expect(inst.privateIP).to.match(/^127\.20\.1\.\d+$/);
     const [vm] = await byName(inst.name!);
     const tags: Record<string, string | undefined> = Object.fromEntries((vm?.Tags ?? []).map((t) => [t.Key ?? '', t.Value]));
     expect(tags).to.include({ [LABELS.gitspaceUID]: running.metadata.uid, [LABELS.infra]: 'aws', [LABELS.managedBy]: MANAGED_BY, Name: inst.name });
@@ -143,5 +151,75 @@ describe('AWS provider against moto', function () {
     const badProfile = await failure(provider('no-such-profile'), ami);
     expect(badProfile?.code).to.equal('InvalidConfig');
     expect(badProfile?.message).to.match(/^spec\.provider\.aws\.instanceProfile: .*no-such-profile/);
+  });
+});
+
+describe('AWS provider: operator killed (-9) right after RunInstances', function () {
+  this.timeout(240_000);
+  let moto: Moto;
+  let ec2: EC2Client;
+  let work: string;
+  const ops: OperatorProcess[] = [];
+  let m0: Manifest;
+
+  before(async () => {
+    moto = await startMoto();
+    ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint, credentials });
+    const vpcId = (await ec2.send(new CreateVpcCommand({ CidrBlock: '127.30.0.0/16' }))).Vpc?.VpcId ?? '';
+    const subnetId = (await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '127.30.1.0/24', AvailabilityZone: 'eu-west-1a' }))).Subnet?.SubnetId ?? '';
+    const sg = (await ec2.send(new CreateSecurityGroupCommand({ GroupName: 'gs', Description: 'gs', VpcId: vpcId }))).GroupId ?? '';
+    const ami = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images?.find((i) => /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/.test(i.ImageId ?? ''))?.ImageId ?? '';
+    m0 = {
+      apiVersion: 'gitspaces.dev/v1alpha1',
+      kind: 'GitspaceInfra',
+      metadata: { name: 'aws-crash' },
+      spec: {
+        provider: { aws: { region: REGION, subnets: [{ zone: 'eu-west-1a', subnetId }], securityGroupIds: [sg] } },
+        image: ami,
+        machineTypes: [{ name: 'small', providerType: 't3.medium' }],
+        gateway: { domain: 'gitspaces.example.org' },
+      },
+    };
+    await k8s.apply(m0);
+    work = mkdtempSync(join(tmpdir(), 'gitspaces-aws-crash-'));
+  });
+
+  after(async () => {
+    const op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--ec2-endpoint', moto.endpoint] });
+    await k8s.deleteAndWait(m0);
+    await op.kill('SIGTERM');
+    for (const o of ops) await o.kill();
+    ec2.destroy();
+    await moto.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('finds the instance by its tags after a restart instead of running a second one, 6 rounds', async () => {
+    const key = makeSshKey();
+    const ms: Manifest[] = [];
+    const live = async () => {
+      const r = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }, { Name: `tag:${LABELS.infra}`, Values: ['aws-crash'] }] }));
+      return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []);
+    };
+    for (let round = 0; round < 6; round++) {
+      const op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--ec2-endpoint', moto.endpoint], name: `aws-crash-${round}` });
+      ops.push(op);
+      const m = gitspaceManifest(`aws-crash-${round}`, { infra: 'aws-crash', repo: '/nowhere', key });
+      ms.push(m);
+      const before = (await live()).length;
+      await k8s.apply(m);
+      // Kill the moment the instance exists in EC2 — before the operator can record it.
+      await eventually('the instance to exist', 10_000, async () => (await live()).length > before, 20).catch(() => undefined);
+      await op.kill('SIGKILL');
+    }
+    const final = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--ec2-endpoint', moto.endpoint], name: 'aws-crash-final' });
+    ops.push(final);
+    // moto's instances never run an agent, so they stop at Starting; what matters is how many exist.
+    const all = await Promise.all(ms.map((m) => k8s.waitFor(m, (g) => Boolean(g.status?.instance?.id), 60_000)));
+    const names = all.map((g) => g.status?.instance?.name ?? '').sort();
+    const tagged = (await live()).map((i) => i.Tags?.find((t) => t.Key === INSTANCE_NAME_TAG)?.Value ?? '').sort();
+    expect(tagged, 'exactly one EC2 instance per Gitspace').to.deep.equal(names);
+    await Promise.all(ms.map((m) => k8s.deleteAndWait(m, 90_000)));
+    expect(await live()).to.have.length(0);
   });
 });

@@ -28,7 +28,8 @@ export class InMemoryProvider implements VmProvider {
       name: req.name,
       zone: 'memory',
       state: 'running',
-      privateIP: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
+      // loopback on purpose: nothing that probes it may leave this machine
+      privateIP: `127.13.${(n >> 8) & 255}.${n & 255}`,
       agentPort: 47100,
       machineType: req.machineType.providerType,
       createdAt: new Date().toISOString(),
