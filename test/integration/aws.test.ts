@@ -18,6 +18,7 @@ import { testCluster } from '../cluster/current.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
+import { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { readyHealth } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { startOperator, type OperatorProcess } from '../support/operator.ts';
@@ -81,10 +82,13 @@ describe('AWS provider against moto', function () {
   });
 
   after(async () => {
-    await k8s.deleteAndWait(infra());
-    await op.manager.stop();
-    ec2.destroy();
-    await moto.stop();
+    try {
+      await k8s.cleanUpInfra('aws');
+    } finally {
+      await op.manager.stop();
+      ec2.destroy();
+      await moto.stop();
+    }
   });
 
   it('runs the lifecycle: tagged instance and volume, IMDSv2 required, stop keeps it, start resumes it, delete terminates it', async () => {
@@ -185,13 +189,16 @@ describe('AWS provider: operator killed (-9) right after RunInstances', function
   });
 
   after(async () => {
-    const op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--ec2-endpoint', moto.endpoint] });
-    await k8s.deleteAndWait(m0);
-    await op.kill('SIGTERM');
     for (const o of ops) await o.kill();
-    ec2.destroy();
-    await moto.stop();
-    rmSync(work, { recursive: true, force: true });
+    const op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--ec2-endpoint', moto.endpoint] });
+    try {
+      await k8s.cleanUpInfra('aws-crash');
+    } finally {
+      await op.kill('SIGTERM');
+      ec2.destroy();
+      await moto.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('finds the instance by its tags after a restart instead of running a second one, 6 rounds', async () => {
@@ -221,5 +228,90 @@ describe('AWS provider: operator killed (-9) right after RunInstances', function
     expect(tagged, 'exactly one EC2 instance per Gitspace').to.deep.equal(names);
     await Promise.all(ms.map((m) => k8s.deleteAndWait(m, 90_000)));
     expect(await live()).to.have.length(0);
+  });
+});
+
+describe('AWS provider through a fault-injecting proxy in front of moto', function () {
+  this.timeout(120_000);
+  let moto: Moto;
+  let proxy: Ec2FaultProxy;
+  let ec2: EC2Client;
+  let op: Operator;
+  let infraM: Manifest;
+  const key = makeSshKey();
+
+  before(async () => {
+    moto = await startMoto();
+    proxy = new Ec2FaultProxy(moto.endpoint);
+    const endpoint = await proxy.start();
+    ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint, credentials });
+    const vpcId = (await ec2.send(new CreateVpcCommand({ CidrBlock: '127.40.0.0/16' }))).Vpc?.VpcId ?? '';
+    const subnets = [];
+    for (const [zone, cidr] of [['eu-west-1a', '127.40.1.0/24'], ['eu-west-1b', '127.40.2.0/24']] as const) {
+      subnets.push({ zone, subnetId: (await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: cidr, AvailabilityZone: zone }))).Subnet?.SubnetId ?? '' });
+    }
+    const sg = (await ec2.send(new CreateSecurityGroupCommand({ GroupName: 'gs', Description: 'gs', VpcId: vpcId }))).GroupId ?? '';
+    const ami = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images?.find((i) => /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/.test(i.ImageId ?? ''))?.ImageId ?? '';
+    proxy.faults.noCapacitySubnets = new Set([subnets[0]!.subnetId]);
+    infraM = {
+      apiVersion: 'gitspaces.dev/v1alpha1',
+      kind: 'GitspaceInfra',
+      metadata: { name: 'aws-faults' },
+      spec: {
+        provider: { aws: { region: REGION, subnets, securityGroupIds: [sg] } },
+        image: ami,
+        machineTypes: [{ name: 'small', providerType: 't3.medium' }],
+        gateway: { domain: 'gitspaces.example.org' },
+      },
+    };
+    await k8s.apply(infraM);
+    const aws = new AwsProvider({ region: REGION, subnets, securityGroupIds: [sg], agentPort: AGENT_HTTP_PORT, client: { endpoint, credentials } });
+    op = createOperator({
+      client: new KubeClient(testCluster().access()),
+      log: createLogger({ component: 'operator' }, 'error'),
+      providerFor: (_: GitspaceInfra) => aws,
+      probe: () => Promise.resolve({ ok: true, health: readyHealth() }),
+      sweep: false,
+    });
+    await op.manager.start();
+  });
+
+  after(async () => {
+    proxy.faults = {};
+    try {
+      await k8s.cleanUpInfra('aws-faults');
+    } finally {
+      await op.manager.stop();
+      ec2.destroy();
+      await proxy.stop();
+      await moto.stop();
+    }
+  });
+
+  it('falls over to the next zone on InsufficientInstanceCapacity', async () => {
+    const m = gitspaceManifest('aws-zone', { infra: 'aws-faults', repo: '/nowhere', key });
+    await k8s.apply(m);
+    const running = await k8s.waitPhase(m, 'Running', 30_000);
+    expect(running.status?.instance?.zone).to.equal('eu-west-1b');
+    expect(proxy.calls.some((c) => c.action === 'RunInstances' && c.faulted === 'InsufficientInstanceCapacity')).to.equal(true);
+    await k8s.deleteAndWait(m);
+  });
+
+  it('converges with 20 % of calls throttled or failing, one instance each, within the rate policy', async () => {
+    proxy.faults = { ...proxy.faults, throttleRate: 0.1, errorRate: 0.1 };
+    const from = proxy.calls.length;
+    const ms = Array.from({ length: 8 }, (_, i) => gitspaceManifest(`aws-fault-${i}`, { infra: 'aws-faults', repo: '/nowhere', key }));
+    await Promise.all(ms.map((m) => k8s.apply(m)));
+    const all = await Promise.all(ms.map((m) => k8s.waitPhase(m, 'Running', 90_000)));
+    proxy.faults = { noCapacitySubnets: proxy.faults.noCapacitySubnets };
+    const names = all.map((g) => g.status?.instance?.name ?? '');
+    expect(new Set(names).size).to.equal(8);
+    const r = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${INSTANCE_NAME_TAG}`, Values: names }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
+    expect((r.Reservations ?? []).flatMap((x) => x.Instances ?? []), 'one instance per Gitspace despite retries').to.have.length(8);
+    const runs = proxy.calls.slice(from).filter((c) => c.action === 'RunInstances').map((c) => c.at);
+    // our bucket lets 5 creates through at once, then 2/s; each create may try both zones
+    for (const t of runs) expect(runs.filter((u) => u >= t && u < t + 1_000).length, 'RunInstances attempts in one second').to.be.at.most(10);
+    expect(proxy.calls.slice(from).some((c) => c.faulted)).to.equal(true);
+    await Promise.all(ms.map((m) => k8s.deleteAndWait(m)));
   });
 });

@@ -78,10 +78,13 @@ describe('GCP provider against the GCE fake', function () {
   });
 
   after(async () => {
-    await k8s.deleteAndWait(gcpInfra('gcp'));
-    await op.manager.stop();
-    await fake.stop();
-    rmSync(work, { recursive: true, force: true });
+    try {
+      await k8s.cleanUpInfra('gcp');
+    } finally {
+      await op.manager.stop();
+      await fake.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('runs the lifecycle: VM created with our labels and no external IP, agent up, stop keeps the VM, start resumes it, delete removes it', async () => {
@@ -230,12 +233,15 @@ describe('GCP provider: operator killed (-9) around the cloud create', function 
   });
 
   after(async () => {
-    const op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--gce-endpoint', endpoint] });
-    await k8s.deleteAndWait(gcpInfra('gcp-crash'));
-    await op.kill('SIGTERM');
     for (const o of ops) await o.kill();
-    await fake.stop();
-    rmSync(work, { recursive: true, force: true });
+    const op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, args: ['--gce-endpoint', endpoint] });
+    try {
+      await k8s.cleanUpInfra('gcp-crash');
+    } finally {
+      await op.kill('SIGTERM');
+      await fake.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('leaves exactly one VM per Gitspace when killed right after the insert call, 8 rounds', async () => {

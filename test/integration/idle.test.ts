@@ -41,9 +41,12 @@ describe('idle auto-stop', function () {
   });
 
   after(async () => {
-    await k8s.deleteAndWait(infraManifest('idle', ''));
-    await op.manager.stop();
-    rmSync(work, { recursive: true, force: true });
+    try {
+      await k8s.cleanUpInfra('idle');
+    } finally {
+      await op.manager.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('stops a Gitspace after its idleTimeout without activity, and activity keeps it running', async () => {

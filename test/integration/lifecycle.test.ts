@@ -32,9 +32,12 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
   });
 
   after(async () => {
-    await k8s.deleteAndWait(infraManifest(infraName, ''));
-    await op.kill('SIGTERM');
-    rmSync(work, { recursive: true, force: true });
+    try {
+      await k8s.cleanUpInfra(infraName);
+    } finally {
+      await op.kill('SIGTERM');
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('goes Running with the repository cloned and an SSH login in the checkout, then stops, resumes and is deleted without leftovers', async () => {

@@ -32,8 +32,11 @@ describe('provider errors', function () {
   });
 
   after(async () => {
-    await k8s.deleteAndWait(infraManifest('flaky', ''));
-    await op.manager.stop();
+    try {
+      await k8s.cleanUpInfra('flaky');
+    } finally {
+      await op.manager.stop();
+    }
   });
 
   it('fails with the field to fix on InvalidConfig, and retries only after the spec changes', async () => {
@@ -79,7 +82,8 @@ describe('provider errors', function () {
     const before = client.calls.get('PATCH/status') ?? 0;
     await k8s.patch(m, { metadata: { annotations: { poke: 'x' } } });
     await new Promise((r) => setTimeout(r, 2_000));
-    expect((client.calls.get('PATCH/status') ?? 0) - before, 'status writes in 2 s of steady Running').to.be.at.most(1);
+    // (a minute boundary or a late infra count may add one or two; the loop this guards against made hundreds)
+    expect((client.calls.get('PATCH/status') ?? 0) - before, 'status writes in 2 s of steady Running').to.be.at.most(3);
     await k8s.deleteAndWait(m);
   });
 });

@@ -58,9 +58,12 @@ describe('operator resilience', function () {
 
   after(async () => {
     const op = await operator();
-    await k8s.deleteAndWait(infraManifest(infra, ''));
-    await op.kill('SIGTERM');
-    rmSync(work, { recursive: true, force: true });
+    try {
+      await k8s.cleanUpInfra(infra);
+    } finally {
+      await op.kill('SIGTERM');
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('keeps exactly one instance per Gitspace when killed (-9) at random points during provisioning, 20 rounds', async () => {

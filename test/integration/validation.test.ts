@@ -168,10 +168,15 @@ describe('invalid manifests are rejected by the real API server, naming the fiel
         const c = await cluster().request('POST', resourcePath(m), { body: m });
         expect(c.status, statusMessage(c)).to.equal(201);
         created.push(m);
-        const live = c.json as Manifest;
-        row.update!(live, live.spec as Spec);
-        r = await cluster().request('PUT', resourcePath(live, true), { body: live });
+        // Read-modify-write, retried on conflict: an operator running meanwhile may touch it.
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const live = (await cluster().request('GET', resourcePath(m, true))).json as Manifest;
+          row.update!(live, live.spec as Spec);
+          r = await cluster().request('PUT', resourcePath(live, true), { body: live });
+          if (r.status !== 409) break;
+        }
       }
+      if (!r) throw new Error('no response');
       const msg = statusMessage(r);
       if (row.strict) {
         // Strict decoding fails before validation: 400 BadRequest naming the field in quotes.

@@ -84,6 +84,18 @@ export const k8s = {
     await eventually(`${m.kind} ${m.metadata.name} to be deleted`, timeoutMs, async () => (await k8s.get(m)) === undefined);
   },
 
+  /**
+   * Deletes every Gitspace of an infra, then the infra, waiting for each (the operator must still
+   * be running to release finalizers). For after-hooks, so a failed test leaves nothing behind.
+   */
+  async cleanUpInfra(name: string): Promise<void> {
+    const sel = encodeURIComponent(`spec.infraRef.name=${name}`);
+    const r = await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/gitspaces?fieldSelector=${sel}`);
+    const items = (r.json as { items?: Manifest[] } | undefined)?.items ?? [];
+    await Promise.all(items.map((g) => k8s.deleteAndWait({ ...g, apiVersion: 'gitspaces.dev/v1alpha1', kind: 'Gitspace' })));
+    await k8s.deleteAndWait(infraManifest(name, ''));
+  },
+
   async eventReasons(o: Obj): Promise<string[]> {
     const ns = o.metadata.namespace ?? 'default';
     const r = await testCluster().request('GET', `/apis/events.k8s.io/v1/namespaces/${ns}/events?fieldSelector=${encodeURIComponent(`regarding.uid=${o.metadata.uid ?? ''}`)}`);

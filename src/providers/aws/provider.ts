@@ -53,7 +53,9 @@ export class AwsProvider implements VmProvider {
 
   constructor(o: AwsProviderOptions) {
     this.o = o;
-    this.ec2 = new EC2Client({ region: o.region, ...o.client });
+    // One retry policy, ours (per-operation buckets, the controller's backoff): the SDK's own
+    // retries would multiply calls behind the bucket's back.
+    this.ec2 = new EC2Client({ region: o.region, maxAttempts: 1, ...o.client });
   }
 
   private toInstance(i: Ec2Instance): Instance {

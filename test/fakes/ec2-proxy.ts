@@ -1,0 +1,75 @@
+// A thin fault-injecting proxy in front of moto's EC2 server: it records every EC2 action and, on
+// demand, answers RequestLimitExceeded (503), InternalError (500) or, for RunInstances into chosen
+// subnets, InsufficientInstanceCapacity — the failures moto cannot produce by itself.
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Ec2Faults {
+  throttleRate?: number;
+  errorRate?: number;
+  /** RunInstances into these subnets fails with InsufficientInstanceCapacity. */
+  noCapacitySubnets?: Set<string>;
+}
+
+export class Ec2FaultProxy {
+  readonly calls: { action: string; at: number; faulted?: string }[] = [];
+  faults: Ec2Faults = {};
+  private server: Server | undefined;
+  private readonly target: URL;
+
+  constructor(target: string) {
+    this.target = new URL(target);
+  }
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const form = new URLSearchParams(body.toString('utf8'));
+        const action = form.get('Action') ?? '';
+        const fault = this.pick(action, form);
+        this.calls.push({ action, at: Date.now(), ...(fault ? { faulted: fault[1] } : {}) });
+        if (fault) {
+          const [status, code] = fault;
+          res.writeHead(status, { 'content-type': 'text/xml' });
+          res.end(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>${code}</Code><Message>injected ${code}</Message></Error></Errors><RequestID>fault-${Date.now()}</RequestID></Response>`);
+          return;
+        }
+        const up = request(
+          { host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.target.host } },
+          (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          },
+        );
+        up.on('error', () => {
+          res.writeHead(502);
+          res.end();
+        });
+        up.end(body);
+      });
+    });
+    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  private pick(action: string, form: URLSearchParams): [number, string] | undefined {
+    const f = this.faults;
+    if (action === 'RunInstances' && f.noCapacitySubnets?.has(form.get('SubnetId') ?? '')) return [500, 'InsufficientInstanceCapacity'];
+    const roll = Math.random();
+    if (roll < (f.throttleRate ?? 0)) return [503, 'RequestLimitExceeded'];
+    if (roll < (f.throttleRate ?? 0) + (f.errorRate ?? 0)) return [500, 'InternalError'];
+    return undefined;
+  }
+
+  count(action: string): number {
+    return this.calls.filter((c) => c.action === action && !c.faulted).length;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => { r(); }) : r()));
+  }
+}
