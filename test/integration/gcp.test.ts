@@ -9,16 +9,14 @@ import { join } from 'node:path';
 import { PassThroughClient } from 'google-auth-library';
 import type { GitspaceInfra } from '../../src/api/index.ts';
 import { AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
-import { createOperator, type Operator } from '../../src/controllers/operator.ts';
+import type { Operator } from '../../src/controllers/operator.ts';
 import { GcpProvider } from '../../src/providers/gcp/provider.ts';
-import type { CreateRequest } from '../../src/providers/types.ts';
-import { KubeClient } from '../../src/runtime/kube.ts';
-import { createLogger } from '../../src/runtime/log.ts';
 import { testCluster } from '../cluster/current.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startOperator, type OperatorProcess } from '../support/operator.ts';
+import { startInProcessOperator, testCreateRequest } from '../support/provider-double.ts';
 import { ROOT, type Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -68,13 +66,7 @@ describe('GCP provider against the GCE fake', function () {
     port = await fake.start();
     const gcp = provider();
     await k8s.apply(gcpInfra('gcp'));
-    op = createOperator({
-      client: new KubeClient(testCluster().access()),
-      log: createLogger({ component: 'operator' }, 'error'),
-      providerFor: (_: GitspaceInfra) => gcp,
-      sweep: { intervalMs: 500, graceMs: 0 },
-    });
-    await op.manager.start();
+    op = await startInProcessOperator({ provider: gcp, realAgent: true, sweep: { intervalMs: 500, graceMs: 0 } });
   });
 
   after(async () => {
@@ -117,16 +109,7 @@ describe('GCP provider against the GCE fake', function () {
 
   it('creates idempotently: a second create finds the first VM, a repeated insert is 409, a repeated requestId is the same operation', async () => {
     const p = provider();
-    const req: CreateRequest = {
-      name: 'gs-idem-1',
-      machineType: { providerType: 'e2-standard-2' },
-      image: IMAGE,
-      labels: { 'gitspaces.dev/infra': 'direct' },
-      agent: {
-        gitspace: { namespace: 'ns', name: 'x', uid: 'u' }, repository: { url: 'file:///nowhere' }, devcontainerPath: '.devcontainer/devcontainer.json',
-        ide: { type: 'ssh' }, sshPublicKeys: [], env: [], ports: [], listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT }, secret: 's', home: '/home/gitspace',
-      },
-    };
+    const req = testCreateRequest('gs-idem-1', { machineType: { providerType: 'e2-standard-2' }, image: IMAGE, labels: { 'gitspaces.dev/infra': 'direct' } });
     const [a, b] = await Promise.all([p.create(req), p.create(req)]);
     expect(a.id).to.equal(b.id);
     expect([...fake.instances.keys()].filter((k) => k.endsWith('/gs-idem-1'))).to.have.length(1);
@@ -176,16 +159,7 @@ describe('GCP provider against the GCE fake', function () {
 
   it('sweeps a VM labelled as ours whose Gitspace is gone, and never touches an unlabelled VM', async () => {
     const p = provider();
-    const base: CreateRequest = {
-      name: 'gs-ghost',
-      machineType: { providerType: 'e2-standard-2' },
-      image: IMAGE,
-      labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: 'gcp', [LABELS.gitspaceUID]: 'dead-beef-0000', [LABELS.gitspaceName]: 'ghost', [LABELS.gitspaceNamespace]: 'default' },
-      agent: {
-        gitspace: { namespace: 'default', name: 'ghost', uid: 'dead-beef-0000' }, repository: { url: 'file:///nowhere' }, devcontainerPath: 'x',
-        ide: { type: 'ssh' }, sshPublicKeys: [], env: [], ports: [], listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT }, secret: 's', home: '/home/gitspace',
-      },
-    };
+    const base = testCreateRequest('gs-ghost', { machineType: { providerType: 'e2-standard-2' }, image: IMAGE, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: 'gcp', [LABELS.gitspaceUID]: 'dead-beef-0000', [LABELS.gitspaceName]: 'ghost', [LABELS.gitspaceNamespace]: 'default' } }, { namespace: 'default', name: 'ghost', uid: 'dead-beef-0000' });
     await p.create(base);
     await p.create({ ...base, name: 'not-ours', labels: { team: 'data' } });
     await eventually('the orphan to be swept', 20_000, () => !fake.instances.has('europe-west1-b/gs-ghost'));

@@ -5,14 +5,11 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GitspaceInfra } from '../../src/api/index.ts';
-import { createOperator, type Operator } from '../../src/controllers/operator.ts';
+import type { Operator } from '../../src/controllers/operator.ts';
 import { LocalProvider } from '../../src/providers/local/provider.ts';
-import { KubeClient } from '../../src/runtime/kube.ts';
-import { createLogger } from '../../src/runtime/log.ts';
-import { testCluster } from '../cluster/current.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
+import { startInProcessOperator } from '../support/provider-double.ts';
 import { ROOT } from '../support/resources.ts';
 
 describe('idle auto-stop', function () {
@@ -31,13 +28,7 @@ describe('idle auto-stop', function () {
     (infra.spec as { idleTimeout?: string }).idleTimeout = '10m';
     await k8s.apply(infra);
     const local = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] });
-    op = createOperator({
-      client: new KubeClient(testCluster().access()),
-      log: createLogger({ component: 'operator' }, 'warn'),
-      providerFor: (_: GitspaceInfra) => local,
-      now: () => Date.now() + offsetMs,
-    });
-    await op.manager.start();
+    op = await startInProcessOperator({ provider: local, realAgent: true, now: () => Date.now() + offsetMs, logLevel: 'warn' });
   });
 
   after(async () => {

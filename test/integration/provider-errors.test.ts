@@ -2,15 +2,13 @@
 // and tries again, invalid config fails naming the field, throttling and transient errors retry.
 // The operator runs in-process with a provider double that fails on demand.
 import { expect } from 'chai';
-import type { GitspaceInfra } from '../../src/api/index.ts';
-import { createOperator, type Operator } from '../../src/controllers/operator.ts';
+import type { Operator } from '../../src/controllers/operator.ts';
 import { ProviderError } from '../../src/providers/types.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
-import { createLogger } from '../../src/runtime/log.ts';
 import { testCluster } from '../cluster/current.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
-import { InMemoryProvider, readyHealth } from '../support/provider-double.ts';
+import { InMemoryProvider, startInProcessOperator } from '../support/provider-double.ts';
 
 describe('provider errors', function () {
   this.timeout(60_000);
@@ -22,13 +20,7 @@ describe('provider errors', function () {
   before(async () => {
     await k8s.apply(infraManifest('flaky', ''));
     client = new KubeClient(testCluster().access());
-    op = createOperator({
-      client,
-      log: createLogger({ component: 'operator' }, 'error'),
-      providerFor: (_: GitspaceInfra) => provider,
-      probe: () => Promise.resolve({ ok: true, health: readyHealth() }),
-    });
-    await op.manager.start();
+    op = await startInProcessOperator({ provider, client });
   });
 
   after(async () => {

@@ -1,6 +1,7 @@
 // moto's standalone server (PyPI, installed once into the cache by scripts/install-moto.sh), on a
 // free loopback port, as the EC2 peer for the AWS provider's tests.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { join } from 'node:path';
 import { freePort } from '../cluster/cluster.ts';
 import { ROOT } from './resources.ts';
@@ -30,4 +31,27 @@ export async function startMoto(): Promise<Moto> {
       await exited;
     },
   };
+}
+
+export interface MotoNetwork {
+  subnets: { zone: string; subnetId: string }[];
+  securityGroupId: string;
+  ami: string;
+}
+
+/**
+ * A VPC with one subnet per zone, a security group and an AMI id in moto. Loopback CIDRs
+ * (`127.<octet>.0.0/16`): an operator probing instance addresses must only dial this machine.
+ */
+export async function motoNetwork(ec2: EC2Client, octet: number, zones: string[]): Promise<MotoNetwork> {
+  const vpcId = (await ec2.send(new CreateVpcCommand({ CidrBlock: `127.${octet}.0.0/16` }))).Vpc?.VpcId ?? '';
+  const subnets = [];
+  for (const [i, zone] of zones.entries()) {
+    const s = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: `127.${octet}.${i + 1}.0/24`, AvailabilityZone: zone }));
+    subnets.push({ zone, subnetId: s.Subnet?.SubnetId ?? '' });
+  }
+  const securityGroupId = (await ec2.send(new CreateSecurityGroupCommand({ GroupName: `gitspaces-vm-${octet}`, Description: 'agent port from the gateway only', VpcId: vpcId }))).GroupId ?? '';
+  const images = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images ?? [];
+  const ami = images.find((i) => /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/.test(i.ImageId ?? ''))?.ImageId ?? '';
+  return { subnets, securityGroupId, ami };
 }

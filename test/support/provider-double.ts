@@ -1,9 +1,13 @@
 // An in-memory VmProvider double: instances "boot" at once; `failures` queues errors for the next
 // creates. Used by tests of the runner's error handling and by the reconcile benchmark (so what
 // is measured is the controller and the API, not VM boot).
-import type { AgentHealth } from '../../src/api/index.ts';
-import type { ProviderError } from '../../src/providers/types.ts';
-import type { CreateRequest, Instance, VmProvider } from '../../src/providers/types.ts';
+import { AGENT_HTTP_PORT, AGENT_SSH_PORT, type AgentHealth } from '../../src/api/index.ts';
+import { createOperator, type Operator } from '../../src/controllers/operator.ts';
+import type { SweepOptions } from '../../src/controllers/sweep/orphans.ts';
+import type { CreateRequest, Instance, ProviderError, VmProvider } from '../../src/providers/types.ts';
+import { KubeClient } from '../../src/runtime/kube.ts';
+import { createLogger } from '../../src/runtime/log.ts';
+import { testCluster } from '../cluster/current.ts';
 
 export class InMemoryProvider implements VmProvider {
   readonly kind = 'local' as const;
@@ -69,4 +73,43 @@ export function readyHealth(): AgentHealth {
     state: 'ready', restart: false, steps: [], ide: { type: 'ssh', ready: true }, checkout: '/home/gitspace/repo',
     forwardPorts: [], devcontainer: { found: false, notApplied: [], containerBuild: 'skipped' }, lastActivityTime: new Date().toISOString(),
   };
+}
+
+/** A CreateRequest as the runner would send, for tests that call a provider directly. */
+export function testCreateRequest(name: string, over: Partial<CreateRequest> = {}, gitspace = { namespace: 'ns', name: 'x', uid: 'u' }): CreateRequest {
+  return {
+    name,
+    machineType: { providerType: 'local' },
+    labels: {},
+    agent: {
+      gitspace,
+      repository: { url: 'file:///nowhere' },
+      devcontainerPath: '.devcontainer/devcontainer.json',
+      ide: { type: 'ssh' },
+      sshPublicKeys: [],
+      env: [],
+      ports: [],
+      listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
+      secret: 's',
+      home: '/home/gitspace',
+    },
+    ...over,
+  };
+}
+
+/**
+ * The real operator in this process, with the given provider (and, unless `realAgent`, an agent
+ * that is always ready), against the test cluster. Started; stop it with `op.manager.stop()`.
+ */
+export async function startInProcessOperator(o: { provider: VmProvider; realAgent?: boolean; now?: () => number; sweep?: SweepOptions | false; client?: KubeClient; logLevel?: 'warn' | 'error' }): Promise<Operator> {
+  const op = createOperator({
+    client: o.client ?? new KubeClient(testCluster().access()),
+    log: createLogger({ component: 'operator' }, o.logLevel ?? 'error'),
+    providerFor: () => o.provider,
+    ...(o.realAgent ? {} : { probe: () => Promise.resolve({ ok: true as const, health: readyHealth() }) }),
+    ...(o.now ? { now: o.now } : {}),
+    ...(o.sweep !== undefined ? { sweep: o.sweep } : {}),
+  });
+  await op.manager.start();
+  return op;
 }
