@@ -107,6 +107,26 @@ describe('GCP provider against the GCE fake', function () {
     expect(fake.instances.has(`europe-west1-b/${inst.name ?? ''}`)).to.equal(false);
   });
 
+  it('observes instances through one shared list per interval, not a get per Gitspace per reconcile', async () => {
+    const ms = Array.from({ length: 4 }, (_, i) => gitspaceManifest(`gcp-batch-${i}`, { infra: 'gcp', repo, key }));
+    await Promise.all(ms.map((m) => k8s.apply(m)));
+    await Promise.all(ms.map((m) => k8s.waitPhase(m, 'Running', 60_000)));
+    await new Promise((r) => setTimeout(r, 1_500));
+    const from = fake.calls.length;
+    const reconcilesBefore = op.runner.counts.success + op.runner.counts.requeue;
+    for (const round of [1, 2, 3]) {
+      await Promise.all(ms.map((m) => k8s.patch(m, { metadata: { annotations: { poke: String(round) } } })));
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    const window = fake.calls.slice(from);
+    const reconciles = op.runner.counts.success + op.runner.counts.requeue - reconcilesBefore;
+    expect(reconciles, 'reconciles in the window').to.be.at.least(12);
+    expect(window.filter((c) => c.method === 'GET' && /\/instances\/gs-/.test(c.path)), 'per-instance gets').to.have.length(0);
+    // one list per second for the runner, plus the orphan sweep's (every 500 ms in this test)
+    expect(window.filter((c) => c.method === 'GET' && /aggregated\/instances/.test(c.path)).length).to.be.at.most(12);
+    await Promise.all(ms.map((m) => k8s.deleteAndWait(m)));
+  });
+
   it('creates idempotently: a second create finds the first VM, a repeated insert is 409, a repeated requestId is the same operation', async () => {
     const p = provider();
     const req = testCreateRequest('gs-idem-1', { machineType: { providerType: 'e2-standard-2' }, image: IMAGE, labels: { 'gitspaces.dev/infra': 'direct' } });

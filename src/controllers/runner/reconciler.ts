@@ -21,6 +21,7 @@ import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfCha
 import { GITSPACES, providerKind, SECRETS } from '../resources.ts';
 import type { AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
+import { InstanceObserver } from './observer.ts';
 import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
 
 export interface Secret extends KubeObject {
@@ -46,6 +47,8 @@ export interface RunnerDeps {
   now?: () => number;
   /** The VM user's home on cloud images. */
   vmHome?: string;
+  /** How old a shared instance list may be before it is fetched again. */
+  observeIntervalMs?: number;
 }
 
 /** A reason to wait that is shown as a condition rather than retried as an error. */
@@ -84,10 +87,13 @@ export class RunnerReconciler implements Reconciler {
   private readonly d: RunnerDeps;
   private readonly now: () => number;
   private readonly holds = new Map<string, Hold>();
+  /** One list per infra per interval, shared by all its Gitspaces. */
+  readonly observer: InstanceObserver;
 
   constructor(d: RunnerDeps) {
     this.d = d;
     this.now = d.now ?? Date.now;
+    this.observer = new InstanceObserver(d.observeIntervalMs ?? 1_000);
   }
 
   async reconcile(key: string): Promise<Result | undefined> {
@@ -145,7 +151,8 @@ export class RunnerReconciler implements Reconciler {
     const provider = await this.d.providerFor(infra);
     const name = instanceName(gs);
     const token = await this.ensureHopSecret(gs);
-    let inst = await provider.find(name, gs.status?.instance?.zone ?? gs.spec.zone);
+    const infraName = infra.metadata.name ?? '';
+    let inst = await this.observer.get(infraName, provider, name);
     let agent = await this.observeAgent(inst, token);
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     const input = () => ({ desired: gs.spec.state ?? 'Running', instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
@@ -209,6 +216,7 @@ export class RunnerReconciler implements Reconciler {
     let final: Decision = decision;
     if (decision.action !== 'none') {
       inst = await provider.find(name, inst?.zone ?? gs.spec.zone);
+      this.observer.put(infraName, name, inst);
       agent = await this.observeAgent(inst, token);
       final = decide({ ...input(), desired: decision.action === 'autoStop' ? 'Stopped' : input().desired });
     }
@@ -344,7 +352,9 @@ export class RunnerReconciler implements Reconciler {
     const inst = await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone);
     if (inst) {
       await provider.delete(inst);
-      if (await provider.find(name, inst.zone)) return { requeueAfter: FAST_POLL_MS };
+      const after = await provider.find(name, inst.zone);
+      this.observer.put(infra.metadata.name ?? '', name, after);
+      if (after) return { requeueAfter: FAST_POLL_MS };
     }
     this.event(gs, 'Normal', 'InstanceDeleted', `instance ${name} deleted`);
     await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);

@@ -1,0 +1,62 @@
+// Batched observation: the instances of one infra come from one list call (our labels), shared by
+// every Gitspace of that infra and refreshed at most once per interval — never one describe per
+// Gitspace per reconcile. Concurrent readers wait for the same list (single flight). Calls made
+// after an action (create, start, stop, delete) still look at the one instance they changed.
+import { LABELS, MANAGED_BY } from '../../api/index.ts';
+import type { Instance, VmProvider } from '../../providers/types.ts';
+
+interface Snapshot {
+  byName: Map<string, Instance>;
+  at: number;
+}
+
+export class InstanceObserver {
+  private readonly snapshots = new Map<string, Snapshot>();
+  private readonly inflight = new Map<string, Promise<Snapshot>>();
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
+  /** List calls made, for tests and benchmarks. */
+  lists = 0;
+
+  constructor(maxAgeMs = 1_000, now: () => number = Date.now) {
+    this.maxAgeMs = maxAgeMs;
+    this.now = now;
+  }
+
+  private async refresh(infra: string, provider: VmProvider): Promise<Snapshot> {
+    let p = this.inflight.get(infra);
+    if (!p) {
+      const started = this.now();
+      p = provider
+        .listOwned({ [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infra })
+        .then((list) => {
+          const snap = { byName: new Map(list.map((i) => [i.name, i])), at: started };
+          this.snapshots.set(infra, snap);
+          return snap;
+        })
+        .finally(() => this.inflight.delete(infra));
+      this.inflight.set(infra, p);
+      this.lists++;
+    }
+    return p;
+  }
+
+  /** The instance as of a list no older than the interval. */
+  async get(infra: string, provider: VmProvider, name: string): Promise<Instance | undefined> {
+    let snap = this.snapshots.get(infra);
+    if (!snap || this.now() - snap.at > this.maxAgeMs) snap = await this.refresh(infra, provider);
+    return snap.byName.get(name);
+  }
+
+  /** Records what a call just told us about one instance (or that it is gone). */
+  put(infra: string, name: string, inst: Instance | undefined): void {
+    const snap = this.snapshots.get(infra);
+    if (!snap) return;
+    if (inst && inst.state !== 'terminated') snap.byName.set(name, inst);
+    else snap.byName.delete(name);
+  }
+
+  forget(infra: string): void {
+    this.snapshots.delete(infra);
+  }
+}
