@@ -27,7 +27,8 @@ export function outcomeOf(e: unknown): string {
 export class InstrumentedProvider implements VmProvider {
   readonly kind: VmProvider['kind'];
   private readonly inner: VmProvider;
-  private readonly buckets: Record<BucketClass, TokenBucket>;
+  /** None for the local provider: its instances are processes on this host, no cloud API to spare. */
+  private readonly buckets: Record<BucketClass, TokenBucket> | undefined;
   private readonly calls: ProviderOperationCounter | undefined;
 
   constructor(inner: VmProvider, o: { calls?: ProviderOperationCounter; rates?: Partial<typeof DEFAULT_RATES> } = {}) {
@@ -35,16 +36,19 @@ export class InstrumentedProvider implements VmProvider {
     this.kind = inner.kind;
     this.calls = o.calls;
     const r = { ...DEFAULT_RATES, ...o.rates };
-    this.buckets = {
-      describe: new TokenBucket(r.describe.perSecond, r.describe.burst),
-      run: new TokenBucket(r.run.perSecond, r.run.burst),
-      other: new TokenBucket(r.other.perSecond, r.other.burst),
-    };
+    this.buckets =
+      inner.kind === 'local'
+        ? undefined
+        : {
+            describe: new TokenBucket(r.describe.perSecond, r.describe.burst),
+            run: new TokenBucket(r.run.perSecond, r.run.burst),
+            other: new TokenBucket(r.other.perSecond, r.other.burst),
+          };
   }
 
   private async call<T>(op: Operation, fn: () => Promise<T>): Promise<T> {
-    const bucket = this.buckets[CLASS[op]];
-    const wait = bucket.reserve();
+    const bucket = this.buckets?.[CLASS[op]];
+    const wait = bucket?.reserve() ?? 0;
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     try {
       const v = await fn();
@@ -53,7 +57,7 @@ export class InstrumentedProvider implements VmProvider {
     } catch (e) {
       const outcome = outcomeOf(e);
       this.calls?.inc({ provider: this.kind, operation: op, outcome });
-      if (outcome === 'throttled') bucket.drain();
+      if (outcome === 'throttled') bucket?.drain();
       throw e;
     }
   }
