@@ -19,6 +19,8 @@ export async function startMoto(): Promise<Moto> {
   const bin = r.stdout.trim().split('\n').pop() ?? '';
   const port = await freePort();
   const child = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  // A test run that ends without its after-hooks (a failure, Ctrl-C) must not leave moto running.
+  process.once('exit', () => child.kill('SIGKILL'));
   const endpoint = `http://127.0.0.1:${port}`;
   await eventually('moto_server to answer', 30_000, async () => (await fetch(`${endpoint}/moto-api/`)).status === 200);
   return {
