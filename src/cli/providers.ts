@@ -25,7 +25,8 @@ export interface ProviderFactoryOptions {
 export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
   const cache = new Map<string, VmProvider>();
 
-  async function secretValue(ref: { name: string; namespace?: string; key?: string }, defaultKey: string, field: string): Promise<string> {
+  /** Reads a credentials Secret once and returns the (decoded) values of the keys asked for. */
+  async function secretValues(ref: { name: string; namespace?: string }, keys: string[], field: string): Promise<string[]> {
     const ns = ref.namespace ?? o.namespace;
     let s: KubeObject & { data?: Record<string, string> };
     try {
@@ -34,10 +35,11 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
       if (isNotFound(e)) throw new ProviderError('InvalidConfig', `${field}: Secret ${ns}/${ref.name} not found`, { field });
       throw e;
     }
-    const key = ref.key ?? defaultKey;
-    const v = s.data?.[key];
-    if (!v) throw new ProviderError('InvalidConfig', `${field}: Secret ${ns}/${ref.name} has no key "${key}"`, { field });
-    return Buffer.from(v, 'base64').toString('utf8');
+    return keys.map((key) => {
+      const v = s.data?.[key];
+      if (!v) throw new ProviderError('InvalidConfig', `${field}: Secret ${ns}/${ref.name} has no key "${key}"`, { field });
+      return Buffer.from(v, 'base64').toString('utf8');
+    });
   }
 
   async function gcp(infra: GitspaceInfra): Promise<VmProvider> {
@@ -50,7 +52,7 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
       client = { ...client, apiEndpoint: u.hostname, port: Number(u.port), protocol: u.protocol.replace(':', ''), authClient: new PassThroughClient() };
     } else if (g.credentialsSecretRef) {
       const field = 'spec.provider.gcp.credentialsSecretRef';
-      const json = await secretValue(g.credentialsSecretRef, 'key.json', field);
+      const [json = ''] = await secretValues(g.credentialsSecretRef, [g.credentialsSecretRef.key ?? 'key.json'], field);
       let key: { client_email?: string; private_key?: string };
       try {
         key = JSON.parse(json) as typeof key;
@@ -77,13 +79,8 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
     let client: ConstructorParameters<typeof AwsProvider>[0]['client'] = {};
     if (a.credentialsSecretRef) {
       const field = 'spec.provider.aws.credentialsSecretRef';
-      const ref = { name: a.credentialsSecretRef.name, ...(a.credentialsSecretRef.namespace ? { namespace: a.credentialsSecretRef.namespace } : {}) };
-      client = {
-        credentials: {
-          accessKeyId: await secretValue({ ...ref, key: 'AWS_ACCESS_KEY_ID' }, 'AWS_ACCESS_KEY_ID', field),
-          secretAccessKey: await secretValue({ ...ref, key: 'AWS_SECRET_ACCESS_KEY' }, 'AWS_SECRET_ACCESS_KEY', field),
-        },
-      };
+      const [accessKeyId = '', secretAccessKey = ''] = await secretValues(a.credentialsSecretRef, ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'], field);
+      client = { credentials: { accessKeyId, secretAccessKey } };
     }
     if (o.ec2Endpoint) client = { endpoint: o.ec2Endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, ...client };
     return new AwsProvider({

@@ -5,9 +5,8 @@ import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_HTTP_PORT, AGENT_SSH_PORT } from '../../src/api/index.ts';
 import { LocalProvider } from '../../src/providers/local/provider.ts';
-import type { CreateRequest } from '../../src/providers/types.ts';
+import { testCreateRequest } from '../support/provider-double.ts';
 import { ROOT } from '../support/resources.ts';
 import { alive } from '../support/wait.ts';
 
@@ -15,23 +14,8 @@ describe('local provider', function () {
   this.timeout(30_000);
   let dir: string;
   const agentCommand = [process.execPath, join(ROOT, 'src/cli/main.ts')];
-  const req = (name: string): CreateRequest => ({
-    name,
-    machineType: { providerType: 'local' },
-    labels: { 'gitspaces.dev/infra': 'test', 'gitspaces.dev/gitspace-uid': name },
-    agent: {
-      gitspace: { namespace: 'ns', name, uid: name },
-      repository: { url: 'file:///nonexistent/repo' },
-      devcontainerPath: '.devcontainer/devcontainer.json',
-      ide: { type: 'ssh' },
-      sshPublicKeys: [],
-      env: [],
-      ports: [],
-      listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
-      secret: 's',
-      home: '/home/gitspace',
-    },
-  });
+  const req = (name: string) =>
+    testCreateRequest(name, { labels: { 'gitspaces.dev/infra': 'test', 'gitspaces.dev/gitspace-uid': name } }, { namespace: 'ns', name, uid: name });
   const pidOf = (name: string) => Number(readFileSync(join(dir, name, 'agent.pid'), 'utf8'));
 
   before(() => {
