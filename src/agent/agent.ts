@@ -3,16 +3,17 @@
 // git credentials, clone, IDE setup, IDE run, postCreateCommand, postStartCommand. After a restart
 // (the VM was stopped and started: the disk is kept) only credentials, IDE run and
 // postStartCommand run again.
-import { timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { dirname, join } from 'node:path';
-import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
-import { repoDirName, SECRET_HEADER } from '../api/agent.ts';
+import type { AgentBoot, AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
+import { isPoolBoot, repoDirName, SECRET_HEADER } from '../api/agent.ts';
+import { PooledAgent } from './pool.ts';
 import { planDevcontainer, type DevcontainerPlan } from './devcontainer.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
 import { run } from './run.ts';
 import { startSshServer } from './ssh.ts';
+import { secretMatches } from './secret.ts';
 
 const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'ideRun', 'postCreateCommand', 'postStartCommand'];
 const RESTART: StepName[] = ['gitCredentials', 'ideRun', 'postStartCommand'];
@@ -94,16 +95,11 @@ export class Agent {
     };
   }
 
-  private authorised(header: string | string[] | undefined): boolean {
-    const want = Buffer.from(this.config.secret);
-    const got = Buffer.from(typeof header === 'string' ? header : '');
-    return got.length === want.length && timingSafeEqual(got, want);
-  }
 
   async start(): Promise<void> {
     const { address, httpPort, sshPort } = this.config.listen;
     this.http = createServer((req, res) => {
-      if (!this.authorised(req.headers[SECRET_HEADER])) {
+      if (!secretMatches(this.config.secret, req.headers[SECRET_HEADER])) {
         res.writeHead(401, { 'content-type': 'text/plain' });
         res.end('unauthorised');
         return;
@@ -240,12 +236,26 @@ export class Agent {
   }
 }
 
+/** Runs the agent for a Gitspace's config, or a pool VM's agent that becomes one when claimed. */
 export async function runAgent(configPath: string): Promise<void> {
-  const agent = Agent.fromFile(configPath);
+  let current: { stop(): Promise<void> } | undefined;
   const shutdown = () => {
-    void agent.stop().then(() => process.exit(0));
+    void (current?.stop() ?? Promise.resolve()).then(() => process.exit(0));
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+  const boot = JSON.parse(readFileSync(configPath, 'utf8')) as AgentBoot;
+  if (isPoolBoot(boot)) {
+    const pooled = new PooledAgent(boot, dirname(configPath), async (agentPath) => {
+      const agent = Agent.fromFile(agentPath);
+      current = agent;
+      await agent.start();
+    });
+    current = pooled;
+    await pooled.start();
+    return;
+  }
+  const agent = Agent.fromFile(configPath);
+  current = agent;
   await agent.start();
 }

@@ -23,7 +23,27 @@ export interface AgentConfig {
   home: string;
 }
 
+/**
+ * The boot payload of a warm-pool VM: no Gitspace yet, only how to listen and the pool secret.
+ * The runner claims the VM by POSTing an AgentConfig to CLAIM_PATH with the pool secret; the
+ * agent stores it next to its boot payload (so a reboot resumes as that Gitspace) and goes on as
+ * a normal agent.
+ */
+export interface PoolBootConfig {
+  pool: { infra: string; machineType: string; secret: string };
+  listen: { address: string; httpPort: number; sshPort: number };
+  home: string;
+}
+
+/** What a VM boots with: a Gitspace's agent config, or a pool VM waiting to be claimed. */
+export type AgentBoot = AgentConfig | PoolBootConfig;
+
+export function isPoolBoot(b: AgentBoot): b is PoolBootConfig {
+  return 'pool' in b;
+}
+
 export const SECRET_HEADER = 'x-gitspaces-secret';
+export const CLAIM_PATH = '/v1/claim';
 export const AGENT_HTTP_PORT = 47100;
 export const AGENT_SSH_PORT = 47122;
 
@@ -46,7 +66,8 @@ export interface StepStatus {
 
 /** What GET /healthz answers (the operator's view of the VM). */
 export interface AgentHealth {
-  state: 'setting-up' | 'ready' | 'failed';
+  /** `pooled`: a warm-pool VM waiting to be claimed (then only `state` is meaningful). */
+  state: 'pooled' | 'setting-up' | 'ready' | 'failed';
   restart: boolean;
   steps: StepStatus[];
   ide: { type: string; ready: boolean };

@@ -32,6 +32,9 @@ export const LABELS = {
   gitspaceName: `${GROUP}/gitspace-name`,
   gitspaceNamespace: `${GROUP}/gitspace-namespace`,
   controlPlaneId: `${GROUP}/control-plane-id`,
+  /** On a warm-pool VM not yet claimed: its machine type name, and the pool's zone. */
+  pool: `${GROUP}/pool`,
+  poolZone: `${GROUP}/pool-zone`,
 } as const;
 
 export const MANAGED_BY = 'gitspaces-operator';

@@ -5,7 +5,7 @@ import {
   PORT_PROTOCOLS, PORT_VISIBILITIES,
 } from './constants.ts';
 import type { ObjectMeta } from './meta.ts';
-import { array, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
+import { array, boolean, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
 
 const subject = (description: string) => string({ description, minLength: 1, maxLength: 256 });
 
@@ -159,6 +159,7 @@ export const gitspaceStatusSchema = object(
         privateIP: string({ description: 'Private address the gateway dials.', maxLength: 64 }),
         machineType: string({ description: 'Provider machine type.', maxLength: 128 }),
         createdAt: string({ description: 'When the instance was created.', format: 'date-time', maxLength: 64 }),
+        pooled: boolean({ description: 'The instance was claimed from the warm pool rather than created for this Gitspace.' }),
       },
       { description: 'The VM behind this Gitspace.' },
     ),

@@ -167,6 +167,17 @@ const gateway = object(
       }),
       { rule: 'self.all(r, isCIDR(r))', message: 'every entry must be a CIDR such as 10.0.0.0/8' },
     ),
+    egressRanges: withRules(
+      array(string({ description: 'A CIDR, e.g. 10.8.0.0/14.', maxLength: 43 }), {
+        description:
+          'Where the gateway and the operator connect to VMs from (the cluster\'s pod/node ranges or its NAT). The operator keeps a firewall rule (GCE) / security group (EC2) that admits the agent ports from these ranges only. Required for gcp and aws.',
+        minItems: 1,
+        maxItems: 64,
+        listType: 'set',
+      }),
+      { rule: 'self.all(r, isCIDR(r))', message: 'every entry must be a CIDR such as 10.8.0.0/14' },
+      { rule: "!self.exists(r, r == '0.0.0.0/0')", message: 'must not be 0.0.0.0/0: the VM agents would be open to everyone' },
+    ),
   },
   { description: 'The authenticated gateway in front of every Gitspace of this infra.', required: ['domain'] },
 );
@@ -231,6 +242,12 @@ export const infraSpecSchema = withRules(
     rule: 'has(self.provider.local) || has(self.image)',
     message: 'image is required for the gcp and aws providers',
     fieldPath: '.image',
+    reason: 'FieldValueRequired',
+  },
+  {
+    rule: 'has(self.provider.local) || has(self.gateway.egressRanges)',
+    message: 'egressRanges is required for the gcp and aws providers: the VM firewall admits the agent ports from these ranges only',
+    fieldPath: '.gateway.egressRanges',
     reason: 'FieldValueRequired',
   },
   {

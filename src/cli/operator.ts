@@ -28,6 +28,7 @@ export async function runOperator(argv: string[]): Promise<void> {
     client,
     log,
     providerFor,
+    namespace: process.env.POD_NAMESPACE ?? 'default',
     healthPort: Number(flag(argv, '--health-port') ?? 8081),
     workers: Number(flag(argv, '--workers') ?? 4),
     ...(leaderElect

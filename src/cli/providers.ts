@@ -1,7 +1,8 @@
 // Builds the concrete provider for a GitspaceInfra (the one place that knows them all), caching
 // one per infra spec so clients and their connection pools are reused.
 import { join } from 'node:path';
-import { AGENT_HTTP_PORT, type GitspaceInfra } from '../api/index.ts';
+import { AGENT_HTTP_PORT, LABELS, MANAGED_BY, type GitspaceInfra } from '../api/index.ts';
+import { infraResourceName } from '../providers/names.ts';
 import { SECRETS } from '../controllers/resources.ts';
 import type { ProviderFor } from '../controllers/runner/reconciler.ts';
 import { AwsProvider } from '../providers/aws/provider.ts';
@@ -32,12 +33,12 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
     try {
       s = await o.client.get(SECRETS, ns, ref.name);
     } catch (e) {
-      if (isNotFound(e)) throw new ProviderError('InvalidConfig', `${field}: Secret ${ns}/${ref.name} not found`, { field });
+      if (isNotFound(e)) throw new ProviderError('Unauthenticated', `${field}: Secret ${ns}/${ref.name} not found`, { field });
       throw e;
     }
     return keys.map((key) => {
       const v = s.data?.[key];
-      if (!v) throw new ProviderError('InvalidConfig', `${field}: Secret ${ns}/${ref.name} has no key "${key}"`, { field });
+      if (!v) throw new ProviderError('Unauthenticated', `${field}: Secret ${ns}/${ref.name} has no key "${key}"`, { field });
       return Buffer.from(v, 'base64').toString('utf8');
     });
   }
@@ -57,9 +58,9 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
       try {
         key = JSON.parse(json) as typeof key;
       } catch {
-        throw new ProviderError('InvalidConfig', `${field}: the key is not JSON`, { field });
+        throw new ProviderError('Unauthenticated', `${field}: the key is not JSON`, { field });
       }
-      if (!key.client_email || !key.private_key) throw new ProviderError('InvalidConfig', `${field}: not a service account key (client_email, private_key)`, { field });
+      if (!key.client_email || !key.private_key) throw new ProviderError('Unauthenticated', `${field}: not a service account key (client_email, private_key)`, { field });
       client = { ...client, credentials: { client_email: key.client_email, private_key: key.private_key } };
     }
     return new GcpProvider({
@@ -68,6 +69,7 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
       network: g.network ?? 'default',
       subnetworks: g.subnetworks,
       ...(g.serviceAccount ? { serviceAccount: g.serviceAccount } : {}),
+      networkTag: infraResourceName(infra.metadata.name ?? ''),
       agentPort: AGENT_HTTP_PORT,
       client,
     });
@@ -88,6 +90,8 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
       subnets: a.subnets,
       securityGroupIds: a.securityGroupIds,
       ...(a.instanceProfile ? { instanceProfile: a.instanceProfile } : {}),
+      agentSecurityGroupName: infraResourceName(infra.metadata.name ?? '', 'agents'),
+      tags: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infra.metadata.name ?? '' },
       agentPort: AGENT_HTTP_PORT,
       client,
     });

@@ -13,7 +13,9 @@ import { Manager, type ManagerOptions } from '../runtime/manager.ts';
 import { InfraReconciler } from './infra/reconciler.ts';
 import { OrphanSweeper, type SweepOptions } from './sweep/orphans.ts';
 import { GITSPACE_INFRAS, GITSPACES, SECRETS } from './resources.ts';
-import { probeAgent, type AgentProbe } from './runner/agent-probe.ts';
+import { WarmPool } from './pool/warm-pool.ts';
+import { probeAgent, type AgentClaim, type AgentProbe } from './runner/agent-probe.ts';
+import { InstanceObserver } from './runner/observer.ts';
 import { RunnerReconciler, type ProviderFor, type Secret } from './runner/reconciler.ts';
 
 export interface OperatorOptions {
@@ -31,6 +33,12 @@ export interface OperatorOptions {
   now?: () => number;
   /** Orphan sweep; default every 5 minutes for VMs older than 15 minutes. */
   sweep?: SweepOptions | false;
+  /** The operator's namespace (warm-pool secrets live there). */
+  namespace?: string;
+  /** Hands a pooled VM its Gitspace (tests replace it with their agent double). */
+  claim?: AgentClaim;
+  /** How old a shared instance list may be (default 1 s). */
+  observeIntervalMs?: number;
 }
 
 export interface Operator {
@@ -39,6 +47,8 @@ export interface Operator {
   infra: Controller;
   gitspaces: Informer<Gitspace>;
   infras: Informer<GitspaceInfra>;
+  pool: WarmPool;
+  observer: InstanceObserver;
 }
 
 export function createOperator(o: OperatorOptions): Operator {
@@ -75,13 +85,27 @@ export function createOperator(o: OperatorOptions): Operator {
     return w;
   };
 
+  const probe = o.probe ?? probeAgent;
+  // One list of instances per infra per interval, shared by the runner and the warm pool.
+  const observer = new InstanceObserver(o.observeIntervalMs ?? 1_000);
+  // The infra controller is built after the pool; settled creates reach it through this.
+  const infraRef: { controller?: Controller } = {};
+  const pool = new WarmPool({
+    client: o.client, gitspaces, secrets, observer, probe, log: o.log.child({ component: 'pool' }), namespace: o.namespace ?? 'default',
+    ...(o.now ? { now: o.now } : {}),
+    onSettled: (name) => {
+      infraRef.controller?.queue.add(name);
+    },
+  });
+  manager.onStop(() => pool.drain());
+
   const runner = manager.addController(
     new Controller({
       name: 'gitspace',
       workers: o.workers ?? 4,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspace' }),
-      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor, probe: o.probe ?? probeAgent, events, log: o.log, ...(o.now ? { now: o.now } : {}) }),
+      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor, probe, pool, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}) }),
     }),
   );
   runner.watch(gitspaces);
@@ -97,9 +121,10 @@ export function createOperator(o: OperatorOptions): Operator {
       workers: 1,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspaceinfra' }),
-      reconciler: new InfraReconciler({ client: o.client, infras, gitspaces, providerFor, events }),
+      reconciler: new InfraReconciler({ client: o.client, infras, gitspaces, providerFor, events, pool }),
     }),
   );
+  infraRef.controller = infra;
   infra.watch(infras);
   // Phase counts: coalesce bursts of Gitspace changes into one infra status write per second.
   infra.watch(gitspaces, (g) => [g.spec.infraRef.name], 1_000);
@@ -122,5 +147,5 @@ export function createOperator(o: OperatorOptions): Operator {
       for (const g of gitspaces.list()) this.inc({ phase: g.status?.phase ?? 'Pending' });
     },
   });
-  return { manager, runner, infra, gitspaces, infras };
+  return { manager, runner, infra, gitspaces, infras, pool, observer };
 }

@@ -5,12 +5,14 @@
 // on its zone operation; raw API calls are counted by the benchmark at the cloud peer.)
 import type { Counter } from 'prom-client';
 import { TokenBucket } from '../runtime/backoff.ts';
-import { ProviderError, type CreateRequest, type Instance, type VmProvider } from './types.ts';
+import { ProviderError, type CreateRequest, type Instance, type NetworkRule, type NetworkState, type VmProvider } from './types.ts';
 
-type Operation = 'find' | 'create' | 'start' | 'stop' | 'delete' | 'listOwned';
+type Operation = 'find' | 'create' | 'start' | 'stop' | 'delete' | 'listOwned' | 'relabel' | 'verify' | 'ensureNetwork';
 type BucketClass = 'describe' | 'run' | 'other';
 
-const CLASS: Record<Operation, BucketClass> = { find: 'describe', listOwned: 'describe', create: 'run', start: 'run', stop: 'other', delete: 'other' };
+const CLASS: Record<Operation, BucketClass> = {
+  find: 'describe', listOwned: 'describe', verify: 'describe', create: 'run', start: 'run', stop: 'other', delete: 'other', relabel: 'other', ensureNetwork: 'other',
+};
 export const DEFAULT_RATES: Record<BucketClass, { perSecond: number; burst: number }> = {
   describe: { perSecond: 20, burst: 100 },
   run: { perSecond: 2, burst: 5 },
@@ -21,7 +23,7 @@ export type ProviderOperationCounter = Counter<'provider' | 'operation' | 'outco
 
 export function outcomeOf(e: unknown): string {
   if (!(e instanceof ProviderError)) return 'error';
-  return { NotFound: 'not_found', QuotaExceeded: 'quota', Throttled: 'throttled', InvalidConfig: 'invalid', Transient: 'error' }[e.code];
+  return { NotFound: 'not_found', QuotaExceeded: 'quota', Throttled: 'throttled', InvalidConfig: 'invalid', Unauthenticated: 'unauthenticated', Transient: 'error' }[e.code];
 }
 
 export class InstrumentedProvider implements VmProvider {
@@ -84,5 +86,17 @@ export class InstrumentedProvider implements VmProvider {
 
   listOwned(labels: Record<string, string>): Promise<Instance[]> {
     return this.call('listOwned', () => this.inner.listOwned(labels));
+  }
+
+  relabel(inst: Instance, labels: Record<string, string>): Promise<void> {
+    return this.call('relabel', () => this.inner.relabel(inst, labels));
+  }
+
+  verify(): Promise<void> {
+    return this.call('verify', () => this.inner.verify());
+  }
+
+  ensureNetwork(rule: NetworkRule): Promise<NetworkState> {
+    return this.call('ensureNetwork', () => this.inner.ensureNetwork(rule));
   }
 }

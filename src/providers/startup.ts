@@ -1,7 +1,7 @@
 // The startup payload a VM boots with (GCE `startup-script` metadata, EC2 `UserData`, or the
 // local provider's process): a shell script that writes the agent's config and execs the agent.
 // The local provider runs exactly this script, so the local path tests what cloud VMs run.
-import type { AgentConfig } from '../api/agent.ts';
+import { isPoolBoot, type AgentBoot } from '../api/agent.ts';
 
 export interface StartupOptions {
   /** Directory for the agent's files (cloud: /var/lib/gitspaces; local: the instance directory). */
@@ -12,8 +12,14 @@ export interface StartupOptions {
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-export function startupScript(config: AgentConfig, o: StartupOptions = {}): string {
-  const payload = Buffer.from(JSON.stringify(config)).toString('base64');
+/**
+ * A Gitspace's VM writes agent.json and runs it. A warm-pool VM writes pool.json and waits to be
+ * claimed; the claim leaves agent.json behind, so after a stop/start the same script resumes the
+ * VM as the Gitspace that claimed it.
+ */
+export function startupScript(boot: AgentBoot, o: StartupOptions = {}): string {
+  const payload = Buffer.from(JSON.stringify(boot)).toString('base64');
+  const file = isPoolBoot(boot) ? 'pool.json' : 'agent.json';
   const root = o.root ? shellQuote(o.root) : '"${GITSPACES_ROOT:-/var/lib/gitspaces}"';
   const agent = o.agentCommand ?? '${GITSPACES_AGENT:-gitspaces}';
   return [
@@ -23,12 +29,14 @@ export function startupScript(config: AgentConfig, o: StartupOptions = {}): stri
     `root=${root}`,
     'umask 077',
     'mkdir -p "$root"',
-    `base64 -d > "$root/agent.json.tmp" <<'GITSPACES_PAYLOAD'`,
+    `base64 -d > "$root/${file}.tmp" <<'GITSPACES_PAYLOAD'`,
     payload.replace(/(.{76})/g, '$1\n').trimEnd(),
     'GITSPACES_PAYLOAD',
-    'mv "$root/agent.json.tmp" "$root/agent.json"',
+    `mv "$root/${file}.tmp" "$root/${file}"`,
+    'config="$root/agent.json"',
+    '[ -f "$config" ] || config="$root/pool.json"',
     'echo $$ > "$root/agent.pid"',
-    `exec ${agent} agent --config "$root/agent.json"`,
+    `exec ${agent} agent --config "$config"`,
     '',
   ].join('\n');
 }

@@ -2,7 +2,7 @@
 // behind it. Instances are identified by a deterministic name derived from the Gitspace's UID, so
 // "create" is idempotent: a second create of the same name finds the first instance.
 import type { ProviderKind } from '../api/index.ts';
-import type { AgentConfig } from '../api/agent.ts';
+import type { AgentBoot } from '../api/agent.ts';
 
 export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'terminated';
 
@@ -19,6 +19,8 @@ export interface Instance {
   machineType: string;
   createdAt: string;
   labels: Record<string, string>;
+  /** Optimistic-concurrency token for label changes (GCE labelFingerprint), when the cloud has one. */
+  labelFingerprint?: string;
 }
 
 export interface CreateRequest {
@@ -29,11 +31,28 @@ export interface CreateRequest {
   image?: string;
   /** Labels/tags that mark the instance as ours and tie it to its Gitspace. */
   labels: Record<string, string>;
-  /** What the VM's startup payload hands to the agent. */
-  agent: AgentConfig;
+  /** What the VM's startup payload hands to the agent (a Gitspace's config, or a pool VM's). */
+  agent: AgentBoot;
 }
 
-export type ProviderErrorCode = 'NotFound' | 'QuotaExceeded' | 'Throttled' | 'InvalidConfig' | 'Transient';
+/** The one firewall rule (GCE) / security group (EC2) that admits the agent ports. */
+export interface NetworkRule {
+  /** Rule or security group name (deterministic per infra). */
+  name: string;
+  /** The only sources admitted: where the gateway and the operator connect from. */
+  sourceRanges: string[];
+  ports: number[];
+}
+
+export interface NetworkState {
+  /** Provider id of the rule (GCE firewall name, EC2 sg-…). */
+  id: string;
+  /** What ensureNetwork changed: nothing when the rule was already as asked. */
+  action: 'none' | 'created' | 'updated';
+}
+
+/** Unauthenticated: credentials missing, wrong, revoked or without permission — wait for a fix. */
+export type ProviderErrorCode = 'NotFound' | 'QuotaExceeded' | 'Throttled' | 'InvalidConfig' | 'Unauthenticated' | 'Transient';
 
 /** A classified provider failure: the controller maps the code to a condition and a retry policy. */
 export class ProviderError extends Error {
@@ -62,4 +81,10 @@ export interface VmProvider {
   delete(inst: Instance): Promise<void>;
   /** Every instance carrying these labels (one call per zone, for batched observation). */
   listOwned(labels: Record<string, string>): Promise<Instance[]>;
+  /** Replaces the instance's labels/tags of ours (adopting a pool VM for a Gitspace). */
+  relabel(inst: Instance, labels: Record<string, string>): Promise<void>;
+  /** One cheap authenticated call: throws ProviderError('Unauthenticated') when credentials fail. */
+  verify(): Promise<void>;
+  /** Creates or corrects the rule that admits only `rule.sourceRanges` to the agent ports. */
+  ensureNetwork(rule: NetworkRule): Promise<NetworkState>;
 }

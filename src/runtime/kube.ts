@@ -122,7 +122,9 @@ export class KubeClient {
           headers: {
             ...(token ? { authorization: `Bearer ${token}` } : {}),
             accept: 'application/json',
-            ...(payload !== undefined ? { 'content-type': init.contentType ?? 'application/json' } : {}),
+            // Content-Length always: Node does not chunk a DELETE body, so without it the body would
+            // be read as the next request on the kept-alive connection.
+            ...(payload !== undefined ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}),
           },
         },
         resolve,

@@ -36,7 +36,7 @@ const gcpInfra = (): Manifest => ({
     },
     image: 'projects/acme-devenvs/global/images/family/ubuntu',
     machineTypes: [{ name: 'standard', providerType: 'e2-standard-4' }],
-    gateway: { domain: 'gitspaces.example.com' },
+    gateway: { domain: 'gitspaces.example.com', egressRanges: ['10.8.0.0/14'] },
     pool: [{ machineType: 'standard', zone: 'europe-west1-b', minReady: 1, max: 2 }],
     auth: { issuer: 'https://login.example.com', audience: 'gitspaces' },
   },
@@ -56,7 +56,7 @@ const awsInfra = (): Manifest => ({
     },
     image: 'ami-0abcdef1234567890',
     machineTypes: [{ name: 'standard', providerType: 't3.large' }],
-    gateway: { domain: 'gitspaces.example.org' },
+    gateway: { domain: 'gitspaces.example.org', egressRanges: ['10.8.0.0/14'] },
   },
 });
 
@@ -136,6 +136,9 @@ const rows: Row[] = [
   { name: 'no machine types', base: localInfra, create: (_, s) => (s.machineTypes = []), field: 'spec.machineTypes', says: /at least 1 items/ },
   { name: 'disk too small', base: localInfra, create: (_, s) => (s.machineTypes[0].diskSizeGB = 1), field: 'spec.machineTypes[0].diskSizeGB', says: /greater than or equal to 10/ },
   { name: 'source range not a CIDR', base: localInfra, create: (_, s) => (s.gateway.sourceRanges = ['10.0.0.0/8', 'office']), field: 'spec.gateway.sourceRanges', says: /must be a CIDR/ },
+  { name: 'cloud infra without egress ranges', base: gcpInfra, create: (_, s) => delete s.gateway.egressRanges, field: 'spec.gateway.egressRanges', says: /required for the gcp and aws providers/ },
+  { name: 'egress ranges open to everyone', base: awsInfra, create: (_, s) => (s.gateway.egressRanges = ['0.0.0.0/0']), field: 'spec.gateway.egressRanges', says: /must not be 0.0.0.0\/0/ },
+  { name: 'egress range not a CIDR', base: awsInfra, create: (_, s) => (s.gateway.egressRanges = ['pods']), field: 'spec.gateway.egressRanges', says: /must be a CIDR/ },
   { name: 'zero gateway replicas', base: localInfra, create: (_, s) => (s.gateway.replicas = 0), field: 'spec.gateway.replicas', says: /greater than or equal to 1/ },
   { name: 'plain-http issuer on a public host', base: localInfra, create: (_, s) => (s.auth = { issuer: 'http://login.example.com', audience: 'g' }), field: 'spec.auth.issuer', says: /must be an https URL/ },
   { name: 'infra idleTimeout too short', base: localInfra, create: (_, s) => (s.idleTimeout = '30s'), field: 'spec.idleTimeout', says: /between 5m and 168h/ },

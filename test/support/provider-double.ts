@@ -4,7 +4,7 @@
 import { AGENT_HTTP_PORT, AGENT_SSH_PORT, type AgentHealth } from '../../src/api/index.ts';
 import { createOperator, type Operator } from '../../src/controllers/operator.ts';
 import type { SweepOptions } from '../../src/controllers/sweep/orphans.ts';
-import type { CreateRequest, Instance, ProviderError, VmProvider } from '../../src/providers/types.ts';
+import type { CreateRequest, Instance, NetworkState, ProviderError, VmProvider } from '../../src/providers/types.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { testCluster } from '../cluster/current.ts';
@@ -12,6 +12,8 @@ import { testCluster } from '../cluster/current.ts';
 export class InMemoryProvider implements VmProvider {
   readonly kind = 'local' as const;
   readonly failures: ProviderError[] = [];
+  /** What verify() throws while set (credentials revoked). */
+  credentialsError: ProviderError | undefined;
   readonly calls: string[] = [];
   private readonly vms = new Map<string, Instance>();
   private next = 1;
@@ -62,8 +64,23 @@ export class InMemoryProvider implements VmProvider {
     return Promise.resolve();
   }
 
-  listOwned(): Promise<Instance[]> {
-    return Promise.resolve([...this.vms.values()]);
+  listOwned(labels: Record<string, string> = {}): Promise<Instance[]> {
+    return Promise.resolve([...this.vms.values()].filter((i) => Object.entries(labels).every(([k, v]) => i.labels[k] === v)));
+  }
+
+  relabel(inst: Instance, labels: Record<string, string>): Promise<void> {
+    this.calls.push(`relabel ${inst.name}`);
+    const v = this.vms.get(inst.name);
+    if (v) v.labels = labels;
+    return Promise.resolve();
+  }
+
+  verify(): Promise<void> {
+    return this.credentialsError ? Promise.reject(this.credentialsError) : Promise.resolve();
+  }
+
+  ensureNetwork(): Promise<NetworkState> {
+    return Promise.resolve({ id: 'memory', action: 'none' });
   }
 }
 
@@ -104,7 +121,7 @@ export function testCreateRequest(name: string, over: Partial<CreateRequest> = {
 export async function startInProcessOperator(o: { provider: VmProvider; realAgent?: boolean; now?: () => number; sweep?: SweepOptions | false; client?: KubeClient; logLevel?: 'warn' | 'error' }): Promise<Operator> {
   const op = createOperator({
     client: o.client ?? new KubeClient(testCluster().access()),
-    log: createLogger({ component: 'operator' }, o.logLevel ?? 'error'),
+    log: createLogger({ component: 'operator' }, o.logLevel ?? (process.env.TEST_LOG_LEVEL as 'warn' | undefined) ?? 'error'),
     providerFor: () => o.provider,
     ...(o.realAgent ? {} : { probe: () => Promise.resolve({ ok: true as const, health: readyHealth() }) }),
     ...(o.now ? { now: o.now } : {}),

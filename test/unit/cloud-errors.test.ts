@@ -14,8 +14,8 @@ describe('EC2 error classification', () => {
     ['VcpuLimitExceeded', 'QuotaExceeded'],
     ['InvalidAMIID.NotFound', 'InvalidConfig', 'spec.image'],
     ['InvalidAMIID.Malformed', 'InvalidConfig', 'spec.image'],
-    ['AuthFailure', 'InvalidConfig', 'spec.provider.aws.credentialsSecretRef'],
-    ['UnauthorizedOperation', 'InvalidConfig', 'spec.provider.aws.credentialsSecretRef'],
+    ['AuthFailure', 'Unauthenticated', 'spec.provider.aws.credentialsSecretRef'],
+    ['UnauthorizedOperation', 'Unauthenticated', 'spec.provider.aws.credentialsSecretRef'],
     ['NoSuchEntity', 'InvalidConfig', 'spec.provider.aws.instanceProfile'],
     ['InvalidInstanceID.NotFound', 'NotFound'],
     ['InternalError', 'Transient'],
@@ -39,6 +39,8 @@ describe('GCE error classification and labels', () => {
     expect(callError(g(429, 'Too Many Requests'), 'x').code).to.equal('Throttled');
     expect(callError(g(403, 'Rate Limit Exceeded'), 'x').code).to.equal('Throttled');
     expect(callError(g(403, 'Permission denied on resource project p'), 'x').field).to.equal('spec.provider.gcp.credentialsSecretRef');
+    expect(callError(g(403, 'Permission denied on resource project p'), 'x').code).to.equal('Unauthenticated');
+    expect(callError(g(401, 'Request had invalid authentication credentials'), 'x').code).to.equal('Unauthenticated');
     expect(callError(g(404, 'not found'), 'x').code).to.equal('NotFound');
     expect(callError(g(503, 'Backend Error'), 'x').code).to.equal('Transient');
   });

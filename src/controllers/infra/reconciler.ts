@@ -1,13 +1,17 @@
-// The infra controller: checks that a GitspaceInfra's provider can be used, reports conditions and
-// how many Gitspaces it runs by phase, and holds a finalizer so an infra is not deleted while
-// Gitspaces still need it (their VMs could not be cleaned up without it).
-import { API_VERSION, FINALIZERS, GITSPACE_INFRA, type Gitspace, type GitspaceInfra, type GitspaceInfraStatus } from '../../api/index.ts';
-import { ProviderError } from '../../providers/types.ts';
+// The infra controller: checks that a GitspaceInfra's provider can be used (one authenticated
+// call), keeps the network rule that admits only the gateway to the VM agents, keeps the warm
+// pools filled, reports conditions and how many Gitspaces it runs by phase, and holds a finalizer
+// so an infra is not deleted while Gitspaces still need it (their VMs could not be cleaned up
+// without it).
+import { AGENT_HTTP_PORT, AGENT_SSH_PORT, API_VERSION, FINALIZERS, GITSPACE_INFRA, type Gitspace, type GitspaceInfra, type GitspaceInfraStatus } from '../../api/index.ts';
+import { infraResourceName } from '../../providers/names.ts';
+import { ProviderError, type VmProvider } from '../../providers/types.ts';
+import type { PoolResult, WarmPool } from '../pool/warm-pool.ts';
 import { setCondition, type Condition, type ConditionInput } from '../../runtime/conditions.ts';
 import type { Reconciler, Result } from '../../runtime/controller.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import type { Informer } from '../../runtime/informer.ts';
-import type { KubeClient } from '../../runtime/kube.ts';
+import type { KubeClient, KubeObject } from '../../runtime/kube.ts';
 import { addFinalizer, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
 import { GITSPACE_INFRAS, providerKind } from '../resources.ts';
 import type { ProviderFor } from '../runner/reconciler.ts';
@@ -18,7 +22,12 @@ export interface InfraDeps {
   gitspaces: Informer<Gitspace>;
   providerFor: ProviderFor;
   events: EventRecorder;
+  pool?: WarmPool;
 }
+
+const POOL_POLL_MS = 2_000;
+const RECHECK_MS = 5 * 60_000;
+const CREDENTIALS_RECHECK_MS = 60_000;
 
 export class InfraReconciler implements Reconciler {
   private readonly d: InfraDeps;
@@ -44,6 +53,10 @@ export class InfraReconciler implements Reconciler {
         void this.d.events.emit(ref, 'Warning', 'InUse', msg);
         return undefined; // Gitspace deletions re-queue us
       }
+      if (this.d.pool) {
+        const { provider } = await this.checkCredentials(infra, providerKind(infra));
+        if (provider && (await this.d.pool.retire(infra, provider)) > 0) return { requeueAfter: POOL_POLL_MS };
+      }
       await removeFinalizer(this.d.client, GITSPACE_INFRAS, infra, FINALIZERS.infra);
       return undefined;
     }
@@ -54,37 +67,80 @@ export class InfraReconciler implements Reconciler {
 
     const kind = providerKind(infra);
     const conds: ConditionInput[] = [];
-    try {
-      await this.d.providerFor(infra);
+    let pool: PoolResult | undefined;
+    const credentials = await this.checkCredentials(infra, kind);
+    conds.push(credentials.condition);
+    if (credentials.provider) {
+      conds.push(await this.checkNetwork(infra, credentials.provider, ref));
+      if (this.d.pool) {
+        pool = await this.d.pool.reconcile(infra, credentials.provider);
+        conds.push(this.poolCondition(infra, pool));
+      }
+    } else {
+      conds.push({ type: 'NetworkReady', status: 'Unknown', reason: 'ProviderUnavailable', message: 'not checked without valid credentials' });
+    }
+    if (!pool) {
       conds.push(
-        kind === 'local'
-          ? { type: 'CredentialsValid', status: 'True', reason: 'NotRequired', message: 'the local provider needs no credentials' }
-          : { type: 'CredentialsValid', status: 'True', reason: 'Configured', message: 'provider client configured' },
-        kind === 'local'
-          ? { type: 'NetworkReady', status: 'True', reason: 'NotRequired', message: 'instances listen on loopback addresses' }
-          : { type: 'NetworkReady', status: 'Unknown', reason: 'NotChecked', message: 'network checks are not implemented yet' },
-      );
-    } catch (e) {
-      if (!(e instanceof ProviderError)) throw e;
-      conds.push(
-        { type: 'CredentialsValid', status: 'False', reason: e.code, message: e.message },
-        { type: 'NetworkReady', status: 'Unknown', reason: 'ProviderUnavailable', message: e.message },
+        infra.spec.pool?.length
+          ? { type: 'PoolReady', status: 'Unknown', reason: 'ProviderUnavailable', message: 'the pool is not kept without valid credentials' }
+          : { type: 'PoolReady', status: 'True', reason: 'NoPool', message: 'no warm pool configured' },
       );
     }
-    conds.push(
-      { type: 'GatewayReady', status: 'Unknown', reason: 'NotDeployed', message: 'the gateway Deployment is not managed by this version' },
-      infra.spec.pool?.length
-        ? { type: 'PoolReady', status: 'False', reason: 'NotImplemented', message: 'warm pools are not implemented by this version' }
-        : { type: 'PoolReady', status: 'True', reason: 'NoPool', message: 'no warm pool configured' },
-    );
-    const ok = conds.filter((c) => c.type === 'CredentialsValid' || c.type === 'NetworkReady').every((c) => c.status !== 'False');
-    const bad = conds.find((c) => c.status === 'False' && c.type !== 'PoolReady');
-    conds.push(ok ? { type: 'Ready', status: 'True', reason: 'Ready', message: 'Gitspaces can run on this infra' } : { type: 'Ready', status: 'False', reason: bad?.reason ?? 'NotReady', message: bad?.message ?? '' });
-    await this.write(infra, conds, users);
-    return undefined;
+    conds.push({ type: 'GatewayReady', status: 'Unknown', reason: 'NotDeployed', message: 'the gateway Deployment is not managed by this version' });
+    const blocking = conds.find((c) => (c.type === 'CredentialsValid' || c.type === 'NetworkReady') && c.status === 'False');
+    conds.push(blocking ? { type: 'Ready', status: 'False', reason: blocking.reason, message: blocking.message } : { type: 'Ready', status: 'True', reason: 'Ready', message: 'Gitspaces can run on this infra' });
+    await this.write(infra, conds, users, pool?.status);
+    if (pool?.settling) return { requeueAfter: POOL_POLL_MS };
+    // Credentials are re-checked sooner while they are bad; the firewall rule is re-checked for drift.
+    return { requeueAfter: credentials.provider ? RECHECK_MS : CREDENTIALS_RECHECK_MS };
   }
 
-  private async write(infra: GitspaceInfra, conds: ConditionInput[], users: Gitspace[]): Promise<void> {
+  /** The provider, if its credentials work (one cheap authenticated call), and the condition saying so. */
+  private async checkCredentials(infra: GitspaceInfra, kind: string): Promise<{ provider?: VmProvider; condition: ConditionInput }> {
+    try {
+      const provider = await this.d.providerFor(infra);
+      await provider.verify();
+      return {
+        provider,
+        condition: kind === 'local'
+          ? { type: 'CredentialsValid', status: 'True', reason: 'NotRequired', message: 'the local provider needs no credentials' }
+          : { type: 'CredentialsValid', status: 'True', reason: 'Verified', message: `the ${kind} API accepted the credentials` },
+      };
+    } catch (e) {
+      if (!(e instanceof ProviderError) || e.code === 'Throttled' || e.code === 'Transient') throw e;
+      const reason = e.code === 'Unauthenticated' ? 'Unauthenticated' : e.code;
+      return { condition: { type: 'CredentialsValid', status: 'False', reason, message: e.message } };
+    }
+  }
+
+  /** Creates or corrects the rule that lets only the gateway reach the VM agents. */
+  private async checkNetwork(infra: GitspaceInfra, provider: VmProvider, ref: KubeObject & { apiVersion: string; kind: string }): Promise<ConditionInput> {
+    if (provider.kind === 'local') return { type: 'NetworkReady', status: 'True', reason: 'NotRequired', message: 'instances listen on loopback addresses' };
+    const ranges = infra.spec.gateway.egressRanges ?? [];
+    if (ranges.length === 0) return { type: 'NetworkReady', status: 'False', reason: 'NoEgressRanges', message: 'spec.gateway.egressRanges is empty: nothing may reach the VMs' };
+    const rule = { name: infraResourceName(infra.metadata.name ?? '', 'agents'), sourceRanges: ranges, ports: [AGENT_HTTP_PORT, AGENT_SSH_PORT] };
+    try {
+      const r = await provider.ensureNetwork(rule);
+      const what = `${provider.kind === 'gcp' ? 'firewall rule' : 'security group'} ${r.id} admits tcp:${rule.ports.join(',')} from ${ranges.join(', ')} only`;
+      if (r.action !== 'none') void this.d.events.emit(ref, 'Normal', r.action === 'created' ? 'NetworkRuleCreated' : 'NetworkRuleCorrected', what);
+      return { type: 'NetworkReady', status: 'True', reason: 'RuleInPlace', message: what };
+    } catch (e) {
+      if (!(e instanceof ProviderError) || e.code === 'Throttled' || e.code === 'Transient') throw e;
+      return { type: 'NetworkReady', status: 'False', reason: e.code, message: e.message };
+    }
+  }
+
+  private poolCondition(infra: GitspaceInfra, pool: PoolResult): ConditionInput {
+    const entries = infra.spec.pool ?? [];
+    if (entries.length === 0) return { type: 'PoolReady', status: 'True', reason: 'NoPool', message: 'no warm pool configured' };
+    const short = pool.status.filter((p) => (p.ready ?? 0) < (entries.find((e) => e.machineType === p.machineType && e.zone === p.zone)?.minReady ?? 0));
+    if (short.length === 0) return { type: 'PoolReady', status: 'True', reason: 'Filled', message: pool.status.map((p) => `${p.machineType}/${p.zone}: ${p.ready ?? 0} ready`).join('; ') };
+    const err = this.d.pool?.lastError.get(infra.metadata.name ?? '');
+    const text = short.map((p) => `${p.machineType}/${p.zone}: ${p.ready ?? 0} ready, ${p.provisioning ?? 0} booting`).join('; ');
+    return { type: 'PoolReady', status: 'False', reason: err ? 'CreateFailed' : 'Filling', message: err ? `${text}; last create failed: ${err}` : text };
+  }
+
+  private async write(infra: GitspaceInfra, conds: ConditionInput[], users: Gitspace[], pool?: PoolResult['status']): Promise<void> {
     let conditions = (infra.status?.conditions ?? []) as Condition[];
     for (const c of conds) conditions = setCondition(conditions, c, infra.metadata.generation);
     const counts: Record<string, number> = {};
@@ -99,6 +155,8 @@ export class InfraReconciler implements Reconciler {
       conditions,
       gitspaces: counts,
     };
+    if (pool?.length) status.pool = pool;
+    else delete status.pool;
     this.d.infras.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACE_INFRAS, infra, status));
   }
 }

@@ -48,6 +48,13 @@ export class InstanceObserver {
     return snap.byName.get(name);
   }
 
+  /** Every instance of the infra, as of a list no older than the interval. */
+  async all(infra: string, provider: VmProvider): Promise<Instance[]> {
+    let snap = this.snapshots.get(infra);
+    if (!snap || this.now() - snap.at > this.maxAgeMs) snap = await this.refresh(infra, provider);
+    return [...snap.byName.values()];
+  }
+
   /** Records what a call just told us about one instance (or that it is gone). */
   put(infra: string, name: string, inst: Instance | undefined): void {
     const snap = this.snapshots.get(infra);

@@ -19,7 +19,8 @@ import { isAlreadyExists, isNotFound, type KubeClient, type KubeObject } from '.
 import type { Logger } from '../../runtime/log.ts';
 import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
 import { GITSPACES, providerKind, SECRETS } from '../resources.ts';
-import type { AgentProbe } from './agent-probe.ts';
+import type { WarmPool } from '../pool/warm-pool.ts';
+import { claimAgent, type AgentClaim, type AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
 import { InstanceObserver } from './observer.ts';
 import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
@@ -42,6 +43,10 @@ export interface RunnerDeps {
   secrets: Informer<Secret>;
   providerFor: ProviderFor;
   probe: AgentProbe;
+  /** Hands a pooled VM its Gitspace (default: POST /v1/claim). */
+  claim?: AgentClaim;
+  /** Warm pools to claim VMs from; without it every Gitspace gets a new VM. */
+  pool?: WarmPool;
   events: EventRecorder;
   log: Logger;
   now?: () => number;
@@ -87,13 +92,13 @@ export class RunnerReconciler implements Reconciler {
   private readonly d: RunnerDeps;
   private readonly now: () => number;
   private readonly holds = new Map<string, Hold>();
-  /** One list per infra per interval, shared by all its Gitspaces. */
+  /** One list per infra per interval, shared by all its Gitspaces (and the warm pool). */
   readonly observer: InstanceObserver;
 
-  constructor(d: RunnerDeps) {
+  constructor(d: RunnerDeps & { observer?: InstanceObserver }) {
     this.d = d;
     this.now = d.now ?? Date.now;
-    this.observer = new InstanceObserver(d.observeIntervalMs ?? 1_000);
+    this.observer = d.observer ?? new InstanceObserver(d.observeIntervalMs ?? 1_000);
   }
 
   async reconcile(key: string): Promise<Result | undefined> {
@@ -148,12 +153,23 @@ export class RunnerReconciler implements Reconciler {
       const offered = infra.spec.machineTypes.map((m) => m.name).join(', ');
       throw new ProviderError('InvalidConfig', `spec.machineType: "${gs.spec.machineType}" is not offered by GitspaceInfra "${infra.metadata.name ?? ''}" (offered: ${offered})`, { field: 'spec.machineType' });
     }
-    const provider = await this.d.providerFor(infra);
-    const name = instanceName(gs);
-    const token = await this.ensureHopSecret(gs);
     const infraName = infra.metadata.name ?? '';
+    const creds = infra.status?.conditions?.find((c) => c.type === 'CredentialsValid');
+    if (creds?.status === 'False') {
+      // The infra controller re-checks them; its status change brings us back.
+      throw new Wait('CredentialsInvalid', `GitspaceInfra "${infraName}" has no valid cloud credentials: ${creds.message ?? ''}`, gs.status?.phase ?? 'Pending');
+    }
+    const provider = await this.d.providerFor(infra);
+    // A pooled VM's name is the pool's; it is in the status from the moment it was claimed.
+    const name = gs.status?.instance?.name ?? instanceName(gs);
+    const token = await this.ensureHopSecret(gs);
     let inst = await this.observer.get(infraName, provider, name);
     let agent = await this.observeAgent(inst, token);
+    if (inst && gs.status?.instance?.pooled) {
+      const adopted = await this.adopt(gs, infra, provider, inst, agent.status, token);
+      inst = adopted;
+      if (adopted !== undefined) agent = await this.observeAgent(inst, token);
+    }
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     const input = () => ({ desired: gs.spec.state ?? 'Running', instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
     const decision = decide(input());
@@ -164,10 +180,19 @@ export class RunnerReconciler implements Reconciler {
     }
 
     if (decision.action === 'create' && gs.status?.instance?.name !== name) {
-      // Intent first: record the name we are about to create before calling the cloud.
+      // Intent first: record the VM we are about to use before touching the cloud — a ready one
+      // from the warm pool if there is one, else the deterministic name we are about to create.
+      const pooled = this.d.pool?.reserve(infraName, mt.name, gs.spec.zone);
       const status = this.composeStatus(gs, infra, decision, undefined, undefined);
-      status.instance = { provider: provider.kind, name };
-      await this.writeStatus(gs, status, decision.phase);
+      status.instance = pooled ? { provider: provider.kind, name: pooled.name, zone: pooled.zone, pooled: true } : { provider: provider.kind, name };
+      if (pooled) status.message = `claiming warm-pool instance ${pooled.name}`;
+      try {
+        await this.writeStatus(gs, status, decision.phase);
+      } catch (e) {
+        if (pooled) this.d.pool?.release(pooled.name);
+        throw e;
+      }
+      if (pooled) this.event(gs, 'Normal', 'PoolInstanceClaimed', `claimed warm-pool instance ${pooled.name} in ${pooled.zone}`);
       return undefined; // the status update re-queues us
     }
 
@@ -225,11 +250,35 @@ export class RunnerReconciler implements Reconciler {
     return final.requeueAfterMs !== undefined ? { requeueAfter: final.requeueAfterMs } : undefined;
   }
 
-  private async observeAgent(inst: Instance | undefined, token: string): Promise<{ view?: AgentView; checkout?: string; lastActivity?: string }> {
+  /**
+   * Makes a claimed pool VM this Gitspace's: our labels instead of the pool's, then (while its
+   * agent still refuses our token) the Gitspace's config over POST /v1/claim. Each step is
+   * idempotent, so a crash anywhere is resumed by the next reconcile.
+   */
+  private async adopt(gs: Gitspace, infra: GitspaceInfra, provider: VmProvider, found: Instance, agentStatus: number | undefined, token: string): Promise<Instance> {
+    let inst = found;
+    const infraName = infra.metadata.name ?? '';
+    if (inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) {
+      const labels = this.labels(gs, infra);
+      await provider.relabel(inst, labels);
+      inst = { ...inst, labels };
+      this.observer.put(infraName, inst.name, inst);
+    }
+    if (inst.state === 'running' && inst.privateIP && agentStatus === 401 && this.d.pool) {
+      const poolSecret = await this.d.pool.secret(infraName);
+      const refused = await (this.d.claim ?? claimAgent)(inst.privateIP, inst.agentPort, poolSecret, this.agentConfig(gs, token, await this.repoCredentials(gs)));
+      if (refused) throw new Wait('PoolClaimFailed', `instance ${inst.name}: ${refused}`, 'Starting', FAST_POLL_MS);
+      this.event(gs, 'Normal', 'AgentConfigured', `the pool instance ${inst.name} took this Gitspace's configuration`);
+    }
+    return inst;
+  }
+
+  private async observeAgent(inst: Instance | undefined, token: string): Promise<{ view?: AgentView; checkout?: string; lastActivity?: string; status?: number }> {
     if (inst?.state !== 'running' || !inst.privateIP) return {};
     const r = await this.d.probe(inst.privateIP, inst.agentPort, token);
-    if (!r.ok) return { view: { reachable: false, error: r.error } };
+    if (!r.ok) return { view: { reachable: false, error: r.error }, ...(r.status ? { status: r.status } : {}) };
     const h = r.health;
+    if (h.state === 'pooled') return { view: { reachable: false, error: 'the instance is still waiting in the warm pool' } };
     const current = h.steps.find((s) => s.status === 'failed') ?? h.steps.find((s) => s.status === 'running') ?? h.steps.find((s) => s.status === 'pending');
     return {
       view: { reachable: true, state: h.state, ...(current ? { step: { name: current.name, ...(current.message ? { message: current.message } : {}) } } : {}), lastActivityTime: h.lastActivityTime },
@@ -260,6 +309,7 @@ export class RunnerReconciler implements Reconciler {
         ...(inst.privateIP ? { privateIP: inst.privateIP } : {}),
         machineType: inst.machineType,
         createdAt: inst.createdAt,
+        ...(old.instance?.pooled ? { pooled: true } : {}),
       };
     } else if (old.instance?.name) {
       status.instance = { ...old.instance };
@@ -312,6 +362,9 @@ export class RunnerReconciler implements Reconciler {
         await this.writeWaiting(gs, new Wait('InvalidConfig', e.message, 'Failed'));
         return undefined; // a spec or infra change brings us back
       }
+      case 'Unauthenticated':
+        await this.writeWaiting(gs, new Wait('CredentialsInvalid', e.message, gs.status?.phase ?? 'Pending'));
+        return { requeueAfter: QUOTA_RETRY_MS };
       case 'QuotaExceeded':
         this.holds.set(key, { until: this.now() + QUOTA_RETRY_MS });
         await this.writeWaiting(gs, new Wait('QuotaExceeded', e.message, gs.status?.phase ?? 'Pending'));
@@ -332,13 +385,13 @@ export class RunnerReconciler implements Reconciler {
     const infra = this.d.infras.get(gs.spec.infraRef.name);
     if (!infra) {
       // Without its infra there is no provider to ask; the orphan sweep cleans such VMs up.
-      this.event(gs, 'Warning', 'InstanceOrphaned', `GitspaceInfra "${gs.spec.infraRef.name}" is gone; instance ${instanceName(gs)} is left to the orphan sweep`);
+      this.event(gs, 'Warning', 'InstanceOrphaned', `GitspaceInfra "${gs.spec.infraRef.name}" is gone; instance ${gs.status?.instance?.name ?? instanceName(gs)} is left to the orphan sweep`);
       await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
       return undefined;
     }
     if (gs.status?.phase !== 'Deleting') {
       this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, { ...(gs.status ?? {}), phase: 'Deleting', message: 'deleting the instance' }));
-      this.event(gs, 'Normal', 'Deleting', `deleting instance ${instanceName(gs)}`);
+      this.event(gs, 'Normal', 'Deleting', `deleting instance ${gs.status?.instance?.name ?? instanceName(gs)}`);
       return undefined;
     }
     let provider: VmProvider;
@@ -348,7 +401,7 @@ export class RunnerReconciler implements Reconciler {
       if (e instanceof ProviderError) return this.providerFailure(keyOf(gs), gs, e);
       throw e;
     }
-    const name = instanceName(gs);
+    const name = gs.status.instance?.name ?? instanceName(gs);
     const inst = await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone);
     if (inst) {
       await provider.delete(inst);

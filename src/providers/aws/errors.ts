@@ -15,7 +15,7 @@ export function ec2Error(e: unknown, what: string): ProviderError {
   if (/LimitExceeded$/.test(code) || code === 'VcpuLimitExceeded') return new ProviderError('QuotaExceeded', msg, { cause: e });
   if (code.startsWith('InvalidAMIID')) return new ProviderError('InvalidConfig', `spec.image: ${err.message ?? code}`, { field: 'spec.image', cause: e });
   if (code === 'AuthFailure' || code === 'UnauthorizedOperation' || code === 'InvalidClientTokenId' || code === 'SignatureDoesNotMatch') {
-    return new ProviderError('InvalidConfig', `spec.provider.aws.credentialsSecretRef: ${msg}`, { field: 'spec.provider.aws.credentialsSecretRef', cause: e });
+    return new ProviderError('Unauthenticated', `spec.provider.aws.credentialsSecretRef: ${msg}`, { field: 'spec.provider.aws.credentialsSecretRef', cause: e });
   }
   if (code === 'NoSuchEntity' || /instance profile/i.test(err.message ?? '')) {
     return new ProviderError('InvalidConfig', `spec.provider.aws.instanceProfile: ${err.message ?? code}`, { field: 'spec.provider.aws.instanceProfile', cause: e });

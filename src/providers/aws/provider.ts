@@ -6,11 +6,13 @@
 // is the same request for EC2. Instances require IMDSv2; tags go on the instance and its volumes.
 import { createHash } from 'node:crypto';
 import {
-  DescribeInstancesCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand,
-  type EC2ClientConfig, type Instance as Ec2Instance, type _InstanceType, type Tag, type VolumeType,
+  AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, CreateTagsCommand, DeleteTagsCommand, DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand, DescribeSubnetsCommand, EC2Client, RevokeSecurityGroupIngressCommand, RunInstancesCommand,
+  StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand,
+  type EC2ClientConfig, type Instance as Ec2Instance, type IpPermission, type _InstanceType, type Tag, type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type Instance, type InstanceState, type VmProvider } from '../types.ts';
+import { ProviderError, type CreateRequest, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
 import { CapacityError, ec2Error } from './errors.ts';
 
 export const INSTANCE_NAME_TAG = 'gitspaces.dev/instance-name';
@@ -23,6 +25,10 @@ export interface AwsProviderOptions {
   instanceProfile?: string;
   client?: EC2ClientConfig;
   agentPort: number;
+  /** The security group ensureNetwork manages (admits the agent ports from the gateway only); attached to every instance. */
+  agentSecurityGroupName?: string;
+  /** Tags that mark the managed security group as ours. */
+  tags?: Record<string, string>;
 }
 
 function stateOf(s: string | undefined): InstanceState {
@@ -50,6 +56,8 @@ export class AwsProvider implements VmProvider {
   readonly kind = 'aws' as const;
   private readonly o: AwsProviderOptions;
   private readonly ec2: EC2Client;
+  /** The managed security group's id, once known. */
+  private agentGroupId: string | undefined;
 
   constructor(o: AwsProviderOptions) {
     this.o = o;
@@ -122,7 +130,7 @@ export class AwsProvider implements VmProvider {
             MaxCount: 1,
             ClientToken: clientToken(req.name, s.zone),
             SubnetId: s.subnetId,
-            SecurityGroupIds: this.o.securityGroupIds,
+            SecurityGroupIds: await this.securityGroups(),
             ...(profile ? { IamInstanceProfile: profile.startsWith('arn:') ? { Arn: profile } : { Name: profile } } : {}),
             UserData: Buffer.from(startupScript(req.agent)).toString('base64'),
             MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1 },
@@ -175,6 +183,96 @@ export class AwsProvider implements VmProvider {
 
   listOwned(labels: Record<string, string>): Promise<Instance[]> {
     return this.describe(labels);
+  }
+
+  /** The infra's groups plus the managed agent group (looked up once if ensureNetwork has not run here). */
+  private async securityGroups(): Promise<string[]> {
+    const name = this.o.agentSecurityGroupName;
+    if (name && !this.agentGroupId) this.agentGroupId = (await this.findGroup(name, await this.vpcId()))?.GroupId;
+    return this.agentGroupId ? [...this.o.securityGroupIds, this.agentGroupId] : this.o.securityGroupIds;
+  }
+
+  /** CreateTags for the new set, DeleteTags for ours that are no longer in it. */
+  async relabel(inst: Instance, labels: Record<string, string>): Promise<void> {
+    const stale = Object.keys(inst.labels).filter((k) => k.startsWith('gitspaces.dev/') && k !== INSTANCE_NAME_TAG && !(k in labels));
+    try {
+      await this.ec2.send(new CreateTagsCommand({ Resources: [inst.id], Tags: Object.entries(labels).map(([Key, Value]) => ({ Key, Value })) }));
+      if (stale.length) await this.ec2.send(new DeleteTagsCommand({ Resources: [inst.id], Tags: stale.map((Key) => ({ Key })) }));
+    } catch (e) {
+      throw ec2Error(e, `tag instance ${inst.name} (${inst.id})`);
+    }
+  }
+
+  private vpcs: Promise<string> | undefined;
+
+  /** The VPC of the configured subnets (all in one VPC); DescribeSubnets also proves the credentials. */
+  private vpcId(): Promise<string> {
+    this.vpcs ??= (async () => {
+      const ids = this.o.subnets.map((s) => s.subnetId);
+      try {
+        const r = await this.ec2.send(new DescribeSubnetsCommand({ SubnetIds: ids }));
+        const vpcs = [...new Set((r.Subnets ?? []).map((x) => x.VpcId ?? ''))];
+        if (vpcs.length !== 1 || !vpcs[0]) throw new ProviderError('InvalidConfig', `spec.provider.aws.subnets: the subnets must all be in one VPC (found ${vpcs.join(', ') || 'none'})`, { field: 'spec.provider.aws.subnets' });
+        return vpcs[0];
+      } catch (e) {
+        const err = ec2Error(e, 'describe subnets');
+        if (/InvalidSubnetID/.test(err.message)) throw new ProviderError('InvalidConfig', `spec.provider.aws.subnets: ${err.message}`, { field: 'spec.provider.aws.subnets', cause: e });
+        throw err;
+      }
+    })();
+    this.vpcs.catch(() => (this.vpcs = undefined));
+    return this.vpcs;
+  }
+
+  async verify(): Promise<void> {
+    await this.vpcId();
+  }
+
+  private async findGroup(name: string, vpc: string) {
+    try {
+      const r = await this.ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [name] }, { Name: 'vpc-id', Values: [vpc] }] }));
+      return r.SecurityGroups?.[0];
+    } catch (e) {
+      throw ec2Error(e, `describe security group ${name}`);
+    }
+  }
+
+  /** A security group in the subnets' VPC whose only ingress is the agent ports from rule.sourceRanges. */
+  async ensureNetwork(rule: NetworkRule): Promise<NetworkState> {
+    const vpc = await this.vpcId();
+    let group = await this.findGroup(rule.name, vpc);
+    let action: NetworkState['action'] = 'none';
+    try {
+      if (!group) {
+        const tags = Object.entries(this.o.tags ?? {}).map(([Key, Value]) => ({ Key, Value }));
+        const r = await this.ec2.send(new CreateSecurityGroupCommand({
+          GroupName: rule.name,
+          VpcId: vpc,
+          Description: 'Gitspaces: only the gateway and the operator may reach the VM agents',
+          ...(tags.length ? { TagSpecifications: [{ ResourceType: 'security-group', Tags: tags }] } : {}),
+        }));
+        group = { GroupId: r.GroupId, IpPermissions: [] };
+        action = 'created';
+      }
+      const id = group.GroupId ?? '';
+      const want = new Set(rule.ports.flatMap((p) => rule.sourceRanges.map((c) => `${p}|${c}`)));
+      const have = new Set((group.IpPermissions ?? []).flatMap((p) => (p.IpRanges ?? []).map((r) => `${p.FromPort ?? ''}|${r.CidrIp ?? ''}`)));
+      const other = (group.IpPermissions ?? []).filter((p) => p.IpProtocol !== 'tcp' || p.FromPort !== p.ToPort || (p.UserIdGroupPairs ?? []).length || (p.Ipv6Ranges ?? []).length);
+      const perms = (pairs: string[]): IpPermission[] =>
+        pairs.map((k) => {
+          const [port = '0', cidr = ''] = k.split('|');
+          return { IpProtocol: 'tcp', FromPort: Number(port), ToPort: Number(port), IpRanges: [{ CidrIp: cidr, Description: 'gitspaces gateway' }] };
+        });
+      const add = [...want].filter((k) => !have.has(k));
+      const remove = [...have].filter((k) => !want.has(k));
+      if (add.length) await this.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: perms(add) }));
+      if (remove.length || other.length) await this.ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: [...perms(remove), ...other] }));
+      if (action === 'none' && (add.length || remove.length || other.length)) action = 'updated';
+      this.agentGroupId = id;
+      return { id, action };
+    } catch (e) {
+      throw ec2Error(e, `${action === 'created' ? 'create' : 'update'} security group ${rule.name}`);
+    }
   }
 
   close(): void {

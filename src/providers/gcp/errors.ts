@@ -33,7 +33,7 @@ export function callError(e: unknown, what: string): ProviderError {
   const text = g.message ?? String(e);
   const msg = `${what}: ${text}`;
   if (status === 429 || (status === 403 && /rate ?limit/i.test(text + (g.reason ?? '')))) return new ProviderError('Throttled', msg, { cause: e });
-  if (status === 401 || (status === 403 && /permission|denied|forbidden|credential/i.test(text))) return new ProviderError('InvalidConfig', msg, { field: 'spec.provider.gcp.credentialsSecretRef', cause: e });
+  if (status === 401 || (status === 403 && /permission|denied|forbidden|credential/i.test(text))) return new ProviderError('Unauthenticated', `spec.provider.gcp.credentialsSecretRef: ${msg}`, { field: 'spec.provider.gcp.credentialsSecretRef', cause: e });
   if (status === 404) return new ProviderError('NotFound', msg, { cause: e });
   if (status === 400) return new ProviderError('InvalidConfig', msg, { cause: e });
   return new ProviderError('Transient', msg, { cause: e });

@@ -6,10 +6,10 @@
 // is a 409 that we treat as "found", and each mutating call carries a requestId derived from the
 // instance, zone and verb, so a retried call within GCE's retry window is the same operation.
 import { createHash } from 'node:crypto';
-import { InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
+import { FirewallsClient, GlobalOperationsClient, InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
 import { LABELS } from '../../api/index.ts';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type Instance, type InstanceState, type VmProvider } from '../types.ts';
+import { ProviderError, type CreateRequest, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
 import { callError, CapacityError, operationError } from './errors.ts';
 import { gceLabelFilter, gceLabels, ourLabels } from './labels.ts';
 
@@ -36,6 +36,7 @@ interface GceInstance {
   machineType?: string | null;
   creationTimestamp?: string | null;
   labels?: Record<string, string> | null;
+  labelFingerprint?: string | null;
   networkInterfaces?: { networkIP?: string | null }[] | null;
 }
 
@@ -78,11 +79,23 @@ export class GcpProvider implements VmProvider {
   private readonly o: GcpProviderOptions;
   private readonly instances: InstancesClient;
   private readonly operations: ZoneOperationsClient;
+  private readonly firewalls: FirewallsClient;
+  private readonly globalOperations: GlobalOperationsClient;
 
   constructor(o: GcpProviderOptions) {
     this.o = o;
     this.instances = new InstancesClient({ fallback: true, ...o.client });
     this.operations = new ZoneOperationsClient({ fallback: true, ...o.client });
+    this.firewalls = new FirewallsClient({ fallback: true, ...o.client });
+    this.globalOperations = new GlobalOperationsClient({ fallback: true, ...o.client });
+  }
+
+  private get networkTag(): string {
+    return this.o.networkTag ?? 'gitspaces-vm';
+  }
+
+  private get networkLink(): string {
+    return this.o.network.includes('/') ? this.o.network : `global/networks/${this.o.network}`;
   }
 
   private toInstance(g: GceInstance): Instance {
@@ -97,6 +110,7 @@ export class GcpProvider implements VmProvider {
       machineType: last(g.machineType),
       createdAt: g.creationTimestamp ?? '',
       labels: ourLabels(g.labels ?? {}, Object.values(LABELS)),
+      ...(g.labelFingerprint ? { labelFingerprint: g.labelFingerprint } : {}),
     };
   }
 
@@ -114,14 +128,15 @@ export class GcpProvider implements VmProvider {
     return undefined;
   }
 
-  /** Waits for a zone operation to finish; throws its error, classified. */
-  private async wait(zone: string, op: GceOperation, what: string): Promise<void> {
+  /** Waits for a zone operation (or a global one, zone undefined) to finish; throws its error, classified. */
+  private async wait(zone: string | undefined, op: GceOperation, what: string): Promise<void> {
     const deadline = Date.now() + (this.o.operationTimeoutMs ?? 10 * 60_000);
     let cur = op;
     while (cur.status !== 'DONE' && cur.status !== 2) {
       if (Date.now() > deadline) throw new ProviderError('Transient', `${what}: operation ${op.name ?? ''} still running`);
       try {
-        [cur] = (await this.operations.wait({ project: this.o.project, zone, operation: op.name ?? '' })) as [GceOperation, ...unknown[]];
+        const params = { project: this.o.project, operation: op.name ?? '' };
+        [cur] = (zone ? await this.operations.wait({ ...params, zone }) : await this.globalOperations.wait(params)) as [GceOperation, ...unknown[]];
       } catch (e) {
         throw callError(e, `${what}: waiting for operation ${op.name ?? ''}`);
       }
@@ -164,12 +179,12 @@ export class GcpProvider implements VmProvider {
     const region = zone.replace(/-[a-z]$/, '');
     const sub = this.o.subnetworks.find((s) => s.region === region);
     const mt = req.machineType;
-    const network = this.o.network.includes('/') ? this.o.network : `global/networks/${this.o.network}`;
+    const network = this.networkLink;
     const instanceResource = {
       name: req.name,
       machineType: `zones/${zone}/machineTypes/${mt.providerType}`,
       labels: gceLabels(req.labels),
-      tags: { items: [this.o.networkTag ?? 'gitspaces-vm'] },
+      tags: { items: [this.networkTag] },
       disks: [
         {
           boot: true,
@@ -238,7 +253,73 @@ export class GcpProvider implements VmProvider {
     return out;
   }
 
+  /** setLabels with the fingerprint from our last look; a stale fingerprint (412) gets one fresh read. */
+  async relabel(inst: Instance, labels: Record<string, string>): Promise<void> {
+    let fingerprint = inst.labelFingerprint;
+    for (let attempt = 0; ; attempt++) {
+      if (!fingerprint) fingerprint = (await this.find(inst.name, inst.zone))?.labelFingerprint;
+      try {
+        const r = await this.instances.setLabels({
+          project: this.o.project,
+          zone: inst.zone,
+          instance: inst.name,
+          requestId: requestId(inst.name, inst.zone, 'setLabels', JSON.stringify(labels)),
+          instancesSetLabelsRequestResource: { labels: gceLabels(labels), labelFingerprint: fingerprint ?? '' },
+        });
+        await this.wait(inst.zone, GcpProvider.op(r), `set labels of ${inst.name}`);
+        return;
+      } catch (e) {
+        const err = callError(e, `set labels of ${inst.name}`);
+        const stale = ((e ?? {}) as { httpStatusCode?: number }).httpStatusCode === 412;
+        if (!stale || attempt > 0) throw err;
+        fingerprint = undefined;
+      }
+    }
+  }
+
+  /** Lists at most one instance in the first zone: proves the credentials and the project. */
+  async verify(): Promise<void> {
+    try {
+      await this.instances.list({ project: this.o.project, zone: this.o.zones[0] ?? '', maxResults: 1 }, { autoPaginate: false });
+    } catch (e) {
+      throw callError(e, `list instances in project ${this.o.project}`);
+    }
+  }
+
+  /** An INGRESS firewall rule on the VPC: the agent ports, from the gateway's ranges, to our tag only. */
+  async ensureNetwork(rule: NetworkRule): Promise<NetworkState> {
+    const want = {
+      name: rule.name,
+      network: this.networkLink,
+      direction: 'INGRESS',
+      sourceRanges: [...rule.sourceRanges].sort(),
+      targetTags: [this.networkTag],
+      allowed: [{ IPProtocol: 'tcp', ports: rule.ports.map(String) }],
+      description: 'Gitspaces: only the gateway and the operator may reach the VM agents (managed by the gitspaces operator)',
+    };
+    let live: { sourceRanges?: string[] | null; targetTags?: string[] | null; allowed?: { IPProtocol?: string | null; ports?: string[] | null }[] | null } | undefined;
+    try {
+      [live] = await this.firewalls.get({ project: this.o.project, firewall: rule.name });
+    } catch (e) {
+      const err = callError(e, `get firewall rule ${rule.name}`);
+      if (err.code !== 'NotFound') throw err;
+    }
+    const key = (x: typeof live) => JSON.stringify([[...(x?.sourceRanges ?? [])].sort(), x?.targetTags ?? [], (x?.allowed ?? []).map((a) => [a.IPProtocol, a.ports ?? []])]);
+    if (live && key(live) === key(want)) return { id: rule.name, action: 'none' };
+    const what = `${live ? 'update' : 'create'} firewall rule ${rule.name}`;
+    try {
+      const reqId = requestId(rule.name, key(want));
+      const r = live
+        ? await this.firewalls.patch({ project: this.o.project, firewall: rule.name, firewallResource: want, requestId: reqId })
+        : await this.firewalls.insert({ project: this.o.project, firewallResource: want, requestId: reqId });
+      await this.wait(undefined, GcpProvider.op(r), what);
+    } catch (e) {
+      throw callError(e, what);
+    }
+    return { id: rule.name, action: live ? 'updated' : 'created' };
+  }
+
   async close(): Promise<void> {
-    await Promise.all([this.instances.close(), this.operations.close()]);
+    await Promise.all([this.instances.close(), this.operations.close(), this.firewalls.close(), this.globalOperations.close()]);
   }
 }

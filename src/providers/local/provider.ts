@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join } from 'node:path';
 import { AGENT_HTTP_PORT } from '../../api/agent.ts';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type Instance, type VmProvider } from '../types.ts';
+import { ProviderError, type CreateRequest, type Instance, type NetworkState, type VmProvider } from '../types.ts';
 
 export interface LocalProviderOptions {
   /** Where instance directories live. */
@@ -228,5 +228,24 @@ export class LocalProvider implements VmProvider {
       if (rec && Object.entries(labels).every(([k, v]) => rec.labels[k] === v)) out.push(this.toInstance(rec));
     }
     return Promise.resolve(out);
+  }
+
+  relabel(inst: Instance, labels: Record<string, string>): Promise<void> {
+    return this.serialised(() => {
+      const rec = this.read(inst.name);
+      if (!rec) throw new ProviderError('NotFound', `local instance ${inst.name} not found`);
+      this.write({ ...rec, labels });
+      return Promise.resolve();
+    });
+  }
+
+  /** No credentials: nothing to check. */
+  verify(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Instances listen on loopback addresses of this host: there is no network to open or close. */
+  ensureNetwork(): Promise<NetworkState> {
+    return Promise.resolve({ id: 'loopback', action: 'none' });
   }
 }

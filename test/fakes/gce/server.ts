@@ -2,6 +2,7 @@
 // checked against the compute.proto that @google-cloud/compute ships), for driving the real
 // client in tests. It keeps the semantics our provider relies on:
 // - instances insert/get/list/aggregatedList/delete/start/stop/setLabels, zone operations get/wait;
+// - firewalls insert/get/patch/delete, global operations get/wait;
 // - a second insert of a name in a zone is 409 alreadyExists; a repeated requestId returns the same
 //   operation and creates nothing;
 // - PROVISIONING → STAGING → RUNNING after `bootMs`; STOPPING → TERMINATED on stop (disk kept);
@@ -29,6 +30,18 @@ export interface GceFaults {
   exhaustedZones?: Set<string>;
   /** Inserts fail with QUOTA_EXCEEDED. */
   quotaExceeded?: boolean;
+  /** Every request is answered 401 UNAUTHENTICATED (revoked or wrong credentials). */
+  unauthenticated?: boolean;
+}
+
+export interface Firewall {
+  name: string;
+  network: string;
+  direction: string;
+  sourceRanges: string[];
+  targetTags: string[];
+  allowed: { IPProtocol: string; ports?: string[] }[];
+  description?: string;
 }
 
 export interface GceFakeOptions {
@@ -76,6 +89,7 @@ export class GceFake {
   readonly calls: { method: string; path: string; at: number }[] = [];
   readonly faults: GceFaults;
   readonly instances = new Map<string, Inst>();
+  readonly firewalls = new Map<string, Firewall>();
   readonly images = new Set<string>();
   private readonly ops = new Map<string, Op>();
   private readonly requestIds = new Map<string, Op>();
@@ -125,6 +139,10 @@ export class GceFake {
       }
     }
     if (this.faults.latencyMs) await new Promise((r) => setTimeout(r, this.faults.latencyMs));
+    if (this.faults.unauthenticated) {
+      this.error(res, 401, 'authError', 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.');
+      return;
+    }
     const roll = Math.random();
     const throttle = this.faults.throttleRate ?? 0;
     if (roll < throttle) {
@@ -160,18 +178,9 @@ export class GceFake {
       this.json(res, 200, { kind: 'compute#instanceAggregatedList', id: `projects/${this.o.project}/aggregated/instances`, items });
       return;
     }
+    if (a === 'global') return this.global(method, r.slice(1), q, body, res);
     if (a !== 'zones' || !zone) return this.notFound(res, r.join('/'));
-    if (b === 'operations' && name) {
-      const op = this.ops.get(name);
-      if (!op) return this.notFound(res, `projects/${this.o.project}/zones/${zone}/operations/${name}`);
-      if (action === 'wait' && method === 'POST') {
-        const until = Math.min(op.doneAt, Date.now() + 2_000);
-        setTimeout(() => { this.json(res, 200, this.opView(op)); }, Math.max(0, until - Date.now()));
-        return;
-      }
-      this.json(res, 200, this.opView(op));
-      return;
-    }
+    if (b === 'operations' && name) return this.getOperation(method, name, action, res);
     if (b !== 'instances') return this.notFound(res, r.join('/'));
     if (!name) {
       if (method === 'GET') {
@@ -216,6 +225,63 @@ export class GceFake {
       inst.labels = labels;
       inst.labelFingerprint = Buffer.from(String(Date.now() + Math.random())).toString('base64');
       return this.operation(res, zone, 'setLabels', inst, q.get('requestId'), 0);
+    }
+    return this.error(res, 405, 'methodNotAllowed', 'Method not allowed');
+  }
+
+  /** Zone and global operations: get, and wait (returns when done or after at most 2 s, as GCE does). */
+  private getOperation(method: string, name: string, action: string | undefined, res: ServerResponse): void {
+    const op = this.ops.get(name);
+    if (!op) return this.notFound(res, `operations/${name}`);
+    if (action === 'wait' && method === 'POST') {
+      const until = Math.min(op.doneAt, Date.now() + 2_000);
+      setTimeout(() => { this.json(res, 200, this.opView(op)); }, Math.max(0, until - Date.now()));
+      return;
+    }
+    this.json(res, 200, this.opView(op));
+  }
+
+  /** global/firewalls and global/operations. */
+  private global(method: string, r: string[], q: URLSearchParams, body: Record<string, unknown>, res: ServerResponse): void {
+    const [b, name, action] = r;
+    if (b === 'operations' && name) return this.getOperation(method, name, action, res);
+    if (b !== 'firewalls') return this.notFound(res, `global/${r.join('/')}`);
+    const link = (n: string) => `${BASE}/projects/${this.o.project}/global/firewalls/${n}`;
+    const done = (type: string, n: string) => {
+      const reuse = this.sameRequest(q.get('requestId'));
+      const op = reuse ?? this.newOp('', type, link(n), q.get('requestId'), 200);
+      if (!reuse) setTimeout(() => { op.status = 'DONE'; }, 200);
+      this.json(res, 200, this.opView(op));
+    };
+    const valid = (f: Partial<Firewall>): string | undefined => {
+      for (const c of f.sourceRanges ?? []) if (!/^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(c)) return `Invalid value for field 'resource.sourceRanges[0]': '${c}'. Must be a CIDR address range that is contained in the network.`;
+      for (const t of f.targetTags ?? []) if (!NAME.test(t)) return `Invalid value for field 'resource.targetTags[0]': '${t}'.`;
+      return undefined;
+    };
+    if (!name && method === 'GET') return this.json(res, 200, { kind: 'compute#firewallList', items: [...this.firewalls.values()].map((f) => ({ ...f, kind: 'compute#firewall', selfLink: link(f.name) })) });
+    if (!name && method === 'POST') {
+      const reuse = this.sameRequest(q.get('requestId'));
+      if (reuse) return this.json(res, 200, this.opView(reuse));
+      const f = body as unknown as Firewall;
+      if (!NAME.test(f.name)) return this.error(res, 400, 'invalid', `Invalid value for field 'resource.name': '${f.name}'.`);
+      const bad = valid(f);
+      if (bad) return this.error(res, 400, 'invalid', bad);
+      if (this.firewalls.has(f.name)) return this.error(res, 409, 'alreadyExists', `The resource 'projects/${this.o.project}/global/firewalls/${f.name}' already exists`);
+      this.firewalls.set(f.name, { ...f, direction: f.direction || 'INGRESS' });
+      return done('insert', f.name);
+    }
+    const fw = name ? this.firewalls.get(name) : undefined;
+    if (!name || !fw) return this.notFound(res, `projects/${this.o.project}/global/firewalls/${name ?? ''}`);
+    if (method === 'GET') return this.json(res, 200, { ...fw, kind: 'compute#firewall', selfLink: link(fw.name) });
+    if (method === 'PATCH') {
+      const bad = valid(body);
+      if (bad) return this.error(res, 400, 'invalid', bad);
+      Object.assign(fw, body, { name: fw.name });
+      return done('patch', fw.name);
+    }
+    if (method === 'DELETE') {
+      this.firewalls.delete(fw.name);
+      return done('delete', fw.name);
     }
     return this.error(res, 405, 'methodNotAllowed', 'Method not allowed');
   }
@@ -322,13 +388,13 @@ export class GceFake {
       kind: 'compute#operation',
       id: op.id,
       name: op.name,
-      zone: `${BASE}/projects/${this.o.project}/zones/${op.zone}`,
+      ...(op.zone ? { zone: `${BASE}/projects/${this.o.project}/zones/${op.zone}` } : {}),
       operationType: op.operationType,
       targetLink: op.targetLink,
       status: done ? 'DONE' : op.status,
       progress: done ? 100 : 50,
       insertTime: op.insertTime,
-      selfLink: `${BASE}/projects/${this.o.project}/zones/${op.zone}/operations/${op.name}`,
+      selfLink: `${BASE}/projects/${this.o.project}/${op.zone ? `zones/${op.zone}` : 'global'}/operations/${op.name}`,
       ...(op.error ? { error: op.error, httpErrorStatusCode: op.httpErrorStatusCode, httpErrorMessage: op.httpErrorMessage } : {}),
     };
   }

@@ -1,0 +1,264 @@
+// Warm pools: per GitspaceInfra pool entry (machine type, zone), keep `minReady` booted, unclaimed
+// VMs and never more than `max`. A pooled VM boots with a PoolBootConfig (no Gitspace, the pool
+// secret) and is labelled with the pool; the runner claims one for a new Gitspace instead of
+// creating a VM (reserve → status intent → relabel → POST /v1/claim), and the infra controller
+// calls reconcile() to refill in the background.
+//
+// What counts as claimed is derived, not remembered: a VM named in any Gitspace's
+// status.instance.name, or carrying a Gitspace UID label, is not the pool's any more. The only
+// in-memory state is the short-lived reservation between reserve() and the status write.
+import { randomBytes } from 'node:crypto';
+import {
+  AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY,
+  type Gitspace, type GitspaceInfra, type GitspaceInfraStatus, type PoolBootConfig,
+} from '../../api/index.ts';
+import type { Instance, VmProvider } from '../../providers/types.ts';
+import type { Informer } from '../../runtime/informer.ts';
+import { isAlreadyExists, type KubeClient } from '../../runtime/kube.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { SECRETS } from '../resources.ts';
+import type { AgentProbe } from '../runner/agent-probe.ts';
+import type { InstanceObserver } from '../runner/observer.ts';
+import type { Secret } from '../runner/reconciler.ts';
+
+export type PoolStatus = NonNullable<GitspaceInfraStatus['pool']>;
+
+export interface PoolResult {
+  status: PoolStatus;
+  /** Created, deleted: for events and the benchmark. */
+  created: number;
+  deleted: number;
+  /** Something is booting or was just changed: look again soon. */
+  settling: boolean;
+}
+
+export interface WarmPoolDeps {
+  client: KubeClient;
+  gitspaces: Informer<Gitspace>;
+  secrets: Informer<Secret>;
+  observer: InstanceObserver;
+  probe: AgentProbe;
+  log: Logger;
+  /** Where the pool secrets live (the operator's namespace). */
+  namespace: string;
+  vmHome?: string;
+  now?: () => number;
+  /** Called when a background create finishes (the infra is reconciled again). */
+  onSettled?: (infra: string) => void;
+}
+
+const RESERVATION_MS = 60_000;
+const POOL_SECRET_KEY = 'token';
+
+export function poolSecretName(infra: string): string {
+  return `gitspaces-pool-${infra}`.slice(0, 253);
+}
+
+export class WarmPool {
+  private readonly d: WarmPoolDeps;
+  /** Pooled VMs whose agent answered "pooled", by infra → name. */
+  private readonly ready = new Map<string, Map<string, Instance>>();
+  /** name → when it was reserved (until the claimant's status names it). */
+  private readonly reserved = new Map<string, number>();
+  private readonly secretCache = new Map<string, string>();
+  /** Creates under way, by infra → name → pool entry (counted as provisioning members). */
+  private readonly creating = new Map<string, Map<string, { machineType: string; zone: string }>>();
+  /** The last background create failure per infra, for the PoolReady condition. */
+  readonly lastError = new Map<string, string>();
+
+  constructor(d: WarmPoolDeps) {
+    this.d = d;
+  }
+
+  private now(): number {
+    return (this.d.now ?? Date.now)();
+  }
+
+  /** The pool's shared secret for an infra (a Secret in the operator's namespace, created once). */
+  async secret(infra: string): Promise<string> {
+    const cached = this.secretCache.get(infra);
+    if (cached) return cached;
+    const name = poolSecretName(infra);
+    const decode = (s: Secret) => Buffer.from(s.data?.[POOL_SECRET_KEY] ?? '', 'base64').toString('utf8');
+    const inCache = this.d.secrets.get(`${this.d.namespace}/${name}`);
+    let token = inCache ? decode(inCache) : '';
+    if (!token) {
+      token = randomBytes(32).toString('hex');
+      try {
+        await this.d.client.create(SECRETS, {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name, namespace: this.d.namespace, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infra } },
+          type: 'Opaque',
+          data: { [POOL_SECRET_KEY]: Buffer.from(token).toString('base64') },
+        });
+      } catch (e) {
+        if (!isAlreadyExists(e)) throw e;
+        token = decode(await this.d.client.get<Secret>(SECRETS, this.d.namespace, name));
+      }
+    }
+    this.secretCache.set(infra, token);
+    return token;
+  }
+
+  /** VM names some Gitspace's status points at, plus live reservations. */
+  private claimed(): Set<string> {
+    const names = new Set<string>();
+    for (const g of this.d.gitspaces.list()) if (g.status?.instance?.name) names.add(g.status.instance.name);
+    const now = this.now();
+    for (const [n, at] of this.reserved) {
+      if (now - at > RESERVATION_MS || names.has(n)) this.reserved.delete(n);
+      else names.add(n);
+    }
+    return names;
+  }
+
+  /**
+   * Takes a ready pooled VM of this machine type (and zone, if the Gitspace asks for one) for a
+   * Gitspace, or undefined. The caller records the name in the Gitspace's status next.
+   */
+  reserve(infra: string, machineType: string, zone: string | undefined): Instance | undefined {
+    const ready = this.ready.get(infra);
+    if (!ready) return undefined;
+    const claimed = this.claimed();
+    for (const [name, inst] of ready) {
+      if (claimed.has(name) || inst.labels[LABELS.pool] !== machineType) continue;
+      if (zone && inst.zone !== zone) continue;
+      ready.delete(name);
+      this.reserved.set(name, this.now());
+      return inst;
+    }
+    return undefined;
+  }
+
+  /** Gives a reservation back (the status write failed). */
+  release(name: string): void {
+    this.reserved.delete(name);
+  }
+
+  /** One pass: observe the pool VMs, create what is missing, delete what is surplus or broken. */
+  async reconcile(infra: GitspaceInfra, provider: VmProvider): Promise<PoolResult> {
+    const infraName = infra.metadata.name ?? '';
+    const entries = infra.spec.pool ?? [];
+    const secret = entries.length ? await this.secret(infraName) : '';
+    const claimed = this.claimed();
+    const all = await this.d.observer.all(infraName, provider);
+    const pooled = all.filter((i) => i.labels[LABELS.pool] && !i.labels[LABELS.gitspaceUID] && !claimed.has(i.name));
+    const ready = new Map<string, Instance>();
+    const broken: Instance[] = [];
+    await Promise.all(
+      pooled.map(async (i) => {
+        if (i.state === 'stopped' || i.state === 'stopping') return void broken.push(i); // pool VMs are kept booted
+        if (i.state !== 'running' || !i.privateIP) return;
+        const r = await this.d.probe(i.privateIP, i.agentPort, secret);
+        if (r.ok && r.health.state === 'failed') broken.push(i);
+        else if (r.ok) ready.set(i.name, i);
+      }),
+    );
+    this.ready.set(infraName, ready);
+
+    const status: PoolStatus = [];
+    const toCreate: { machineType: string; zone: string }[] = [];
+    const toDelete: Instance[] = [...broken];
+    const kept = new Set<string>();
+    const creating = this.creating.get(infraName) ?? new Map<string, { machineType: string; zone: string }>();
+    this.creating.set(infraName, creating);
+    for (const e of entries) {
+      const members = pooled.filter((i) => i.labels[LABELS.pool] === e.machineType && i.labels[LABELS.poolZone] === e.zone && !broken.includes(i));
+      members.forEach((m) => kept.add(m.name));
+      const listed = new Set(members.map((m) => m.name));
+      const underway = [...creating].filter(([n, c]) => !listed.has(n) && c.machineType === e.machineType && c.zone === e.zone).length;
+      const count = members.length + underway;
+      const minReady = e.minReady ?? 0;
+      const room = Math.max(0, e.max - count);
+      for (let k = 0; k < Math.min(room, Math.max(0, minReady - count)); k++) toCreate.push({ machineType: e.machineType, zone: e.zone });
+      // Over max (the entry shrank): the ones not ready go first.
+      const surplus = members.length - e.max;
+      if (surplus > 0) toDelete.push(...[...members].sort((a, b) => Number(ready.has(a.name)) - Number(ready.has(b.name))).slice(0, surplus));
+      const isReady = members.filter((m) => ready.has(m.name)).length;
+      status.push({ machineType: e.machineType, zone: e.zone, ready: isReady, provisioning: count - isReady });
+    }
+    // Pool VMs of entries that were removed from the spec.
+    for (const i of pooled) if (!kept.has(i.name) && !toDelete.includes(i)) toDelete.push(i);
+
+    for (const c of toCreate) this.createInBackground(infra, provider, c, secret, creating);
+    await Promise.all([
+      ...toDelete.map(async (i) => {
+        ready.delete(i.name);
+        await provider.delete(i);
+        this.d.observer.put(infraName, i.name, undefined);
+        this.d.log.info('deleted pool VM', { infra: infraName, instance: i.name, state: i.state });
+      }),
+    ]);
+    const settling = creating.size > 0 || toDelete.length > 0 || status.some((s) => (s.provisioning ?? 0) > 0);
+    return { status, created: toCreate.length, deleted: toDelete.length, settling };
+  }
+
+  /**
+   * Before the infra goes: deletes its pool VMs and the pool secret. Returns how many pool VMs
+   * were still there (the caller comes back until none are).
+   */
+  async retire(infra: GitspaceInfra, provider: VmProvider): Promise<number> {
+    await this.drain();
+    const r = await this.reconcile({ ...infra, spec: { ...infra.spec, pool: [] } }, provider);
+    if (r.deleted === 0) {
+      const name = infra.metadata.name ?? '';
+      await this.d.client.delete(SECRETS, this.d.namespace, poolSecretName(name)).catch(() => undefined);
+      this.secretCache.delete(name);
+      this.ready.delete(name);
+      this.creating.delete(name);
+    }
+    return r.deleted;
+  }
+
+  /** Boots one pool VM without holding up the infra's reconcile (a cloud boot takes tens of seconds). */
+  private createInBackground(infra: GitspaceInfra, provider: VmProvider, c: { machineType: string; zone: string }, secret: string, creating: Map<string, { machineType: string; zone: string }>): void {
+    const infraName = infra.metadata.name ?? '';
+    const name = `gsp-${randomBytes(6).toString('hex')}`;
+    creating.set(name, c);
+    const done = this.createOne(infra, provider, c, secret, name).then(
+      () => {
+        this.lastError.delete(infraName);
+      },
+      (e: unknown) => {
+        const msg = e instanceof Error ? e.message : String(e);
+        this.lastError.set(infraName, msg);
+        this.d.log.warn('pool VM create failed', { infra: infraName, instance: name, error: msg });
+      },
+    );
+    void done.finally(() => {
+      creating.delete(name);
+      this.d.onSettled?.(infraName);
+    });
+    this.pending.add(done);
+    void done.finally(() => this.pending.delete(done));
+  }
+
+  private readonly pending = new Set<Promise<void>>();
+
+  /** Waits for background creates (operator shutdown, tests). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.pending]);
+  }
+
+  private async createOne(infra: GitspaceInfra, provider: VmProvider, c: { machineType: string; zone: string }, secret: string, name: string): Promise<void> {
+    const infraName = infra.metadata.name ?? '';
+    const mt = infra.spec.machineTypes.find((m) => m.name === c.machineType);
+    if (!mt) return;
+    const boot: PoolBootConfig = {
+      pool: { infra: infraName, machineType: c.machineType, secret },
+      listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
+      home: this.d.vmHome ?? '/home/gitspace',
+    };
+    const inst = await provider.create({
+      name,
+      zone: c.zone,
+      machineType: mt,
+      image: infra.spec.image,
+      labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infraName, [LABELS.pool]: c.machineType, [LABELS.poolZone]: c.zone },
+      agent: boot,
+    });
+    this.d.observer.put(infraName, name, inst);
+    this.d.log.info('created pool VM', { infra: infraName, instance: name, zone: inst.zone, machineType: c.machineType });
+  }
+}
