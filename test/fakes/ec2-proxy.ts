@@ -1,6 +1,6 @@
 // A thin fault-injecting proxy in front of moto's EC2 server: it records every EC2 action and, on
-// demand, answers RequestLimitExceeded (503), InternalError (500) or, for RunInstances into chosen
-// subnets, InsufficientInstanceCapacity — the failures moto cannot produce by itself.
+// demand, answers RequestLimitExceeded (503), InternalError (500), AuthFailure (401) or, for
+// RunInstances into chosen subnets, InsufficientInstanceCapacity — the failures moto cannot produce by itself.
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -9,6 +9,8 @@ export interface Ec2Faults {
   errorRate?: number;
   /** RunInstances into these subnets fails with InsufficientInstanceCapacity. */
   noCapacitySubnets?: Set<string>;
+  /** Every call fails with AuthFailure (moto accepts any credentials). */
+  unauthenticated?: boolean;
 }
 
 export class Ec2FaultProxy {
@@ -57,6 +59,7 @@ export class Ec2FaultProxy {
 
   private pick(action: string, form: URLSearchParams): [number, string] | undefined {
     const f = this.faults;
+    if (f.unauthenticated) return [401, 'AuthFailure'];
     if (action === 'RunInstances' && f.noCapacitySubnets?.has(form.get('SubnetId') ?? '')) return [500, 'InsufficientInstanceCapacity'];
     const roll = Math.random();
     if (roll < (f.throttleRate ?? 0)) return [503, 'RequestLimitExceeded'];

@@ -3,6 +3,7 @@
 // is measured is the controller and the API, not VM boot).
 import { AGENT_HTTP_PORT, AGENT_SSH_PORT, type AgentHealth } from '../../src/api/index.ts';
 import { createOperator, type Operator } from '../../src/controllers/operator.ts';
+import type { AgentClaim, AgentProbe } from '../../src/controllers/runner/agent-probe.ts';
 import type { SweepOptions } from '../../src/controllers/sweep/orphans.ts';
 import type { CreateRequest, Instance, NetworkState, ProviderError, VmProvider } from '../../src/providers/types.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
@@ -84,6 +85,43 @@ export class InMemoryProvider implements VmProvider {
   }
 }
 
+/**
+ * Agents for VMs that run none (moto does not boot anything): a Gitspace's VM is ready at once; a
+ * warm-pool VM (recognised by its pool label the first time it is probed) answers "pooled" to the
+ * pool secret and 401 to anything else until it is claimed, then "ready" to the claimant's secret
+ * only — the same protocol the real agent speaks.
+ */
+export class AgentDouble {
+  private readonly vms = new Map<string, { poolSecret?: string; claimed?: string }>();
+  private readonly isPoolVM: (address: string) => Promise<boolean>;
+  readonly claims: string[] = [];
+
+  constructor(isPoolVM: (address: string) => Promise<boolean>) {
+    this.isPoolVM = isPoolVM;
+  }
+
+  readonly probe: AgentProbe = async (address, _port, secret) => {
+    let vm = this.vms.get(address);
+    if (!vm) {
+      vm = (await this.isPoolVM(address)) ? { poolSecret: secret } : {};
+      this.vms.set(address, vm);
+    }
+    const unauthorised = { ok: false as const, error: 'agent answered 401', status: 401 };
+    if (vm.claimed !== undefined) return secret === vm.claimed ? { ok: true, health: readyHealth() } : unauthorised;
+    if (vm.poolSecret !== undefined) return secret === vm.poolSecret ? { ok: true, health: { ...readyHealth(), state: 'pooled' } } : unauthorised;
+    return { ok: true, health: readyHealth() };
+  };
+
+  readonly claim: AgentClaim = (address, _port, poolSecret, config) => {
+    const vm = this.vms.get(address);
+    if (!vm?.poolSecret || vm.poolSecret !== poolSecret) return Promise.resolve('agent refused the claim (401)');
+    if (vm.claimed !== undefined) return Promise.resolve('agent refused the claim (409): already claimed');
+    vm.claimed = config.secret;
+    this.claims.push(config.gitspace.uid);
+    return Promise.resolve(undefined);
+  };
+}
+
 /** An agent that is ready and was just used. */
 export function readyHealth(): AgentHealth {
   return {
@@ -118,12 +156,12 @@ export function testCreateRequest(name: string, over: Partial<CreateRequest> = {
  * The real operator in this process, with the given provider (and, unless `realAgent`, an agent
  * that is always ready), against the test cluster. Started; stop it with `op.manager.stop()`.
  */
-export async function startInProcessOperator(o: { provider: VmProvider; realAgent?: boolean; now?: () => number; sweep?: SweepOptions | false; client?: KubeClient; logLevel?: 'warn' | 'error' }): Promise<Operator> {
+export async function startInProcessOperator(o: { provider: VmProvider; realAgent?: boolean; agent?: AgentDouble; now?: () => number; sweep?: SweepOptions | false; client?: KubeClient; logLevel?: 'warn' | 'error' }): Promise<Operator> {
   const op = createOperator({
     client: o.client ?? new KubeClient(testCluster().access()),
     log: createLogger({ component: 'operator' }, o.logLevel ?? (process.env.TEST_LOG_LEVEL as 'warn' | undefined) ?? 'error'),
     providerFor: () => o.provider,
-    ...(o.realAgent ? {} : { probe: () => Promise.resolve({ ok: true as const, health: readyHealth() }) }),
+    ...(o.agent ? { probe: o.agent.probe, claim: o.agent.claim } : o.realAgent ? {} : { probe: () => Promise.resolve({ ok: true as const, health: readyHealth() }) }),
     ...(o.now ? { now: o.now } : {}),
     ...(o.sweep !== undefined ? { sweep: o.sweep } : {}),
   });

@@ -224,7 +224,9 @@ export class AwsProvider implements VmProvider {
     return this.vpcs;
   }
 
+  /** DescribeSubnets of the configured subnets, every time: proves the credentials and that the subnets exist. */
   async verify(): Promise<void> {
+    this.vpcs = undefined;
     await this.vpcId();
   }
 

@@ -1,0 +1,170 @@
+// The GCP provider's infra-level work, through the real @google-cloud/compute client against the
+// GCE fake (which boots each VM's startup script, so pool VMs run the real pool agent): the
+// gateway-only firewall rule (created, and corrected when someone widens it), credentials the API
+// refuses (a clear infra condition, Gitspaces wait without calling the cloud), and the warm pool
+// (filled, claimed without an insert on the Gitspace's path, refilled, resumed after stop/start
+// as the Gitspace that claimed it, emptied with the infra).
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThroughClient } from 'google-auth-library';
+import type { Gitspace, GitspaceInfra } from '../../src/api/index.ts';
+import { AGENT_HTTP_PORT, AGENT_SSH_PORT } from '../../src/api/index.ts';
+import type { Operator } from '../../src/controllers/operator.ts';
+import { poolSecretName } from '../../src/controllers/pool/warm-pool.ts';
+import { GcpProvider } from '../../src/providers/gcp/provider.ts';
+import { testCluster } from '../cluster/current.ts';
+import { GceFake } from '../fakes/gce/server.ts';
+import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
+import { startInProcessOperator } from '../support/provider-double.ts';
+import { ROOT, type Manifest } from '../support/resources.ts';
+import { eventually } from '../support/wait.ts';
+
+const PROJECT = 'acme-devenvs';
+const IMAGE = `projects/${PROJECT}/global/images/family/gitspaces`;
+const ZONE = 'europe-west1-b';
+const INFRA = 'gcp-pool';
+const RULE = `gitspaces-${INFRA}-agents`;
+
+const infraManifest = (): Manifest => ({
+  apiVersion: 'gitspaces.dev/v1alpha1',
+  kind: 'GitspaceInfra',
+  metadata: { name: INFRA },
+  spec: {
+    provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: [ZONE] } },
+    image: IMAGE,
+    machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
+    gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
+    pool: [{ machineType: 'small', zone: ZONE, minReady: 2, max: 3 }],
+  },
+});
+
+const condition = (i: GitspaceInfra | undefined, type: string) => i?.status?.conditions?.find((c) => c.type === type);
+const inserts = (fake: GceFake, from = 0) => fake.calls.slice(from).filter((c) => c.method === 'POST' && /\/zones\/[^/]+\/instances$/.test(c.path));
+
+describe('GCP infra: firewall rule, credentials and warm pool against the GCE fake', function () {
+  this.timeout(180_000);
+  let work: string;
+  let repo: string;
+  let key: SshKey;
+  let fake: GceFake;
+  let op: Operator;
+  let poke = 0;
+  /** Any update of the infra makes the infra controller look again at once. */
+  const nudge = () => k8s.patch(infraManifest(), { metadata: { annotations: { 'test/poke': String(++poke) } } });
+  const infra = () => k8s.get<GitspaceInfra>(infraManifest());
+  const waitInfra = (what: string, ok: (i: GitspaceInfra) => boolean, ms = 60_000) => k8s.waitFor<GitspaceInfra>(infraManifest(), ok, ms).catch((e: unknown) => { throw new Error(`${what}: ${(e as Error).message}`); });
+  const poolReady = (n: number) => (i: GitspaceInfra) => i.status?.pool?.[0]?.ready === n && condition(i, 'PoolReady')?.status === 'True';
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'gitspaces-gcp-pool-'));
+    repo = makeRepo(work);
+    key = makeSshKey();
+    fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200, startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
+    fake.images.add(IMAGE);
+    const port = await fake.start();
+    const gcp = new GcpProvider({
+      project: PROJECT, zones: [ZONE], network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], networkTag: `gitspaces-${INFRA}`,
+      agentPort: AGENT_HTTP_PORT, client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
+    });
+    await k8s.apply(infraManifest());
+    op = await startInProcessOperator({ provider: gcp, realAgent: true, sweep: false });
+  });
+
+  after(async () => {
+    try {
+      fake.faults.unauthenticated = false;
+      await k8s.cleanUpInfra(INFRA);
+      // The infra took its pool VMs and the pool secret with it.
+      expect([...fake.instances.values()].filter((i) => i.labels['gitspaces-dev_infra'] === INFRA), 'VMs left').to.have.length(0);
+      const s = await testCluster().request('GET', `/api/v1/namespaces/default/secrets/${poolSecretName(INFRA)}`);
+      expect(s.status, 'pool secret').to.equal(404);
+    } finally {
+      await op.manager.stop();
+      await fake.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('creates the firewall rule that admits only the gateway to the agent ports, and corrects it when widened', async () => {
+    await waitInfra('NetworkReady', (i) => condition(i, 'NetworkReady')?.status === 'True');
+    const fw = fake.firewalls.get(RULE);
+    expect(fw, `firewall rule ${RULE}`).to.not.equal(undefined);
+    expect(fw).to.deep.include({ network: 'global/networks/gitspaces', direction: 'INGRESS', sourceRanges: ['127.0.0.0/8'], targetTags: [`gitspaces-${INFRA}`] });
+    expect(fw?.allowed).to.deep.equal([{ IPProtocol: 'tcp', ports: [String(AGENT_HTTP_PORT), String(AGENT_SSH_PORT)] }]);
+    expect(condition(await infra(), 'NetworkReady')?.message).to.include(`firewall rule ${RULE} admits tcp:${AGENT_HTTP_PORT},${AGENT_SSH_PORT} from 127.0.0.0/8 only`);
+
+    // Someone opens it to the world by hand: the next look puts it back.
+    fw!.sourceRanges = ['0.0.0.0/0'];
+    await nudge();
+    await eventually('the rule to be corrected', 20_000, () => fake.firewalls.get(RULE)?.sourceRanges.join() === '127.0.0.0/8');
+    expect(await k8s.eventReasons((await infra())!)).to.include.members(['NetworkRuleCreated', 'NetworkRuleCorrected']);
+  });
+
+  it('keeps minReady pool VMs booted; a new Gitspace claims one without an insert on its path, and the pool refills', async () => {
+    await waitInfra('two pool VMs ready', poolReady(2), 60_000);
+    const pooledBefore = [...fake.instances.values()].filter((i) => i.labels['gitspaces-dev_pool'] === 'small').map((i) => i.name);
+    expect(pooledBefore).to.have.length(2);
+    const from = fake.calls.length;
+    const m = gitspaceManifest('gcp-pooled', { infra: INFRA, repo, key });
+    await k8s.apply(m);
+    const running = await k8s.waitPhase(m, 'Running', 60_000);
+    const inst = running.status!.instance!;
+    expect(inst.pooled).to.equal(true);
+    expect(pooledBefore).to.include(inst.name);
+    // The claimed VM existed before the Gitspace: any insert since is the pool refilling, not ours.
+    const vm = fake.instances.get(`${ZONE}/${inst.name ?? ''}`)!;
+    expect(Date.parse(vm.creationTimestamp)).to.be.below(Date.parse(running.metadata.creationTimestamp ?? ''));
+    expect(vm.labels).to.include({ 'gitspaces-dev_gitspace-uid': running.metadata.uid, 'gitspaces-dev_gitspace-name': 'gcp-pooled' });
+    expect(vm.labels).to.not.have.property('gitspaces-dev_pool');
+    // The real agent took the Gitspace's config: clone done, SSH with the Gitspace's key in the checkout.
+    const r = await sshExec(inst.privateIP!, AGENT_SSH_PORT, key, 'pwd; cat README.md; echo "TEAM=$TEAM"');
+    expect(r.stdout).to.include('# sample').and.include('TEAM=platform');
+    expect(await k8s.eventReasons(running)).to.include.members(['PoolInstanceClaimed', 'AgentConfigured', 'IDEReady']);
+
+    await eventually('the refill insert', 20_000, () => inserts(fake, from).length === 1);
+    await waitInfra('the pool refilled', poolReady(2), 60_000);
+    expect(inserts(fake, from), 'inserts since the Gitspace was applied: the refill, nothing more').to.have.length(1);
+  });
+
+  it('resumes a claimed VM after stop/start as the Gitspace that claimed it', async () => {
+    const m = gitspaceManifest('gcp-pooled', { infra: INFRA, repo, key });
+    const before = (await k8s.get<Gitspace>(m))!.status!.instance!;
+    await k8s.patch(m, { spec: { state: 'Stopped' } });
+    await k8s.waitPhase(m, 'Stopped', 30_000);
+    await k8s.patch(m, { spec: { state: 'Running' } });
+    const resumed = await k8s.waitPhase(m, 'Running', 30_000);
+    expect(resumed.status?.instance).to.include({ name: before.name, id: before.id, pooled: true });
+    const r = await sshExec(resumed.status!.instance!.privateIP!, AGENT_SSH_PORT, key, 'cat README.md');
+    expect(r.stdout).to.include('# sample');
+    await k8s.deleteAndWait(m);
+    expect(fake.instances.has(`${ZONE}/${before.name ?? ''}`)).to.equal(false);
+  });
+
+  it('reports credentials the API refuses on the infra, and its Gitspaces wait without calling the cloud until they work', async () => {
+    await waitInfra('the pool settled', poolReady(2), 60_000);
+    fake.faults.unauthenticated = true;
+    try {
+      await nudge();
+      const bad = await waitInfra('CredentialsValid=False', (i) => condition(i, 'CredentialsValid')?.status === 'False');
+      expect(condition(bad, 'CredentialsValid')).to.include({ reason: 'Unauthenticated' });
+      expect(condition(bad, 'CredentialsValid')?.message).to.match(/^spec\.provider\.gcp\.credentialsSecretRef: .*invalid authentication credentials/);
+      expect(condition(bad, 'Ready')).to.include({ status: 'False', reason: 'Unauthenticated' });
+      const from = fake.calls.length;
+      const m = gitspaceManifest('gcp-nocreds', { infra: INFRA, repo, key });
+      await k8s.apply(m);
+      const waiting = await k8s.waitFor(m, (g) => g.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'CredentialsInvalid') ?? false, 20_000);
+      expect(waiting.status?.message).to.include(`GitspaceInfra "${INFRA}" has no valid cloud credentials`);
+      expect(fake.calls.slice(from).filter((c) => c.path.includes('/gs-')), 'calls about its VM').to.have.length(0);
+    } finally {
+      fake.faults.unauthenticated = false;
+    }
+    await nudge();
+    await waitInfra('credentials valid again', (i) => condition(i, 'CredentialsValid')?.status === 'True');
+    const m = gitspaceManifest('gcp-nocreds', { infra: INFRA, repo, key });
+    await k8s.waitPhase(m, 'Running', 60_000);
+    await k8s.deleteAndWait(m);
+  });
+});
