@@ -38,7 +38,7 @@ describe('AWS infra: security group, credentials and warm pool against moto', fu
   const group = async () => (await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [GROUP] }] }))).SecurityGroups?.[0];
   const instances = async (filters: { Name: string; Values: string[] }[]) =>
     (await ec2.send(new DescribeInstancesCommand({ Filters: [...filters, { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
-  const tagsOf = (i: { Tags?: { Key?: string; Value?: string }[] }) => Object.fromEntries((i.Tags ?? []).map((t) => [t.Key, t.Value]));
+  const tagsOf = (i: { Tags?: { Key?: string; Value?: string }[] }): Record<string, string | undefined> => Object.fromEntries((i.Tags ?? []).map((t) => [t.Key ?? '', t.Value]));
 
   before(async () => {
     moto = await startMoto();

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThroughClient } from 'google-auth-library';
-import type { Gitspace, GitspaceInfra } from '../../src/api/index.ts';
+import type { GitspaceInfra } from '../../src/api/index.ts';
 import { AGENT_HTTP_PORT, AGENT_SSH_PORT } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { poolSecretName } from '../../src/controllers/pool/warm-pool.ts';
@@ -131,7 +131,7 @@ describe('GCP infra: firewall rule, credentials and warm pool against the GCE fa
 
   it('resumes a claimed VM after stop/start as the Gitspace that claimed it', async () => {
     const m = gitspaceManifest('gcp-pooled', { infra: INFRA, repo, key });
-    const before = (await k8s.get<Gitspace>(m))!.status!.instance!;
+    const before = (await k8s.get(m))!.status!.instance!;
     await k8s.patch(m, { spec: { state: 'Stopped' } });
     await k8s.waitPhase(m, 'Stopped', 30_000);
     await k8s.patch(m, { spec: { state: 'Running' } });
