@@ -5,7 +5,7 @@
 // on its zone operation; raw API calls are counted by the benchmark at the cloud peer.)
 import type { Counter } from 'prom-client';
 import { TokenBucket } from '../runtime/backoff.ts';
-import { ProviderError, type CreateRequest, type Instance, type NetworkRule, type NetworkState, type VmProvider } from './types.ts';
+import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkRule, type NetworkState, type VmProvider } from './types.ts';
 
 type Operation = 'find' | 'create' | 'start' | 'stop' | 'delete' | 'listOwned' | 'relabel' | 'verify' | 'ensureNetwork';
 type BucketClass = 'describe' | 'run' | 'other';
@@ -80,7 +80,7 @@ export class InstrumentedProvider implements VmProvider {
     return this.call('stop', () => this.inner.stop(inst));
   }
 
-  delete(inst: Instance): Promise<void> {
+  delete(inst: Instance): Promise<DeleteOutcome> {
     return this.call('delete', () => this.inner.delete(inst));
   }
 

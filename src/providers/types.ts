@@ -33,6 +33,12 @@ export interface CreateRequest {
   labels: Record<string, string>;
   /** What the VM's startup payload hands to the agent (a Gitspace's config, or a pool VM's). */
   agent: AgentBoot;
+  /**
+   * The caller has just seen (in a list of every zone, made after any earlier create of this name
+   * returned) that no instance of this name exists, so the provider may skip its own lookup and
+   * rely on the cloud's idempotency (GCE 409 + requestId, EC2 ClientToken).
+   */
+  observedAbsent?: boolean;
 }
 
 /** The one firewall rule (GCE) / security group (EC2) that admits the agent ports. */
@@ -69,6 +75,8 @@ export class ProviderError extends Error {
   }
 }
 
+export type DeleteOutcome = 'gone' | 'going';
+
 export interface VmProvider {
   readonly kind: ProviderKind;
   /** The instance with this name, in any non-terminated state, or undefined. */
@@ -77,8 +85,11 @@ export interface VmProvider {
   create(req: CreateRequest): Promise<Instance>;
   start(inst: Instance): Promise<void>;
   stop(inst: Instance): Promise<void>;
-  /** Deletes the instance and its disk; deleting a missing instance is not an error. */
-  delete(inst: Instance): Promise<void>;
+  /**
+   * Deletes the instance and its disk; deleting a missing instance is not an error. Resolves to
+   * 'gone' when the cloud confirmed it (GCE: the operation finished), 'going' when it is on its way.
+   */
+  delete(inst: Instance): Promise<DeleteOutcome>;
   /** Every instance carrying these labels (one call per zone, for batched observation). */
   listOwned(labels: Record<string, string>): Promise<Instance[]>;
   /** Replaces the instance's labels/tags of ours (adopting a pool VM for a Gitspace). */

@@ -5,7 +5,7 @@ import { AGENT_HTTP_PORT, AGENT_SSH_PORT, type AgentHealth } from '../../src/api
 import { createOperator, type Operator } from '../../src/controllers/operator.ts';
 import type { AgentClaim, AgentProbe } from '../../src/controllers/runner/agent-probe.ts';
 import type { SweepOptions } from '../../src/controllers/sweep/orphans.ts';
-import type { CreateRequest, Instance, NetworkState, ProviderError, VmProvider } from '../../src/providers/types.ts';
+import type { CreateRequest, DeleteOutcome, Instance, NetworkState, ProviderError, VmProvider } from '../../src/providers/types.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { testCluster } from '../cluster/current.ts';
@@ -60,9 +60,9 @@ export class InMemoryProvider implements VmProvider {
     return this.setState(inst, 'stopped');
   }
 
-  delete(inst: Instance): Promise<void> {
+  delete(inst: Instance): Promise<DeleteOutcome> {
     this.vms.delete(inst.name);
-    return Promise.resolve();
+    return Promise.resolve('gone');
   }
 
   listOwned(labels: Record<string, string> = {}): Promise<Instance[]> {

@@ -12,6 +12,8 @@ interface Snapshot {
 
 export class InstanceObserver {
   private readonly snapshots = new Map<string, Snapshot>();
+  /** What calls told us since, by infra → name: a list that started before a put must not undo it. */
+  private readonly recent = new Map<string, Map<string, { inst: Instance | undefined; at: number }>>();
   private readonly inflight = new Map<string, Promise<Snapshot>>();
   private readonly maxAgeMs: number;
   private readonly now: () => number;
@@ -31,6 +33,12 @@ export class InstanceObserver {
         .listOwned({ [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infra })
         .then((list) => {
           const snap = { byName: new Map(list.map((i) => [i.name, i])), at: started };
+          const recent = this.recent.get(infra);
+          for (const [name, r] of recent ?? []) {
+            if (r.at < started) recent?.delete(name);
+            else if (r.inst) snap.byName.set(name, r.inst);
+            else snap.byName.delete(name);
+          }
           this.snapshots.set(infra, snap);
           return snap;
         })
@@ -57,13 +65,18 @@ export class InstanceObserver {
 
   /** Records what a call just told us about one instance (or that it is gone). */
   put(infra: string, name: string, inst: Instance | undefined): void {
+    const live = inst && inst.state !== 'terminated' ? inst : undefined;
+    let recent = this.recent.get(infra);
+    if (!recent) this.recent.set(infra, (recent = new Map<string, { inst: Instance | undefined; at: number }>()));
+    recent.set(name, { inst: live, at: this.now() });
     const snap = this.snapshots.get(infra);
     if (!snap) return;
-    if (inst && inst.state !== 'terminated') snap.byName.set(name, inst);
+    if (live) snap.byName.set(name, live);
     else snap.byName.delete(name);
   }
 
   forget(infra: string): void {
     this.snapshots.delete(infra);
+    this.recent.delete(infra);
   }
 }

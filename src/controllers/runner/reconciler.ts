@@ -71,6 +71,7 @@ class Wait extends Error {
 
 const DEFAULT_IDLE = '1h';
 const QUOTA_RETRY_MS = 60_000;
+const DELETE_REISSUE_MS = 30_000;
 
 /**
  * Why not to call the provider again yet: after InvalidConfig, until the Gitspace's or the infra's
@@ -92,6 +93,8 @@ export class RunnerReconciler implements Reconciler {
   private readonly d: RunnerDeps;
   private readonly now: () => number;
   private readonly holds = new Map<string, Hold>();
+  /** When a delete that completes asynchronously (EC2) was last asked for, by Gitspace key. */
+  private readonly deleteAsked = new Map<string, number>();
   /** One list per infra per interval, shared by all its Gitspaces (and the warm pool). */
   readonly observer: InstanceObserver;
 
@@ -207,7 +210,10 @@ export class RunnerReconciler implements Reconciler {
           image: infra.spec.image,
           labels: this.labels(gs, infra),
           agent: this.agentConfig(gs, token, credentials),
+          // `inst` came from the shared list just now: the provider need not look again.
+          observedAbsent: true,
         });
+        this.observer.put(infraName, name, inst);
         this.event(gs, 'Normal', 'InfraProvisioningCompleted', `instance ${inst.name} created in ${inst.zone}`);
         break;
       }
@@ -240,8 +246,11 @@ export class RunnerReconciler implements Reconciler {
     // Look again after acting, so the one status write says where things are now.
     let final: Decision = decision;
     if (decision.action !== 'none') {
-      inst = await provider.find(name, inst?.zone ?? gs.spec.zone);
-      this.observer.put(infraName, name, inst);
+      // create already returned the instance; the others return nothing, so look.
+      if (decision.action !== 'create') {
+        inst = await provider.find(name, inst?.zone ?? gs.spec.zone);
+        this.observer.put(infraName, name, inst);
+      }
       agent = await this.observeAgent(inst, token);
       final = decide({ ...input(), desired: decision.action === 'autoStop' ? 'Stopped' : input().desired });
     }
@@ -402,13 +411,23 @@ export class RunnerReconciler implements Reconciler {
       throw e;
     }
     const name = gs.status.instance?.name ?? instanceName(gs);
-    const inst = await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone);
+    const infraName = infra.metadata.name ?? '';
+    const key = keyOf(gs);
+    // The shared list says where it is; only its absence is confirmed with a lookup of its own.
+    const inst = (await this.observer.get(infraName, provider, name)) ?? (await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone));
     if (inst) {
-      await provider.delete(inst);
-      const after = await provider.find(name, inst.zone);
-      this.observer.put(infra.metadata.name ?? '', name, after);
-      if (after) return { requeueAfter: FAST_POLL_MS };
+      const asked = this.deleteAsked.get(key);
+      if (asked !== undefined && this.now() - asked < DELETE_REISSUE_MS) return { requeueAfter: FAST_POLL_MS };
+      const outcome = await provider.delete(inst);
+      if (outcome === 'going') {
+        // EC2: shutting-down for a while; the next lists show when it is gone.
+        this.deleteAsked.set(key, this.now());
+        this.observer.put(infraName, name, { ...inst, state: 'stopping' });
+        return { requeueAfter: FAST_POLL_MS };
+      }
+      this.observer.put(infraName, name, undefined);
     }
+    this.deleteAsked.delete(key);
     this.event(gs, 'Normal', 'InstanceDeleted', `instance ${name} deleted`);
     await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
     return undefined;

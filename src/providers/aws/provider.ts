@@ -12,7 +12,7 @@ import {
   type EC2ClientConfig, type Instance as Ec2Instance, type IpPermission, type _InstanceType, type Tag, type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
+import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
 import { CapacityError, ec2Error } from './errors.ts';
 
 export const INSTANCE_NAME_TAG = 'gitspaces.dev/instance-name';
@@ -108,7 +108,9 @@ export class AwsProvider implements VmProvider {
   }
 
   async create(req: CreateRequest): Promise<Instance> {
-    const existing = await this.find(req.name);
+    // ClientToken makes a retried RunInstances the same request; the lookup covers clouds (and
+    // moto) that do not honour it, unless the caller has just seen that nothing exists.
+    const existing = req.observedAbsent ? undefined : await this.find(req.name);
     if (existing) return existing;
     if (!req.image) throw new ProviderError('InvalidConfig', 'spec.image: an AMI id is required', { field: 'spec.image' });
     const preferred = this.o.subnets.find((s) => s.zone === req.zone) ?? this.o.subnets[0];
@@ -177,8 +179,10 @@ export class AwsProvider implements VmProvider {
     return this.act(inst, 'stop');
   }
 
-  delete(inst: Instance): Promise<void> {
-    return this.act(inst, 'terminate');
+  /** TerminateInstances returns at once; the instance is shutting-down for a while. */
+  async delete(inst: Instance): Promise<DeleteOutcome> {
+    await this.act(inst, 'terminate');
+    return 'going';
   }
 
   listOwned(labels: Record<string, string>): Promise<Instance[]> {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { FirewallsClient, GlobalOperationsClient, InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
 import { LABELS } from '../../api/index.ts';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
+import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
 import { callError, CapacityError, operationError } from './errors.ts';
 import { gceLabelFilter, gceLabels, ourLabels } from './labels.ts';
 
@@ -152,7 +152,9 @@ export class GcpProvider implements VmProvider {
   }
 
   async create(req: CreateRequest): Promise<Instance> {
-    const existing = await this.find(req.name, req.zone);
+    // Without a fresh observation, look in every zone first: an earlier attempt may have fallen over
+    // to another zone, where an insert in the preferred zone would not collide with it.
+    const existing = req.observedAbsent ? undefined : await this.find(req.name, req.zone);
     if (existing) return existing;
     if (!req.image) throw new ProviderError('InvalidConfig', 'spec.image: a GCE image is required', { field: 'spec.image' });
     const preferred = req.zone && this.o.zones.includes(req.zone) ? req.zone : this.o.zones[0];
@@ -236,8 +238,10 @@ export class GcpProvider implements VmProvider {
     return this.act(inst, 'stop');
   }
 
-  delete(inst: Instance): Promise<void> {
-    return this.act(inst, 'delete');
+  /** Waits for the delete operation: when it is done the instance is gone. */
+  async delete(inst: Instance): Promise<DeleteOutcome> {
+    await this.act(inst, 'delete');
+    return 'gone';
   }
 
   async listOwned(labels: Record<string, string>): Promise<Instance[]> {

@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join } from 'node:path';
 import { AGENT_HTTP_PORT } from '../../api/agent.ts';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type Instance, type NetworkState, type VmProvider } from '../types.ts';
+import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type VmProvider } from '../types.ts';
 
 export interface LocalProviderOptions {
   /** Where instance directories live. */
@@ -214,11 +214,12 @@ export class LocalProvider implements VmProvider {
     while (this.pid(name) !== undefined) await sleep(20);
   }
 
-  async delete(inst: Instance): Promise<void> {
+  async delete(inst: Instance): Promise<DeleteOutcome> {
     const d = this.dir(inst.name);
-    if (!existsSync(d)) return;
+    if (!existsSync(d)) return 'gone';
     await this.kill(inst.name);
     rmSync(d, { recursive: true, force: true });
+    return 'gone';
   }
 
   listOwned(labels: Record<string, string>): Promise<Instance[]> {
