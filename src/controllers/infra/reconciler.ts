@@ -31,6 +31,8 @@ const CREDENTIALS_RECHECK_MS = 60_000;
 
 export class InfraReconciler implements Reconciler {
   private readonly d: InfraDeps;
+  /** The last cloud checks per infra, and what they were made for. */
+  private readonly checks = new Map<string, { key: string; at: number; credentials: { provider?: VmProvider; condition: ConditionInput }; network?: ConditionInput }>();
 
   constructor(d: InfraDeps) {
     this.d = d;
@@ -68,10 +70,10 @@ export class InfraReconciler implements Reconciler {
     const kind = providerKind(infra);
     const conds: ConditionInput[] = [];
     let pool: PoolResult | undefined;
-    const credentials = await this.checkCredentials(infra, kind);
+    const { credentials, network } = await this.cloudChecks(infra, kind, ref);
     conds.push(credentials.condition);
     if (credentials.provider) {
-      conds.push(await this.checkNetwork(infra, credentials.provider, ref));
+      conds.push(network ?? { type: 'NetworkReady', status: 'Unknown', reason: 'NotChecked', message: '' });
       if (this.d.pool) {
         pool = await this.d.pool.reconcile(infra, credentials.provider);
         conds.push(this.poolCondition(infra, pool));
@@ -93,6 +95,24 @@ export class InfraReconciler implements Reconciler {
     if (pool?.settling) return { requeueAfter: POOL_POLL_MS };
     // Credentials are re-checked sooner while they are bad; the firewall rule is re-checked for drift.
     return { requeueAfter: credentials.provider ? RECHECK_MS : CREDENTIALS_RECHECK_MS };
+  }
+
+  /**
+   * Credentials and network, checked against the cloud when the infra's spec or annotations
+   * changed (annotating it is how to ask for a re-check) or the last check is old — not on every
+   * reconcile: most reconciles only recount Gitspace phases.
+   */
+  private async cloudChecks(infra: GitspaceInfra, kind: string, ref: KubeObject & { apiVersion: string; kind: string }): Promise<{ credentials: { provider?: VmProvider; condition: ConditionInput }; network?: ConditionInput }> {
+    const name = infra.metadata.name ?? '';
+    const key = `${infra.metadata.generation ?? 0}/${JSON.stringify(infra.metadata.annotations ?? {})}`;
+    const last = this.checks.get(name);
+    const maxAge = last?.credentials.provider ? RECHECK_MS : CREDENTIALS_RECHECK_MS;
+    if (last && last.key === key && Date.now() - last.at < maxAge) return last;
+    const credentials = await this.checkCredentials(infra, kind);
+    const network = credentials.provider ? await this.checkNetwork(infra, credentials.provider, ref) : undefined;
+    const result = { credentials, ...(network ? { network } : {}) };
+    this.checks.set(name, { ...result, key, at: Date.now() });
+    return result;
   }
 
   /** The provider, if its credentials work (one cheap authenticated call), and the condition saying so. */
