@@ -4,7 +4,10 @@
 // (the VM was stopped and started: the disk is kept) only credentials, IDE run and
 // postStartCommand run again.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
 import { dirname, join } from 'node:path';
 import type { AgentBoot, AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
 import { isPoolBoot, repoDirName, SECRET_HEADER } from '../api/agent.ts';
@@ -14,6 +17,7 @@ import { cloneRepository, StepError, storeCredentials } from './git.ts';
 import { run } from './run.ts';
 import { startSshServer } from './ssh.ts';
 import { secretMatches } from './secret.ts';
+import { landingPage } from './landing.ts';
 
 const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'ideRun', 'postCreateCommand', 'postStartCommand'];
 const RESTART: StepName[] = ['gitCredentials', 'ideRun', 'postStartCommand'];
@@ -96,25 +100,102 @@ export class Agent {
   }
 
 
+  /** Requests that reached this agent, by path (authorised or not): what a test asserts on. */
+  private readonly requests = new Map<string, number>();
+
+  private count(url: string | undefined): string {
+    const path = (url ?? '/').split('?')[0] ?? '/';
+    this.requests.set(path, (this.requests.get(path) ?? 0) + 1);
+    return path;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = this.count(req.url);
+    if (!secretMatches(this.config.secret, req.headers[SECRET_HEADER])) {
+      res.writeHead(401, { 'content-type': 'text/plain' });
+      res.end('unauthorised');
+      return;
+    }
+    const json = (code: number, body: unknown) => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (path === '/healthz') json(200, this.health());
+    else if (path === '/activity' && req.method === 'POST') {
+      this.touch();
+      json(200, { lastActivityTime: this.lastActivity.toISOString() });
+    } else if (path === '/activity') json(200, { lastActivityTime: this.lastActivity.toISOString() });
+    else if (path === '/v1/stats') json(200, { requests: Object.fromEntries(this.requests) });
+    else if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
+      // Until the browser IDE is served here, the landing page: who, where, how to connect.
+      this.touch();
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : landingPage(this.config, this.health()));
+    } else json(404, { error: 'not found' });
+  }
+
+  /**
+   * Upgrades: `/v1/ssh` bridges the connection to this agent's SSH server (the gateway carries SSH
+   * over a WebSocket to here, so the SSH port need not be reachable from anywhere else);
+   * `/v1/events` is a WebSocket of health snapshots for the landing page.
+   */
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = this.count(req.url);
+    if (!secretMatches(this.config.secret, req.headers[SECRET_HEADER])) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (path === '/v1/ssh') {
+      const { sshPort } = this.config.listen;
+      const host = this.config.listen.address === '0.0.0.0' ? '127.0.0.1' : this.config.listen.address;
+      const ssh = connect(sshPort, host, () => {
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: gitspaces-ssh\r\nConnection: Upgrade\r\n\r\n');
+        if (head.length) ssh.write(head);
+        socket.pipe(ssh).pipe(socket);
+      });
+      const close = () => {
+        ssh.destroy();
+        socket.destroy();
+      };
+      ssh.on('error', () => {
+        if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      });
+      ssh.on('close', close);
+      socket.on('error', close);
+      socket.on('close', close);
+      socket.on('data', () => {
+        this.touch();
+      });
+      return;
+    }
+    if (path === '/v1/events') {
+      this.events.handleUpgrade(req, socket, head, (ws) => {
+        const send = () => {
+          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(this.health()));
+        };
+        send();
+        const timer = setInterval(send, 2_000);
+        ws.on('message', () => {
+          this.touch();
+        });
+        ws.on('close', () => {
+          clearInterval(timer);
+        });
+      });
+      return;
+    }
+    socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  }
+
+  private readonly events = new WebSocketServer({ noServer: true });
+
   async start(): Promise<void> {
     const { address, httpPort, sshPort } = this.config.listen;
     this.http = createServer((req, res) => {
-      if (!secretMatches(this.config.secret, req.headers[SECRET_HEADER])) {
-        res.writeHead(401, { 'content-type': 'text/plain' });
-        res.end('unauthorised');
-        return;
-      }
-      const path = (req.url ?? '/').split('?')[0];
-      const json = (code: number, body: unknown) => {
-        res.writeHead(code, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(body));
-      };
-      if (path === '/healthz') json(200, this.health());
-      else if (path === '/activity' && req.method === 'POST') {
-        this.touch();
-        json(200, { lastActivityTime: this.lastActivity.toISOString() });
-      } else if (path === '/activity') json(200, { lastActivityTime: this.lastActivity.toISOString() });
-      else json(404, { error: 'not found' });
+      this.handle(req, res);
+    });
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.upgrade(req, socket, head);
     });
     await new Promise<void>((resolve, reject) => {
       this.http?.once('error', reject);
@@ -223,6 +304,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.ssh?.close();
+    for (const ws of this.events.clients) ws.terminate();
     await new Promise<void>((r) => {
       if (!this.http) {
         r();

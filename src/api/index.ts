@@ -6,3 +6,4 @@ export type { Gitspace, GitspaceSpec, GitspaceStatus } from './gitspace.ts';
 export type { GitspaceInfra, GitspaceInfraSpec, GitspaceInfraStatus, MachineType, ProviderKind } from './infra.ts';
 export { allCRDs, gitspaceCRD, gitspaceInfraCRD, type CustomResourceDefinition } from './crds.ts';
 export * from './agent.ts';
+export * from './resources.ts';

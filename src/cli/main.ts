@@ -10,6 +10,9 @@ commands:
   operator   run the controllers (--health-port 8081, --leader-elect, --workers 4, --local-dir DIR,
              --gce-endpoint URL / --ec2-endpoint URL to talk to a fake or moto)
   agent      run the VM agent (--config /var/lib/gitspaces/agent.json)
+  gateway    run the authenticated gateway (--port 8080, --tls-cert/--tls-key FILE,
+             --activity-interval-ms, --idle-ms, --drain-ms, --jwks-cooldown-ms)
+  ssh        OpenSSH ProxyCommand to a Gitspace through the gateway: gitspaces ssh [--gateway URL] %h
   crds       print the CustomResourceDefinitions (kubectl apply -f -)
 `;
 
@@ -28,6 +31,22 @@ switch (command) {
     }
     const { runAgent } = await import('../agent/agent.ts');
     await runAgent(config);
+    break;
+  }
+  case 'gateway': {
+    const { runGateway } = await import('./gateway.ts');
+    await runGateway(rest);
+    break;
+  }
+  case 'ssh': {
+    const { runSsh } = await import('./ssh.ts');
+    try {
+      await runSsh(rest);
+    } catch (e) {
+      process.stderr.write(`gitspaces ssh: ${(e as Error).message}\n`);
+      process.exit(1);
+    }
+    process.exit(0);
     break;
   }
   case 'crds':

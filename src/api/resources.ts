@@ -1,0 +1,14 @@
+// Where the kinds live on the API server (shaped like the runtime's Resource descriptor), and the
+// names that tie the runner's objects to the gateway: shared by every component that reads them.
+import { GITSPACE, GITSPACE_INFRA, GROUP, VERSION } from './constants.ts';
+
+export const GITSPACES = { group: GROUP, version: VERSION, plural: GITSPACE.plural, namespaced: true } as const;
+export const GITSPACE_INFRAS = { group: GROUP, version: VERSION, plural: GITSPACE_INFRA.plural, namespaced: false } as const;
+export const SECRETS = { group: '', version: 'v1', plural: 'secrets', namespaced: true } as const;
+
+/** The Secret holding the per-Gitspace token the gateway sends to the VM agent (runner writes, gateway reads). */
+export function hopSecretName(gitspaceName: string): string {
+  return `${gitspaceName}-gitspace-token`;
+}
+
+export const HOP_SECRET_KEY = 'token';

@@ -1,0 +1,32 @@
+// `gitspaces gateway`: the authenticated gateway in front of every Gitspace.
+import { readFileSync } from 'node:fs';
+import { Gateway } from '../gateway/server.ts';
+import { KubeClient } from '../runtime/kube.ts';
+import { createLogger } from '../runtime/log.ts';
+import { flag } from './flags.ts';
+
+export async function runGateway(argv: string[]): Promise<void> {
+  const log = createLogger({ component: 'gateway' });
+  const cert = flag(argv, '--tls-cert') ?? process.env.GITSPACES_TLS_CERT;
+  const key = flag(argv, '--tls-key') ?? process.env.GITSPACES_TLS_KEY;
+  const num = (name: string) => (flag(argv, name) !== undefined ? Number(flag(argv, name)) : undefined);
+  const gw = new Gateway({
+    client: KubeClient.fromDefault(),
+    log,
+    port: num('--port') ?? (cert ? 8443 : 8080),
+    ...(flag(argv, '--address') ? { address: flag(argv, '--address') } : {}),
+    ...(cert && key ? { tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') } } : {}),
+    ...(num('--activity-interval-ms') !== undefined ? { activityIntervalMs: num('--activity-interval-ms') } : {}),
+    ...(num('--idle-ms') !== undefined ? { idleMs: num('--idle-ms') } : {}),
+    ...(num('--drain-ms') !== undefined ? { drainMs: num('--drain-ms') } : {}),
+    ...(num('--jwks-cooldown-ms') !== undefined ? { jwksCooldownMs: num('--jwks-cooldown-ms') } : {}),
+  });
+  const stop = (signal: string) => {
+    log.info('draining', { signal });
+    void gw.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => { stop('SIGTERM'); });
+  process.once('SIGINT', () => { stop('SIGINT'); });
+  await gw.start();
+  process.stdout.write(`gateway listening on ${gw.port}\n`);
+}

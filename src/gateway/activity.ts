@@ -1,0 +1,57 @@
+// Tells each agent that its Gitspace is in use, batched: traffic through the gateway marks a
+// Gitspace, and at most once per interval one POST /activity goes to its agent — never one call per
+// request. The agent's last-activity time is what the runner's idle auto-stop reads.
+import { request } from 'node:http';
+import { SECRET_HEADER } from '../api/index.ts';
+import type { Target } from './routes.ts';
+
+export class ActivityReporter {
+  private readonly dirty = new Map<string, Target>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly intervalMs: number;
+  /** Reports sent (for tests and metrics). */
+  sent = 0;
+
+  constructor(intervalMs: number) {
+    this.intervalMs = intervalMs;
+  }
+
+  touch(t: Target): void {
+    if (t.upstream && t.secret) this.dirty.set(t.key, t);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      void this.flush();
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async flush(): Promise<void> {
+    const batch = [...this.dirty.values()];
+    this.dirty.clear();
+    await Promise.all(batch.map((t) => this.report(t)));
+  }
+
+  private report(t: Target): Promise<void> {
+    const up = t.upstream;
+    if (!up || !t.secret) return Promise.resolve();
+    return new Promise((resolve) => {
+      const req = request({ host: up.host, port: up.port, method: 'POST', path: '/activity', headers: { [SECRET_HEADER]: t.secret, 'content-length': '0' }, timeout: 5_000 }, (res) => {
+        res.resume();
+        this.sent++;
+        resolve();
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => {
+        resolve();
+      });
+      req.end();
+    });
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+}

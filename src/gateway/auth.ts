@@ -1,0 +1,116 @@
+// Verifies users' access tokens (JWT) with jose against an issuer's JWKS: the signature with an
+// asymmetric algorithm only (no `none`, no HS* — so a public key can never serve as an HMAC
+// secret), `iss`, `aud`, `exp`/`nbf` with a small clock skew, and a subject. Key sets are fetched
+// once per JWKS URI, cached, and fetched again when a token names an unknown `kid` (key rotation).
+// Verified tokens are cached by hash until they expire, so the proxied path does not verify a
+// signature per request.
+import { createHash } from 'node:crypto';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+
+export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+export type AuthFailureReason =
+  | 'missing' | 'malformed' | 'expired' | 'not_yet_valid' | 'bad_signature' | 'wrong_issuer' | 'wrong_audience'
+  | 'unknown_key' | 'bad_algorithm' | 'no_subject' | 'no_issuer' | 'jwks_unavailable' | 'rate_limited' | 'not_owner';
+
+export class AuthError extends Error {
+  readonly reason: AuthFailureReason;
+  constructor(reason: AuthFailureReason, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+export interface IssuerConfig {
+  issuer: string;
+  audience: string;
+  /** Default: <issuer>/.well-known/jwks.json */
+  jwksURI?: string;
+}
+
+export interface Identity {
+  sub: string;
+  /** Seconds since the epoch. */
+  exp: number;
+}
+
+export interface VerifierOptions {
+  clockToleranceSec?: number;
+  /** Least time between two JWKS fetches for unknown key ids (jose's cooldown). */
+  jwksCooldownMs?: number;
+  /** How long a fetched key set is trusted before it is fetched again. */
+  jwksMaxAgeMs?: number;
+  maxCachedTokens?: number;
+  now?: () => number;
+}
+
+function classify(e: unknown): AuthError {
+  if (e instanceof AuthError) return e;
+  if (e instanceof errors.JWTExpired) return new AuthError('expired', 'the token has expired');
+  if (e instanceof errors.JWTClaimValidationFailed) {
+    if (e.claim === 'nbf') return new AuthError('not_yet_valid', 'the token is not valid yet');
+    if (e.claim === 'iss') return new AuthError('wrong_issuer', 'the token is from another issuer');
+    if (e.claim === 'aud') return new AuthError('wrong_audience', 'the token is for another audience');
+    return new AuthError('malformed', `the token's ${e.claim} claim is invalid`);
+  }
+  if (e instanceof errors.JWSSignatureVerificationFailed) return new AuthError('bad_signature', 'the token signature does not verify');
+  if (e instanceof errors.JWKSNoMatchingKey || e instanceof errors.JWKSMultipleMatchingKeys) return new AuthError('unknown_key', "the token's signing key is not the issuer's");
+  if (e instanceof errors.JOSEAlgNotAllowed) return new AuthError('bad_algorithm', 'the token uses an algorithm that is not allowed');
+  if (e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid) return new AuthError('jwks_unavailable', "the issuer's keys cannot be fetched");
+  if (e instanceof errors.JOSEError) return new AuthError('malformed', 'the token is malformed');
+  if (e instanceof TypeError || (e instanceof Error && /fetch|ECONNREFUSED|status code/i.test(e.message))) return new AuthError('jwks_unavailable', "the issuer's keys cannot be fetched");
+  return new AuthError('malformed', 'the token is malformed');
+}
+
+export class TokenVerifier {
+  private readonly o: Required<VerifierOptions>;
+  private readonly keySets = new Map<string, JWTVerifyGetKey>();
+  private readonly cache = new Map<string, Identity>();
+
+  constructor(o: VerifierOptions = {}) {
+    this.o = { clockToleranceSec: 30, jwksCooldownMs: 30_000, jwksMaxAgeMs: 10 * 60_000, maxCachedTokens: 10_000, now: Date.now, ...o };
+  }
+
+  private keySet(uri: string): JWTVerifyGetKey {
+    let set = this.keySets.get(uri);
+    if (!set) {
+      set = createRemoteJWKSet(new URL(uri), { cooldownDuration: this.o.jwksCooldownMs, cacheMaxAge: this.o.jwksMaxAgeMs, timeoutDuration: 5_000 });
+      this.keySets.set(uri, set);
+    }
+    return set;
+  }
+
+  async verify(token: string, issuer: IssuerConfig): Promise<Identity> {
+    if (!token) throw new AuthError('missing', 'a token is required');
+    if (token.length > 16_384 || !/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) throw new AuthError('malformed', 'the token is malformed');
+    const key = createHash('sha256').update(token).update('\0').update(issuer.issuer).update('\0').update(issuer.audience).digest('base64url');
+    const nowSec = this.o.now() / 1000;
+    const hit = this.cache.get(key);
+    if (hit) {
+      if (hit.exp + this.o.clockToleranceSec > nowSec) return hit;
+      this.cache.delete(key);
+    }
+    let identity: Identity;
+    try {
+      const jwks = issuer.jwksURI ?? `${issuer.issuer.replace(/\/$/, '')}/.well-known/jwks.json`;
+      const { payload } = await jwtVerify(token, this.keySet(jwks), {
+        issuer: issuer.issuer,
+        audience: issuer.audience,
+        algorithms: ALLOWED_ALGORITHMS,
+        clockTolerance: this.o.clockToleranceSec,
+        requiredClaims: ['exp', 'sub'],
+        currentDate: new Date(this.o.now()),
+      });
+      if (typeof payload.sub !== 'string' || !payload.sub) throw new AuthError('no_subject', 'the token has no subject');
+      identity = { sub: payload.sub, exp: payload.exp ?? 0 };
+    } catch (e) {
+      throw classify(e);
+    }
+    if (this.cache.size >= this.o.maxCachedTokens) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(key, identity);
+    return identity;
+  }
+}

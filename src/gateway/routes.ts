@@ -1,0 +1,154 @@
+// The route table: which Gitspace a request is for, from the Host (`<name>--<namespace>.<domain>`)
+// or the path (`/gitspaces/<namespace>/<name>/…`), and where its agent is. Everything comes from
+// the Gitspaces' own status (`status.route`), kept current by an informer: a route changes within
+// the watch latency of the status change, and no upstream a client names is ever dialled.
+import type { Gitspace, GitspaceInfra, Phase } from '../api/index.ts';
+import { HOP_SECRET_KEY, hopSecretName } from '../api/index.ts';
+import { keyOf, type Informer } from '../runtime/informer.ts';
+import type { KubeObject } from '../runtime/kube.ts';
+
+export interface SecretObject extends KubeObject {
+  data?: Record<string, string>;
+}
+
+export interface Target {
+  key: string;
+  namespace: string;
+  name: string;
+  infra: string;
+  owner: string;
+  sharedWith: string[];
+  phase: Phase;
+  /** The agent, when the Gitspace is Running. */
+  upstream?: { host: string; port: number };
+  /** The per-Gitspace secret the agent requires, when the runner has created it. */
+  secret?: string;
+}
+
+export interface Match {
+  target: Target;
+  /** The path to send upstream (the path prefix stripped for path routes). */
+  path: string;
+  /** Where a session cookie for this Gitspace applies. */
+  cookiePath: string;
+  kind: 'host' | 'path';
+}
+
+const PATH_PREFIX = /^\/gitspaces\/([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9]*)(\/.*)?$/;
+
+/** Only `http://<IPv4 or DNS name>:<port>` is accepted as an upstream (what the runner writes). */
+function parseUpstream(u: string | undefined): Target['upstream'] {
+  if (!u) return undefined;
+  const m = /^http:\/\/([0-9a-z.-]+):(\d{1,5})$/.exec(u);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  return port > 0 && port < 65_536 ? { host: m[1] ?? '', port } : undefined;
+}
+
+/** Lower case, no port, no trailing dot. */
+export function normaliseHost(h: string | undefined): string {
+  return (h ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+}
+
+export class RouteTable {
+  private readonly gitspaces: Informer<Gitspace>;
+  private readonly infras: Informer<GitspaceInfra>;
+  private readonly secrets: Informer<SecretObject>;
+  private readonly hosts = new Map<string, string>();
+  private readonly hostOf = new Map<string, string>();
+  private readonly decoded = new Map<string, { rv: string; value: string }>();
+
+  constructor(gitspaces: Informer<Gitspace>, infras: Informer<GitspaceInfra>, secrets: Informer<SecretObject>) {
+    this.gitspaces = gitspaces;
+    this.infras = infras;
+    this.secrets = secrets;
+    const index = (g: Gitspace) => {
+      const key = keyOf(g);
+      const old = this.hostOf.get(key);
+      const host = this.hostFor(g);
+      if (old && old !== host) this.hosts.delete(old);
+      if (host) {
+        this.hosts.set(host, key);
+        this.hostOf.set(key, host);
+      }
+    };
+    gitspaces.on({
+      add: index,
+      update: (_, g) => {
+        index(g);
+      },
+      delete: (g) => {
+        const key = keyOf(g);
+        const host = this.hostOf.get(key);
+        if (host && this.hosts.get(host) === key) this.hosts.delete(host);
+        this.hostOf.delete(key);
+      },
+    });
+    // A domain change re-derives the hosts of that infra's Gitspaces.
+    infras.on({
+      update: (_, i) => {
+        for (const g of gitspaces.list()) if (g.spec.infraRef.name === i.metadata.name) index(g);
+      },
+    });
+  }
+
+  private hostFor(g: Gitspace): string | undefined {
+    const fromStatus = g.status?.route?.host;
+    if (fromStatus) return normaliseHost(fromStatus);
+    const domain = this.infras.get(g.spec.infraRef.name)?.spec.gateway.domain;
+    return domain ? `${g.metadata.name ?? ''}--${g.metadata.namespace ?? ''}.${domain}` : undefined;
+  }
+
+  private target(g: Gitspace): Target {
+    const ns = g.metadata.namespace ?? '';
+    const name = g.metadata.name ?? '';
+    const phase = g.status?.phase ?? 'Pending';
+    const upstream = phase === 'Running' ? parseUpstream(g.status?.route?.upstream) : undefined;
+    const secret = this.secret(ns, name, g.metadata.uid ?? '');
+    return {
+      key: `${ns}/${name}`, namespace: ns, name, infra: g.spec.infraRef.name, owner: g.spec.owner, sharedWith: g.spec.sharedWith ?? [], phase,
+      ...(upstream ? { upstream } : {}), ...(secret ? { secret } : {}),
+    };
+  }
+
+  /** The hop secret, decoded once per Secret version; only a Secret the Gitspace owns counts. */
+  private secret(ns: string, name: string, uid: string): string | undefined {
+    const s = this.secrets.get(`${ns}/${hopSecretName(name)}`);
+    if (!s?.data?.[HOP_SECRET_KEY] || !s.metadata.ownerReferences?.some((o) => o.uid === uid)) return undefined;
+    const cacheKey = `${ns}/${name}`;
+    const rv = s.metadata.resourceVersion ?? '';
+    const hit = this.decoded.get(cacheKey);
+    if (hit?.rv === rv) return hit.value;
+    const value = Buffer.from(s.data[HOP_SECRET_KEY], 'base64').toString('utf8');
+    this.decoded.set(cacheKey, { rv, value });
+    return value;
+  }
+
+  /** The Gitspace this request is for, or undefined (not ours: the gateway's own endpoints, or 404). */
+  match(host: string, path: string): Match | undefined {
+    const byHost = this.hosts.get(host);
+    if (byHost) {
+      const g = this.gitspaces.get(byHost);
+      if (g) return { target: this.target(g), path, cookiePath: '/', kind: 'host' };
+    }
+    const m = PATH_PREFIX.exec(path.split('?')[0] ?? '');
+    if (!m) return undefined;
+    const g = this.gitspaces.get(`${m[1] ?? ''}/${m[2] ?? ''}`);
+    if (!g) return undefined;
+    const query = path.includes('?') ? path.slice(path.indexOf('?')) : '';
+    return { target: this.target(g), path: (m[3] ?? '/') + query, cookiePath: `/gitspaces/${m[1] ?? ''}/${m[2] ?? ''}/`, kind: 'path' };
+  }
+
+  /** Whether the path names a Gitspace route at all (for 404 versus the gateway's own pages). */
+  static isGitspacePath(path: string): boolean {
+    return path.startsWith('/gitspaces/');
+  }
+
+  issuerFor(t: Target): GitspaceInfra['spec']['auth'] {
+    return this.infras.get(t.infra)?.spec.auth;
+  }
+
+  get size(): number {
+    return this.hosts.size;
+  }
+}

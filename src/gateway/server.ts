@@ -1,0 +1,452 @@
+// The gateway: one stateless process (run N replicas) in front of every Gitspace. It routes by
+// Host or path (routes.ts), authenticates the user's JWT (auth.ts: Bearer header, or a session
+// cookie set by a one-time `?token=` exchange), lets through only the Gitspace's owner and those
+// it is shared with, and proxies HTTP, WebSocket and SSH-over-WebSocket to the agent with the
+// per-Gitspace secret (proxy.ts). Its own endpoints (/healthz, /readyz, /metrics) are an express
+// app on any host that is not a Gitspace's.
+import { createServer as createHttpServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import express from 'express';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { GITSPACE_INFRAS, GITSPACES, LABELS, MANAGED_BY, SECRET_HEADER, SECRETS, type Gitspace, type GitspaceInfra } from '../api/index.ts';
+import { Informer } from '../runtime/informer.ts';
+import type { KubeClient } from '../runtime/kube.ts';
+import type { Logger } from '../runtime/log.ts';
+import { ActivityReporter } from './activity.ts';
+import { AuthError, TokenVerifier, type AuthFailureReason, type Identity } from './auth.ts';
+import { notRunning, plain, refuseUpgrade } from './pages.ts';
+import { Proxy, SESSION_COOKIE, type Hop } from './proxy.ts';
+import { normaliseHost, RouteTable, type Match, type SecretObject, type Target } from './routes.ts';
+
+export interface GatewayOptions {
+  client: KubeClient;
+  log: Logger;
+  port: number;
+  address?: string;
+  tls?: { cert: string; key: string };
+  /** How often agents hear about use (batched). */
+  activityIntervalMs?: number;
+  /** Upgraded connections (WebSocket, SSH) that carry nothing this long are closed. */
+  idleMs?: number;
+  /** How long SIGTERM waits for requests in flight. */
+  drainMs?: number;
+  jwksCooldownMs?: number;
+  /** Failed authentications a client may make in a burst, and the refill per second. */
+  authFailureBurst?: number;
+  authFailureRate?: number;
+}
+
+/** The gateway path on a Gitspace's host that opens an SSH session (over a WebSocket). */
+export const SSH_PATH = '/.gitspaces/ssh';
+
+type HostClass = 'host' | 'path' | 'gateway';
+
+/** A per-client bucket of allowed authentication failures. */
+class FailureLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly burst: number;
+  private readonly rate: number;
+
+  constructor(burst: number, rate: number) {
+    this.burst = burst;
+    this.rate = rate;
+  }
+
+  private bucket(client: string): { tokens: number; at: number } {
+    const now = Date.now();
+    let b = this.buckets.get(client);
+    if (!b) {
+      if (this.buckets.size > 50_000) this.buckets.clear();
+      b = { tokens: this.burst, at: now };
+      this.buckets.set(client, b);
+    }
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
+    b.at = now;
+    return b;
+  }
+
+  blocked(client: string): boolean {
+    return this.bucket(client).tokens < 1;
+  }
+
+  fail(client: string): void {
+    this.bucket(client).tokens -= 1;
+  }
+}
+
+/**
+ * The request must have one Host and an origin-form target without traversal or encoded
+ * separators: anything else is a client trying to confuse routing.
+ */
+function badRequest(req: IncomingMessage): boolean {
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]?.toLowerCase() === 'host') hosts++;
+  return hosts !== 1 || badTarget(req.url);
+}
+
+function badTarget(url: string | undefined): boolean {
+  if (!url?.startsWith('/') || url.startsWith('//')) return true;
+  const path = url.split('?')[0] ?? '';
+  if (/%2f|%5c|%00|\\/i.test(path)) return true;
+  const decoded = path.replace(/%2e/gi, '.');
+  return decoded.split('/').some((seg) => seg === '..' || seg === '.');
+}
+
+function bearer(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
+  return m ? m[1] : '';
+}
+
+function cookieToken(req: IncomingMessage): string | undefined {
+  const c = req.headers.cookie;
+  if (!c) return undefined;
+  for (const part of c.split(/;\s*/)) if (part.startsWith(`${SESSION_COOKIE}=`)) return part.slice(SESSION_COOKIE.length + 1);
+  return undefined;
+}
+
+function clientIP(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+export class Gateway {
+  private readonly o: Required<Omit<GatewayOptions, 'tls' | 'address'>> & Pick<GatewayOptions, 'tls' | 'address'>;
+  readonly gitspaces: Informer<Gitspace>;
+  readonly infras: Informer<GitspaceInfra>;
+  readonly secrets: Informer<SecretObject>;
+  readonly routes: RouteTable;
+  readonly verifier: TokenVerifier;
+  readonly proxy = new Proxy();
+  readonly activity: ActivityReporter;
+  readonly registry = new Registry();
+  private readonly limiter: FailureLimiter;
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
+  private readonly upgraded = new Set<Duplex>();
+  private server: Server | undefined;
+  private ready = false;
+  private draining = false;
+  private inflight = 0;
+  private readonly app = express();
+  private readonly metrics: {
+    requests: Counter<'host_class' | 'code'>;
+    duration: Histogram<'host_class'>;
+    websockets: Gauge;
+    authFailures: Counter<'reason'>;
+  };
+
+  constructor(o: GatewayOptions) {
+    this.o = {
+      activityIntervalMs: 30_000, idleMs: 30 * 60_000, drainMs: 20_000, jwksCooldownMs: 30_000, authFailureBurst: 20, authFailureRate: 1, ...o,
+    };
+    const onError = (e: unknown) => {
+      o.log.warn('watch failed; reconnecting', { error: e });
+    };
+    this.gitspaces = new Informer<Gitspace>(o.client, GITSPACES, { onError });
+    this.infras = new Informer<GitspaceInfra>(o.client, GITSPACE_INFRAS, { onError });
+    this.secrets = new Informer<SecretObject>(o.client, SECRETS, { labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, onError });
+    this.routes = new RouteTable(this.gitspaces, this.infras, this.secrets);
+    this.verifier = new TokenVerifier({ jwksCooldownMs: this.o.jwksCooldownMs });
+    this.activity = new ActivityReporter(this.o.activityIntervalMs);
+    this.limiter = new FailureLimiter(this.o.authFailureBurst, this.o.authFailureRate);
+    const registers = [this.registry];
+    this.metrics = {
+      requests: new Counter({ name: 'gitspaces_gateway_requests_total', help: 'Requests by how the Gitspace was addressed and status code', labelNames: ['host_class', 'code'], registers }),
+      duration: new Histogram({ name: 'gitspaces_gateway_request_duration_seconds', help: 'Time to the end of the response', labelNames: ['host_class'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], registers }),
+      websockets: new Gauge({ name: 'gitspaces_gateway_websockets_active', help: 'Upgraded connections (WebSocket, SSH) open now', registers }),
+      authFailures: new Counter({ name: 'gitspaces_gateway_auth_failures_total', help: 'Refused authentications by reason', labelNames: ['reason'], registers }),
+    };
+    this.app.disable('x-powered-by');
+    this.app.get('/healthz', (_req, res) => {
+      res.type('text/plain').send('ok\n');
+    });
+    this.app.get('/readyz', (_req, res) => {
+      res.status(this.ready && !this.draining ? 200 : 503).type('text/plain').send(this.ready && !this.draining ? 'ready\n' : 'not ready\n');
+    });
+    this.app.get('/metrics', (_req, res) => {
+      void this.registry.metrics().then((text) => {
+        res.type(this.registry.contentType).send(text);
+      });
+    });
+    this.app.use((_req, res) => {
+      plain(res, 404, 'not found');
+    });
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    for (const i of [this.gitspaces, this.infras, this.secrets]) i.start();
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.handle(req, res);
+    };
+    this.server = this.o.tls ? createHttpsServer({ cert: this.o.tls.cert, key: this.o.tls.key }, handler) : createHttpServer(handler);
+    this.server.headersTimeout = 20_000;
+    this.server.requestTimeout = 0; // long-lived streams (IDE downloads, event streams)
+    this.server.keepAliveTimeout = 65_000;
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.handleUpgrade(req, socket, head);
+    });
+    this.server.on('clientError', (_e, socket) => {
+      refuseUpgrade(socket, 400);
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once('error', reject);
+      this.server?.listen(this.o.port, this.o.address ?? '0.0.0.0', resolve);
+    });
+    this.activity.start();
+    await Promise.all([this.gitspaces.waitForSync(), this.infras.waitForSync(), this.secrets.waitForSync()]);
+    this.ready = true;
+    this.o.log.info('gateway ready', { port: this.port, tls: Boolean(this.o.tls), gitspaces: this.routes.size });
+  }
+
+  /** Graceful drain: not ready at once, no new connections, requests in flight finish (bounded). */
+  async stop(): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((r) => (this.server ? this.server.close(() => { r(); }) : r()));
+    this.server?.closeIdleConnections();
+    const deadline = Date.now() + this.o.drainMs;
+    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const s of this.upgraded) s.destroy();
+    for (const ws of this.wss.clients) ws.terminate();
+    this.server?.closeAllConnections();
+    await closed;
+    await this.activity.stop();
+    for (const i of [this.gitspaces, this.infras, this.secrets]) i.stop();
+    this.proxy.agent.destroy();
+  }
+
+  // --- authentication and authorisation ----------------------------------------------------------
+
+  private authFailed(client: string, reason: AuthFailureReason): void {
+    this.limiter.fail(client);
+    this.metrics.authFailures.inc({ reason });
+  }
+
+  /** Who the token belongs to, if they may use this Gitspace; else the status to answer. */
+  private async authorise(token: string | undefined, t: Target, client: string): Promise<Identity | number> {
+    if (this.limiter.blocked(client)) {
+      this.metrics.authFailures.inc({ reason: 'rate_limited' });
+      return 429;
+    }
+    const issuer = this.routes.issuerFor(t);
+    if (!token) {
+      this.authFailed(client, 'missing');
+      return 401;
+    }
+    if (!issuer) {
+      this.authFailed(client, 'no_issuer');
+      return 401;
+    }
+    let id: Identity;
+    try {
+      id = await this.verifier.verify(token, issuer);
+    } catch (e) {
+      const reason = e instanceof AuthError ? e.reason : 'malformed';
+      this.authFailed(client, reason);
+      return reason === 'jwks_unavailable' ? 503 : 401;
+    }
+    if (id.sub !== t.owner && !t.sharedWith.includes(id.sub)) {
+      this.metrics.authFailures.inc({ reason: 'not_owner' });
+      return 403;
+    }
+    return id;
+  }
+
+  private hop(req: IncomingMessage, m: Match, id: Identity): Hop | undefined {
+    const t = m.target;
+    if (!t.upstream || !t.secret) return undefined;
+    return {
+      upstream: t.upstream, path: m.path, secret: t.secret, user: id.sub, clientIP: clientIP(req), host: normaliseHost(req.headers.host),
+      proto: this.o.tls || req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http',
+      ...(m.kind === 'path' ? { prefix: m.cookiePath.replace(/\/$/, '') } : {}),
+    };
+  }
+
+  // --- HTTP ----------------------------------------------------------------------------------------
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    let hostClass: HostClass = 'gateway';
+    this.inflight++;
+    res.on('close', () => {
+      this.inflight--;
+      this.metrics.requests.inc({ host_class: hostClass, code: String(res.statusCode) });
+      this.metrics.duration.observe({ host_class: hostClass }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    if (badRequest(req)) {
+      plain(res, 400);
+      return;
+    }
+    const url = req.url ?? '/';
+    const m = this.routes.match(normaliseHost(req.headers.host), url);
+    if (!m) {
+      if (RouteTable.isGitspacePath(url)) plain(res, 404);
+      else this.app(req, res);
+      return;
+    }
+    hostClass = m.kind;
+    void this.handleGitspace(req, res, m).catch((e: unknown) => {
+      this.o.log.warn('request failed', { error: e });
+      plain(res, 502);
+    });
+  }
+
+  private async handleGitspace(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
+    const client = clientIP(req);
+    const query = m.path.includes('?') ? new URLSearchParams(m.path.slice(m.path.indexOf('?') + 1)) : undefined;
+    const exchange = query?.get('token');
+    if (query && exchange !== undefined && exchange !== null && (req.method === 'GET' || req.method === 'HEAD')) {
+      await this.exchange(req, res, m, exchange, query);
+      return;
+    }
+    const bearerToken = bearer(req);
+    const who = await this.authorise(bearerToken ?? cookieToken(req), m.target, client);
+    if (typeof who === 'number') {
+      plain(res, who, undefined, who === 401 ? { 'www-authenticate': 'Bearer realm="gitspaces"' } : {});
+      return;
+    }
+    if (m.path.startsWith('/.gitspaces/')) {
+      plain(res, 404, 'not found');
+      return;
+    }
+    const hop = this.hop(req, m, who);
+    if (!hop) {
+      notRunning(res, m.target.name, m.target.phase === 'Running' ? 'Starting' : m.target.phase);
+      return;
+    }
+    this.activity.touch(m.target);
+    this.proxy.forward(req, res, hop, () => {
+      plain(res, 502);
+    });
+  }
+
+  /**
+   * `?token=…` on a navigation: verify it, set it as an HttpOnly session cookie scoped to this
+   * Gitspace's host (or path), and redirect to the same URL without it — the token never stays in
+   * the address bar, history or a Referer.
+   */
+  private async exchange(req: IncomingMessage, res: ServerResponse, m: Match, token: string, query: URLSearchParams): Promise<void> {
+    const who = await this.authorise(token, m.target, clientIP(req));
+    if (typeof who === 'number') {
+      plain(res, who);
+      return;
+    }
+    query.delete('token');
+    const rest = query.toString();
+    const base = (req.url ?? '/').split('?')[0] ?? '/';
+    const maxAge = Math.max(0, Math.floor(who.exp - Date.now() / 1000));
+    res.writeHead(303, {
+      location: rest ? `${base}?${rest}` : base,
+      'set-cookie': `${SESSION_COOKIE}=${token}; Path=${m.cookiePath}; Max-Age=${maxAge}; HttpOnly; Secure; SameSite=Lax`,
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'content-length': '0',
+    });
+    res.end();
+  }
+
+  // --- upgrades (WebSocket, SSH) -------------------------------------------------------------------
+
+  private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    if (this.draining || badRequest(req)) {
+      refuseUpgrade(socket, this.draining ? 503 : 400);
+      return;
+    }
+    const m = this.routes.match(normaliseHost(req.headers.host), req.url ?? '/');
+    if (!m) {
+      refuseUpgrade(socket, 404);
+      return;
+    }
+    void (async () => {
+      const who = await this.authorise(bearer(req) ?? cookieToken(req), m.target, clientIP(req));
+      if (typeof who === 'number') {
+        refuseUpgrade(socket, who);
+        return;
+      }
+      const hop = this.hop(req, m, who);
+      if (!hop) {
+        refuseUpgrade(socket, 503);
+        return;
+      }
+      const track = {
+        onOpen: () => {
+          this.upgraded.add(socket);
+          this.metrics.websockets.inc();
+        },
+        onClose: () => {
+          if (this.upgraded.delete(socket)) this.metrics.websockets.dec();
+        },
+        onData: () => {
+          this.activity.touch(m.target);
+        },
+      };
+      this.activity.touch(m.target);
+      if ((m.path.split('?')[0] ?? '') === SSH_PATH) this.sshBridge(req, socket, head, hop, track);
+      else this.proxy.upgrade(req, socket, head, hop, { idleMs: this.o.idleMs, ...track, onError: (status) => { refuseUpgrade(socket, status); } });
+    })().catch(() => {
+      refuseUpgrade(socket, 502);
+    });
+  }
+
+  /**
+   * SSH for desktop IDEs: the client's WebSocket (from `gitspaces ssh`, an OpenSSH ProxyCommand)
+   * carries the SSH bytes; the gateway joins it to the agent's `/v1/ssh` upgrade, behind the
+   * Gitspace's secret. The VM needs no SSH port open to anything but the agent's HTTP port.
+   */
+  private sshBridge(req: IncomingMessage, socket: Duplex, head: Buffer, hop: Hop, track: { onOpen(): void; onClose(): void; onData(): void }): void {
+    const up = request({
+      host: hop.upstream.host, port: hop.upstream.port, path: '/v1/ssh',
+      headers: { [SECRET_HEADER]: hop.secret, connection: 'Upgrade', upgrade: 'gitspaces-ssh', 'x-gitspaces-user': hop.user },
+    });
+    up.setTimeout(10_000, () => up.destroy());
+    up.on('response', (r) => {
+      r.resume();
+      refuseUpgrade(socket, 502);
+    });
+    up.on('error', () => {
+      refuseUpgrade(socket, 502);
+    });
+    up.on('upgrade', (_r, agentSocket, agentHead: Buffer) => {
+      up.setTimeout(0);
+      this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        track.onOpen();
+        // Bytes the agent sent right after its 101 (the SSH banner) came with the response.
+        if (agentHead.length) ws.send(agentHead);
+        let closed = false;
+        const close = () => {
+          if (closed) return;
+          closed = true;
+          agentSocket.destroy();
+          ws.terminate();
+          track.onClose();
+        };
+        let idle = setTimeout(close, this.o.idleMs);
+        const alive = () => {
+          clearTimeout(idle);
+          idle = setTimeout(close, this.o.idleMs);
+        };
+        ws.on('message', (data: Buffer) => {
+          alive();
+          track.onData();
+          agentSocket.write(data);
+        });
+        agentSocket.on('data', (d: Buffer) => {
+          alive();
+          ws.send(d);
+        });
+        ws.on('close', close);
+        ws.on('error', close);
+        agentSocket.on('close', close);
+        agentSocket.on('error', close);
+      });
+    });
+    up.end();
+  }
+}
