@@ -161,7 +161,7 @@ async function benchAws(client: KubeClient): Promise<void> {
   const endpoint = await proxy.start();
   const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
   const ec2 = new EC2Client({ region: 'eu-west-1', endpoint: moto.endpoint, credentials });
-  const { subnets, securityGroupId, ami } = await motoNetwork(ec2, 90, ['eu-west-1a', 'eu-west-1b']);
+  const { subnets, securityGroupId, ami } = await motoNetwork(ec2, 90, ['eu-west-1a', 'eu-west-1b'], 21);
   const provider = new AwsProvider({ region: 'eu-west-1', subnets, securityGroupIds: [securityGroupId], agentPort: AGENT_HTTP_PORT, agentSecurityGroupName: 'gitspaces-bench-aws-agents', client: { endpoint, credentials } });
   const agent = new AgentDouble(() => Promise.resolve(false));
   const op = await startOperator(client, { 'bench-aws': provider }, agent);
@@ -239,10 +239,10 @@ async function benchPool(client: KubeClient): Promise<void> {
 const cluster = await TestCluster.start({});
 try {
   const client = new KubeClient(cluster.access());
-  const only = process.env.BENCH_ONLY;
-  if (!only || only === 'gce') await benchGce(client);
-  if (!only || only === 'aws') await benchAws(client);
-  if (!only || only === 'pool') await benchPool(client);
+  const only = process.env.BENCH_ONLY?.split(',');
+  if (!only || only.includes('gce')) await benchGce(client);
+  if (!only || only.includes('aws')) await benchAws(client);
+  if (!only || only.includes('pool')) await benchPool(client);
 } finally {
   await cluster.stop();
 }

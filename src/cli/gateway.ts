@@ -19,6 +19,7 @@ export async function runGateway(argv: string[]): Promise<void> {
     ...(num('--activity-interval-ms') !== undefined ? { activityIntervalMs: num('--activity-interval-ms') } : {}),
     ...(num('--idle-ms') !== undefined ? { idleMs: num('--idle-ms') } : {}),
     ...(num('--drain-ms') !== undefined ? { drainMs: num('--drain-ms') } : {}),
+    ...(num('--drain-delay-ms') !== undefined ? { drainDelayMs: num('--drain-delay-ms') } : {}),
     ...(num('--jwks-cooldown-ms') !== undefined ? { jwksCooldownMs: num('--jwks-cooldown-ms') } : {}),
   });
   const stop = (signal: string) => {

@@ -33,6 +33,8 @@ export interface GatewayOptions {
   idleMs?: number;
   /** How long SIGTERM waits for requests in flight. */
   drainMs?: number;
+  /** How long it keeps serving, not ready, before it stops accepting (so load balancers notice). */
+  drainDelayMs?: number;
   jwksCooldownMs?: number;
   /** Failed authentications a client may make in a burst, and the refill per second. */
   authFailureBurst?: number;
@@ -140,7 +142,7 @@ export class Gateway {
 
   constructor(o: GatewayOptions) {
     this.o = {
-      activityIntervalMs: 30_000, idleMs: 30 * 60_000, drainMs: 20_000, jwksCooldownMs: 30_000, authFailureBurst: 20, authFailureRate: 1, ...o,
+      activityIntervalMs: 30_000, idleMs: 30 * 60_000, drainMs: 20_000, drainDelayMs: 5_000, jwksCooldownMs: 30_000, authFailureBurst: 20, authFailureRate: 1, ...o,
     };
     const onError = (e: unknown) => {
       o.log.warn('watch failed; reconnecting', { error: e });
@@ -205,9 +207,14 @@ export class Gateway {
     this.o.log.info('gateway ready', { port: this.port, tls: Boolean(this.o.tls), gitspaces: this.routes.size });
   }
 
-  /** Graceful drain: not ready at once, no new connections, requests in flight finish (bounded). */
+  /**
+   * Graceful drain: not ready at once, still serving for `drainDelayMs` (endpoints and load
+   * balancers take the replica out), then no new connections, requests in flight finish (bounded
+   * by `drainMs`), and upgraded connections close last.
+   */
   async stop(): Promise<void> {
     this.draining = true;
+    if (this.ready) await new Promise((r) => setTimeout(r, this.o.drainDelayMs));
     const closed = new Promise<void>((r) => (this.server ? this.server.close(() => { r(); }) : r()));
     this.server?.closeIdleConnections();
     const deadline = Date.now() + this.o.drainMs;
@@ -355,8 +362,8 @@ export class Gateway {
 
   private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    if (this.draining || badRequest(req)) {
-      refuseUpgrade(socket, this.draining ? 503 : 400);
+    if (badRequest(req)) {
+      refuseUpgrade(socket, 400);
       return;
     }
     const m = this.routes.match(normaliseHost(req.headers.host), req.url ?? '/');

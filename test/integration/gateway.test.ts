@@ -4,9 +4,10 @@
 // as ProxyCommand), batched activity, and a table of hostile requests none of which reaches the
 // agent (it counts every request by path).
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,7 +100,7 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     await k8s.apply(infra);
     const provider = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] });
     op = await startInProcessOperator({ provider, realAgent: true, sweep: false });
-    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', activityIntervalMs: 300, jwksCooldownMs: 0, authFailureBurst: 1_000 });
+    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', activityIntervalMs: 300, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
     await gw.start();
     app = gitspaceManifest('gw-app', { infra: INFRA, repo, key });
     Object.assign(app.spec as Record<string, unknown>, { owner: OWNER, sharedWith: [FRIEND] });
@@ -279,6 +280,35 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     await eventually('200 again', 2_000, async () => (await send('/', { headers: h })).status === 200);
   });
 
+  it('serves TLS, and drains on stop: not ready at once, open connections served until the end', async () => {
+    const cert = join(work, 'tls.crt');
+    const keyPem = join(work, 'tls.key');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=*.${DOMAIN}`, '-keyout', keyPem, '-out', cert], { encoding: 'utf8' });
+    expect(r.status, r.stderr).to.equal(0);
+    const tls = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(keyPem, 'utf8') }, drainDelayMs: 800 });
+    await tls.start();
+    const get = (path: string, headers: Record<string, string> = {}, host = HOST) => new Promise<number>((resolve, reject) => {
+      const q = httpsRequest({ host: '127.0.0.1', port: tls.port, path, headers: { host, ...headers }, ca: readFileSync(cert), servername: HOST, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      q.on('error', reject);
+      q.end();
+    });
+    expect(await get('/', await bearer(OWNER))).to.equal(200);
+    const ws = new WebSocket(`wss://127.0.0.1:${tls.port}/v1/events`, { headers: { host: HOST, ...(await bearer(OWNER)) }, rejectUnauthorized: false });
+    await new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject); });
+    let wsClosedAt = 0;
+    ws.on('close', () => (wsClosedAt = Date.now()));
+    const stopping = tls.stop();
+    const stopAsked = Date.now();
+    expect(await get('/readyz', {}, 'gateway.internal'), 'readyz while draining').to.equal(503);
+    expect(await get('/', await bearer(OWNER)), 'still serving during the drain delay').to.equal(200);
+    await stopping;
+    await eventually('the WebSocket to be closed', 2_000, () => wsClosedAt > 0);
+    expect(wsClosedAt - stopAsked).to.be.at.least(700);
+  });
+
   it('answers 502 when the agent does not answer', async () => {
     const dir = join(work, 'instances', running.status?.instance?.name ?? '');
     const pid = Number(readFileSync(join(dir, 'agent.pid'), 'utf8'));
@@ -294,7 +324,7 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     const metrics = await send('/metrics', { host: 'gateway.internal' });
     expect(metrics.body).to.include('gitspaces_gateway_requests_total{host_class="host",code="200"}').and.include('gitspaces_gateway_request_duration_seconds_bucket');
 
-    const strict = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', authFailureBurst: 3, authFailureRate: 0.01 });
+    const strict = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', authFailureBurst: 3, authFailureRate: 0.01, drainDelayMs: 0 });
     await strict.start();
     try {
       const codes: number[] = [];

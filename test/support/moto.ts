@@ -45,11 +45,11 @@ export interface MotoNetwork {
  * A VPC with one subnet per zone, a security group and an AMI id in moto. Loopback CIDRs
  * (`127.<octet>.0.0/16`): an operator probing instance addresses must only dial this machine.
  */
-export async function motoNetwork(ec2: EC2Client, octet: number, zones: string[]): Promise<MotoNetwork> {
+export async function motoNetwork(ec2: EC2Client, octet: number, zones: string[], subnetPrefix = 24): Promise<MotoNetwork> {
   const vpcId = (await ec2.send(new CreateVpcCommand({ CidrBlock: `127.${octet}.0.0/16` }))).Vpc?.VpcId ?? '';
   const subnets = [];
   for (const [i, zone] of zones.entries()) {
-    const s = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: `127.${octet}.${i + 1}.0/24`, AvailabilityZone: zone }));
+    const s = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: `127.${octet}.${(i + 1) * 2 ** (24 - subnetPrefix)}.0/${subnetPrefix}`, AvailabilityZone: zone }));
     subnets.push({ zone, subnetId: s.Subnet?.SubnetId ?? '' });
   }
   const securityGroupId = (await ec2.send(new CreateSecurityGroupCommand({ GroupName: `gitspaces-vm-${octet}`, Description: 'agent port from the gateway only', VpcId: vpcId }))).GroupId ?? '';

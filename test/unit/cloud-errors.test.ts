@@ -29,6 +29,7 @@ describe('EC2 error classification', () => {
   }
   it('marks capacity errors for zone fallback', () => {
     expect(ec2Error(e('InsufficientInstanceCapacity'), 'x')).to.be.instanceOf(Ec2Capacity);
+    expect(ec2Error(e('InsufficientFreeAddressesInSubnet'), 'x'), 'a full subnet: next zone').to.be.instanceOf(Ec2Capacity);
     expect(ec2Error(e('InstanceLimitExceeded'), 'x')).to.not.be.instanceOf(Ec2Capacity);
   });
 });

@@ -383,6 +383,8 @@ export class RunnerReconciler implements Reconciler {
       case 'NotFound':
         return { requeueAfter: 0 };
       case 'Transient':
+        // Retried with backoff; meanwhile the user sees what the cloud said.
+        await this.writeWaiting(gs, new Wait('ProviderError', e.message, gs.status?.phase ?? 'Pending'));
         throw e;
     }
   }

@@ -11,7 +11,8 @@ export function ec2Error(e: unknown, what: string): ProviderError {
   const msg = `${what}: ${code ? `${code}: ` : ''}${err.message ?? String(e)}`;
   const status = err.$metadata?.httpStatusCode ?? 0;
   if (code === 'RequestLimitExceeded' || code === 'Throttling' || code === 'ThrottlingException' || status === 429) return new ProviderError('Throttled', msg, { cause: e });
-  if (code === 'InsufficientInstanceCapacity' || code === 'InsufficientCapacity' || code === 'Unsupported') return new CapacityError('QuotaExceeded', msg, { cause: e });
+  // No capacity, or no free address left in this zone's subnet: worth trying the next zone.
+  if (code === 'InsufficientInstanceCapacity' || code === 'InsufficientCapacity' || code === 'Unsupported' || code === 'InsufficientFreeAddressesInSubnet') return new CapacityError('QuotaExceeded', msg, { cause: e });
   if (/LimitExceeded$/.test(code) || code === 'VcpuLimitExceeded') return new ProviderError('QuotaExceeded', msg, { cause: e });
   if (code.startsWith('InvalidAMIID')) return new ProviderError('InvalidConfig', `spec.image: ${err.message ?? code}`, { field: 'spec.image', cause: e });
   if (code === 'AuthFailure' || code === 'UnauthorizedOperation' || code === 'InvalidClientTokenId' || code === 'SignatureDoesNotMatch') {
