@@ -26,6 +26,7 @@ import { Ec2FaultProxy } from '../test/fakes/ec2-proxy.ts';
 import { GceFake } from '../test/fakes/gce/server.ts';
 import { motoNetwork, startMoto } from '../test/support/moto.ts';
 import { AgentDouble } from '../test/support/provider-double.ts';
+import { inParallel } from './support/parallel.ts';
 
 const N = Number(process.argv[2] ?? 500);
 const PROJECT = 'acme-bench';
@@ -35,12 +36,6 @@ const CONCURRENCY = 32;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-async function inParallel<T>(items: T[], n: number, fn: (t: T) => Promise<unknown>): Promise<void> {
-  let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++] as T);
-  }));
-}
 
 function gitspace(infra: string, name: string): Gitspace {
   return {

@@ -11,18 +11,13 @@ import { GITSPACES } from '../src/controllers/resources.ts';
 import { Informer } from '../src/runtime/informer.ts';
 import { KubeClient, type KubeObject } from '../src/runtime/kube.ts';
 import { TestCluster } from '../test/cluster/cluster.ts';
+import { inParallel } from './support/parallel.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const NS = sizes.length ? sizes : [100, 1000, 5000];
 const CONCURRENCY = 64;
 
-async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<unknown>): Promise<void> {
-  let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++] as T);
-  }));
-}
 
 function gitspace(ns: string, i: number): Gitspace {
   return {
@@ -63,7 +58,7 @@ async function runOne(n: number): Promise<Record<string, string | number>> {
     await watcher.waitForSync();
 
     const t0 = performance.now();
-    await pool(Array.from({ length: n }, (_, i) => i), CONCURRENCY, (i) => client.create(GITSPACES, gitspace('bench', i)));
+    await inParallel(Array.from({ length: n }, (_, i) => i), CONCURRENCY, (i) => client.create(GITSPACES, gitspace('bench', i)));
     const applied = performance.now() - t0;
     await done;
     const converged = performance.now() - t0;
@@ -81,7 +76,7 @@ async function runOne(n: number): Promise<Record<string, string | number>> {
     // Ceiling: the same number of writes from a plain loop, no controller.
     const perObject = Math.max(1, Math.round(writesPerGs));
     const c0 = performance.now();
-    await pool(Array.from({ length: n }, (_, i) => i), CONCURRENCY, async (i) => {
+    await inParallel(Array.from({ length: n }, (_, i) => i), CONCURRENCY, async (i) => {
       const g = gitspace('ceiling', i);
       await client.create(GITSPACES, g);
       for (let k = 1; k < perObject; k++) await client.patch(GITSPACES, 'ceiling', g.metadata.name ?? '', { status: { phase: 'Provisioning', message: `write ${k}` } }, { subresource: 'status' });

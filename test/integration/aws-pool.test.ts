@@ -3,28 +3,26 @@
 // subnets' VPC, attached to every instance, corrected when widened), credentials EC2 refuses, and
 // the warm pool claimed through the agent protocol (moto runs no VMs, so an agent double speaks it).
 import { expect } from 'chai';
-import { AuthorizeSecurityGroupIngressCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { AuthorizeSecurityGroupIngressCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { GitspaceInfra } from '../../src/api/index.ts';
 import { AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { AwsProvider, INSTANCE_NAME_TAG } from '../../src/providers/aws/provider.ts';
-import { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
+import type { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
-import { motoNetwork, startMoto, type Moto } from '../support/moto.ts';
+import { MOTO_CREDENTIALS as credentials, MOTO_REGION as REGION, motoPeer, type MotoPeer } from '../support/moto.ts';
 import { AgentDouble, startInProcessOperator } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
-const REGION = 'eu-west-1';
 const INFRA = 'aws-pool';
 const GROUP = `gitspaces-${INFRA}-agents`;
-const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 const condition = (i: GitspaceInfra | undefined, type: string) => i?.status?.conditions?.find((c) => c.type === type);
 
 describe('AWS infra: security group, credentials and warm pool against moto', function () {
   this.timeout(120_000);
-  let moto: Moto;
+  let peer: MotoPeer;
   let proxy: Ec2FaultProxy;
   let ec2: EC2Client;
   let op: Operator;
@@ -41,11 +39,10 @@ describe('AWS infra: security group, credentials and warm pool against moto', fu
   const tagsOf = (i: { Tags?: { Key?: string; Value?: string }[] }): Record<string, string | undefined> => Object.fromEntries((i.Tags ?? []).map((t) => [t.Key ?? '', t.Value]));
 
   before(async () => {
-    moto = await startMoto();
-    proxy = new Ec2FaultProxy(moto.endpoint);
-    const endpoint = await proxy.start();
-    ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint, credentials });
-    const { subnets, securityGroupId: sg, ami } = await motoNetwork(ec2, 60, ['eu-west-1a', 'eu-west-1b']);
+    peer = await motoPeer(60, ['eu-west-1a', 'eu-west-1b']);
+    ({ proxy, ec2 } = peer);
+    const { endpoint } = peer;
+    const { subnets, securityGroupId: sg, ami } = peer.network;
     infraM = {
       apiVersion: 'gitspaces.dev/v1alpha1',
       kind: 'GitspaceInfra',
@@ -77,9 +74,7 @@ describe('AWS infra: security group, credentials and warm pool against moto', fu
       expect(await instances([{ Name: `tag:${LABELS.infra}`, Values: [INFRA] }]), 'instances left').to.have.length(0);
     } finally {
       await op.manager.stop();
-      ec2.destroy();
-      await proxy.stop();
-      await moto.stop();
+      await peer.stop();
     }
   });
 

@@ -13,7 +13,7 @@ import { AwsProvider, INSTANCE_NAME_TAG } from '../../src/providers/aws/provider
 import { testCluster } from '../cluster/current.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
-import { motoNetwork, startMoto, type Moto } from '../support/moto.ts';
+import { motoNetwork, motoPeer, startMoto, type Moto, type MotoPeer } from '../support/moto.ts';
 import { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { startInProcessOperator, testCreateRequest } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
@@ -199,7 +199,7 @@ describe('AWS provider: operator killed (-9) right after RunInstances', function
 
 describe('AWS provider through a fault-injecting proxy in front of moto', function () {
   this.timeout(120_000);
-  let moto: Moto;
+  let peer: MotoPeer;
   let proxy: Ec2FaultProxy;
   let ec2: EC2Client;
   let op: Operator;
@@ -207,11 +207,10 @@ describe('AWS provider through a fault-injecting proxy in front of moto', functi
   const key = makeSshKey();
 
   before(async () => {
-    moto = await startMoto();
-    proxy = new Ec2FaultProxy(moto.endpoint);
-    const endpoint = await proxy.start();
-    ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint, credentials });
-    const { subnets, securityGroupId: sg, ami } = await motoNetwork(ec2, 40, ['eu-west-1a', 'eu-west-1b']);
+    peer = await motoPeer(40, ['eu-west-1a', 'eu-west-1b']);
+    ({ proxy, ec2 } = peer);
+    const { endpoint } = peer;
+    const { subnets, securityGroupId: sg, ami } = peer.network;
     proxy.faults.noCapacitySubnets = new Set([subnets[0]!.subnetId]);
     infraM = {
       apiVersion: 'gitspaces.dev/v1alpha1',
@@ -235,9 +234,7 @@ describe('AWS provider through a fault-injecting proxy in front of moto', functi
       await k8s.cleanUpInfra('aws-faults');
     } finally {
       await op.manager.stop();
-      ec2.destroy();
-      await proxy.stop();
-      await moto.stop();
+      await peer.stop();
     }
   });
 

@@ -1,9 +1,10 @@
 // moto's standalone server (PyPI, installed once into the cache by scripts/install-moto.sh), on a
 // free loopback port, as the EC2 peer for the AWS provider's tests.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { join } from 'node:path';
 import { freePort } from '../cluster/cluster.ts';
+import { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { ROOT } from './resources.ts';
 import { eventually } from './wait.ts';
 
@@ -57,3 +58,36 @@ export async function motoNetwork(ec2: EC2Client, octet: number, zones: string[]
   const ami = images.find((i) => /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/.test(i.ImageId ?? ''))?.ImageId ?? '';
   return { subnets, securityGroupId, ami };
 }
+
+export const MOTO_REGION = 'eu-west-1';
+export const MOTO_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+
+/** moto with the recording fault proxy in front (`endpoint`), a direct client, and a network. */
+export interface MotoPeer {
+  moto: Moto;
+  proxy: Ec2FaultProxy;
+  /** The proxy's address: what the provider under test talks to. */
+  endpoint: string;
+  /** A client straight to moto, for the test's own looks. */
+  ec2: EC2Client;
+  network: MotoNetwork;
+  stop(): Promise<void>;
+}
+
+export async function motoPeer(octet: number, zones: string[], subnetPrefix = 24): Promise<MotoPeer> {
+  const moto = await startMoto();
+  const proxy = new Ec2FaultProxy(moto.endpoint);
+  const endpoint = await proxy.start();
+  const ec2 = new EC2Client({ region: MOTO_REGION, endpoint: moto.endpoint, credentials: MOTO_CREDENTIALS });
+  const network = await motoNetwork(ec2, octet, zones, subnetPrefix);
+  return {
+    moto, proxy, endpoint, ec2, network,
+    stop: async () => {
+      proxy.faults = {};
+      ec2.destroy();
+      await proxy.stop();
+      await moto.stop();
+    },
+  };
+}
+
