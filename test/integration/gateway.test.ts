@@ -309,6 +309,33 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     expect(wsClosedAt - stopAsked).to.be.at.least(700);
   });
 
+  it('keeps busy long-lived connections and reaps idle ones', async () => {
+    const reaper = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', idleMs: 800, drainDelayMs: 0 });
+    await reaper.start();
+    try {
+      const headers = { host: HOST, ...(await bearer(OWNER)) };
+      const open = async (path: string) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${reaper.port}${path}`, { headers, perMessageDeflate: false });
+        await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+        let closedAt = 0;
+        ws.on('close', () => (closedAt = Date.now()));
+        return { ws, closedAt: () => closedAt };
+      };
+      const t0 = Date.now();
+      const busy = await open('/v1/events'); // the agent sends a snapshot every 2 s; we talk every 300 ms
+      const talk = setInterval(() => { busy.ws.send('ping'); }, 300);
+      const silent = await open('/.gitspaces/ssh'); // an SSH session nobody types into
+      await new Promise((r) => setTimeout(r, 2_500));
+      clearInterval(talk);
+      expect(busy.closedAt(), 'busy connection').to.equal(0);
+      expect(silent.closedAt(), 'idle connection reaped').to.be.above(0);
+      expect(silent.closedAt() - t0).to.be.below(2_000);
+      busy.ws.close();
+    } finally {
+      await reaper.stop();
+    }
+  });
+
   it('answers 502 when the agent does not answer', async () => {
     const dir = join(work, 'instances', running.status?.instance?.name ?? '');
     const pid = Number(readFileSync(join(dir, 'agent.pid'), 'utf8'));
