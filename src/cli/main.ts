@@ -12,6 +12,8 @@ commands:
   agent      run the VM agent (--config /var/lib/gitspaces/agent.json)
   gateway    run the authenticated gateway (--port 8080, --tls-cert/--tls-key FILE,
              --activity-interval-ms, --idle-ms, --drain-ms, --jwks-cooldown-ms)
+  control-plane  the reference control plane (--port 8090 --db FILE --issuer URL --user TOKEN=SUBJECT,
+             delegate token from --delegate-token-file or $GITSPACES_DELEGATE_TOKEN)
   ssh        OpenSSH ProxyCommand to a Gitspace through the gateway: gitspaces ssh [--gateway URL] %h
   crds       print the CustomResourceDefinitions (kubectl apply -f -)
 `;
@@ -36,6 +38,11 @@ switch (command) {
   case 'gateway': {
     const { runGateway } = await import('./gateway.ts');
     await runGateway(rest);
+    break;
+  }
+  case 'control-plane': {
+    const { runControlPlane } = await import('./control-plane.ts');
+    await runControlPlane(rest);
     break;
   }
   case 'ssh': {

@@ -1,11 +1,29 @@
 // `gitspaces operator`: all controllers, leader-elected, with the concrete providers wired in.
-import { homedir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { createOperator } from '../controllers/operator.ts';
 import { KubeClient } from '../runtime/kube.ts';
 import { createLogger } from '../runtime/log.ts';
 import { flag, hasFlag } from './flags.ts';
 import { providerFactory } from './providers.ts';
+
+/** The delegate controller's settings, when a control plane URL is given. */
+function delegateOptions(argv: string[]): { delegate?: { url: string; token: string; namespace: string; name: string } } {
+  const url = flag(argv, '--control-plane-url') ?? process.env.GITSPACES_CONTROL_PLANE_URL;
+  if (!url) return {};
+  const tokenFile = flag(argv, '--delegate-token-file') ?? process.env.GITSPACES_DELEGATE_TOKEN_FILE;
+  const token = (tokenFile ? readFileSync(tokenFile, 'utf8') : (process.env.GITSPACES_DELEGATE_TOKEN ?? '')).trim();
+  if (!token) throw new Error('--control-plane-url needs a delegate token: --delegate-token-file FILE or $GITSPACES_DELEGATE_TOKEN');
+  return {
+    delegate: {
+      url,
+      token,
+      namespace: flag(argv, '--delegate-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
+      name: flag(argv, '--delegate-name') ?? hostname(),
+    },
+  };
+}
 
 export async function runOperator(argv: string[]): Promise<void> {
   const log = createLogger({ component: 'operator' });
@@ -41,6 +59,7 @@ export async function runOperator(argv: string[]): Promise<void> {
         }
       : {}),
     ...(flag(argv, '--identity') ? { identity: flag(argv, '--identity') } : {}),
+    ...delegateOptions(argv),
   });
   const stop = (sig: string) => {
     log.info('shutting down', { signal: sig });

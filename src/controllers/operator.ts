@@ -13,10 +13,13 @@ import { Manager, type ManagerOptions } from '../runtime/manager.ts';
 import { InfraReconciler } from './infra/reconciler.ts';
 import { OrphanSweeper, type SweepOptions } from './sweep/orphans.ts';
 import { GITSPACE_INFRAS, GITSPACES, SECRETS } from './resources.ts';
+import { Delegate } from './delegate/delegate.ts';
 import { WarmPool } from './pool/warm-pool.ts';
 import { probeAgent, type AgentClaim, type AgentProbe } from './runner/agent-probe.ts';
 import { InstanceObserver } from './runner/observer.ts';
 import { RunnerReconciler, type ProviderFor, type Secret } from './runner/reconciler.ts';
+
+export const OPERATOR_VERSION = '0.1.0';
 
 export interface OperatorOptions {
   client: KubeClient;
@@ -39,6 +42,8 @@ export interface OperatorOptions {
   claim?: AgentClaim;
   /** How old a shared instance list may be (default 1 s). */
   observeIntervalMs?: number;
+  /** Sync with a control plane (the delegate controller); off when unset. */
+  delegate?: { url: string; token: string; namespace: string; name: string; pollSeconds?: number };
 }
 
 export interface Operator {
@@ -49,6 +54,7 @@ export interface Operator {
   infras: Informer<GitspaceInfra>;
   pool: WarmPool;
   observer: InstanceObserver;
+  delegate?: Delegate;
 }
 
 export function createOperator(o: OperatorOptions): Operator {
@@ -147,5 +153,15 @@ export function createOperator(o: OperatorOptions): Operator {
       for (const g of gitspaces.list()) this.inc({ phase: g.status?.phase ?? 'Pending' });
     },
   });
-  return { manager, runner, infra, gitspaces, infras, pool, observer };
+  let delegate: Delegate | undefined;
+  if (o.delegate) {
+    const d = new Delegate({ ...o.delegate, version: OPERATOR_VERSION, client: o.client, gitspaces, infras, log: o.log.child({ controller: 'delegate' }) });
+    // Only the leader talks to the control plane: one delegate per cluster, whatever the replicas.
+    manager.onLeading(() => {
+      void Promise.all([gitspaces.waitForSync(), infras.waitForSync()]).then(() => { d.start(); });
+    });
+    manager.onStop(() => d.stop());
+    delegate = d;
+  }
+  return { manager, runner, infra, gitspaces, infras, pool, observer, ...(delegate ? { delegate } : {}) };
 }

@@ -1,0 +1,118 @@
+// The delegate's side of the wire (docs/delegate-protocol.md): typed calls, bearer token, clear
+// errors. Every call goes out from the cluster; nothing calls in.
+
+export type TaskKind = 'apply' | 'start' | 'stop' | 'delete';
+
+export interface TaskSpec {
+  infra: string;
+  repository: { url: string; ref?: string };
+  ide?: { type: string; product?: string };
+  machineType: string;
+  sshPublicKeys?: string[];
+  state: string;
+}
+
+export interface Task {
+  id: string;
+  gitspaceId: string;
+  kind: TaskKind;
+  revision: number;
+  owner: string;
+  spec: TaskSpec;
+  deleted: boolean;
+}
+
+export interface Believed {
+  gitspaceId: string;
+  owner: string;
+  spec: TaskSpec;
+  deleted: boolean;
+  revision: number;
+  openTask?: { id: string; kind: TaskKind; revision: number };
+}
+
+export interface StatusReport {
+  gitspaceId: string;
+  phase: string;
+  message?: string;
+  conditions?: unknown[];
+  urls?: unknown;
+  instance?: unknown;
+  observedAt: string;
+}
+
+export class ControlPlaneError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class ControlPlaneClient {
+  private readonly base: string;
+  private readonly token: string;
+  /** Calls made, by path (for the benchmark and metrics). */
+  readonly calls = new Map<string, number>();
+
+  constructor(url: string, token: string) {
+    this.base = `${url.replace(/\/$/, '')}/api/delegate/v1`;
+    this.token = token;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const key = path.split('?')[0]?.replace(/\/t-[^/]+/, '/{id}') ?? path;
+    this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      throw new ControlPlaneError(0, `control plane unreachable: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let message = text.slice(0, 200);
+      try {
+        message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
+      } catch {
+        /* keep the text */
+      }
+      throw new ControlPlaneError(res.status, `${method} ${path}: ${res.status} ${message}`);
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  register(name: string, version: string, infras: unknown[]): Promise<{ heartbeatSeconds: number; pollSeconds: number }> {
+    return this.call('POST', '/register', { name, version, infras });
+  }
+
+  heartbeat(name: string): Promise<{ resync: boolean }> {
+    return this.call('POST', '/heartbeat', { name, at: new Date().toISOString() });
+  }
+
+  async poll(waitSeconds: number, signal?: AbortSignal): Promise<Task[]> {
+    return (await this.call<{ tasks: Task[] }>('GET', `/tasks?wait=${waitSeconds}`, undefined, signal)).tasks;
+  }
+
+  ack(id: string): Promise<void> {
+    return this.call('POST', `/tasks/${encodeURIComponent(id)}/ack`, {});
+  }
+
+  result(id: string, outcome: 'succeeded' | 'failed', reason?: string, message?: string): Promise<void> {
+    return this.call('POST', `/tasks/${encodeURIComponent(id)}/result`, { outcome, ...(reason ? { reason } : {}), ...(message ? { message } : {}) });
+  }
+
+  status(reports: StatusReport[]): Promise<void> {
+    return this.call('POST', '/status', { reports });
+  }
+
+  async believed(): Promise<Believed[]> {
+    return (await this.call<{ gitspaces: Believed[] }>('GET', '/gitspaces')).gitspaces;
+  }
+}

@@ -1,0 +1,327 @@
+// The delegate controller: syncs a control plane with Gitspace resources (docs/delegate-protocol.md).
+// It registers, heartbeats and long-polls for tasks; materialises each as a Gitspace in its
+// namespace (labelled with the control plane's id, annotated with the task and revision it
+// carries); acknowledges; and reports the result when the Gitspace reaches what was asked or
+// fails. Status changes of the Gitspaces it manages are pushed, coalesced per second. After any
+// outage (and at start) it resyncs what the control plane believes against the cluster.
+// Gitspaces without its label — applied with kubectl or Argo CD — are never touched.
+import {
+  API_VERSION, GITSPACE, GITSPACES, LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra, type Phase,
+} from '../../api/index.ts';
+import { backoffDelay } from '../../runtime/backoff.ts';
+import { keyOf, type Informer } from '../../runtime/informer.ts';
+import { isAlreadyExists, isNotFound, KubeError, type KubeClient } from '../../runtime/kube.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { ControlPlaneClient, ControlPlaneError, type Believed, type StatusReport, type Task, type TaskSpec } from './client.ts';
+
+export const ANNOTATIONS = {
+  task: 'gitspaces.dev/task',
+  revision: 'gitspaces.dev/revision',
+  want: 'gitspaces.dev/task-want',
+} as const;
+
+export interface DelegateOptions {
+  url: string;
+  token: string;
+  /** Where managed Gitspaces live. */
+  namespace: string;
+  name: string;
+  version: string;
+  client: KubeClient;
+  gitspaces: Informer<Gitspace>;
+  infras: Informer<GitspaceInfra>;
+  log: Logger;
+  pollSeconds?: number;
+  statusFlushMs?: number;
+}
+
+type Want = 'Running' | 'Stopped' | 'Deleted';
+
+interface Pending {
+  taskId: string;
+  want: Want;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+export class Delegate {
+  readonly cp: ControlPlaneClient;
+  private readonly o: DelegateOptions;
+  private readonly abort = new AbortController();
+  private readonly pending = new Map<string, Pending>();
+  private readonly dirty = new Set<string>();
+  private loops: Promise<unknown>[] = [];
+  private needResync = true;
+  /** Tasks applied (not counting redeliveries of an applied revision), for tests and the benchmark. */
+  applied = 0;
+
+  constructor(o: DelegateOptions) {
+    this.o = o;
+    this.cp = new ControlPlaneClient(o.url, o.token);
+    o.gitspaces.on({
+      add: (g) => {
+        this.observe(g);
+      },
+      update: (_, g) => {
+        this.observe(g);
+      },
+      delete: (g) => {
+        this.observe(g, true);
+      },
+    });
+  }
+
+  private idOf(g: Gitspace): string | undefined {
+    return g.metadata.namespace === this.o.namespace ? g.metadata.labels?.[LABELS.controlPlaneId] : undefined;
+  }
+
+  // --- the loops -------------------------------------------------------------------------------
+
+  start(): void {
+    this.loops = [this.run(), this.flushLoop()];
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await Promise.allSettled(this.loops);
+  }
+
+  /** Register, resync, then poll; on any control-plane failure back off and resync after. */
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    let failures = 0;
+    let lastBeat = 0;
+    let beatEveryMs = 10_000;
+    let registered = false;
+    while (!signal.aborted) {
+      try {
+        if (!registered) {
+          const r = await this.cp.register(this.o.name, this.o.version, this.offered());
+          beatEveryMs = r.heartbeatSeconds * 1000;
+          registered = true;
+        }
+        if (Date.now() - lastBeat > beatEveryMs) {
+          if ((await this.cp.heartbeat(this.o.name)).resync) {
+            this.needResync = true;
+            registered = false;
+          }
+          lastBeat = Date.now();
+        }
+        if (this.needResync) await this.resync();
+        const tasks = await this.cp.poll(this.o.pollSeconds ?? 25, signal);
+        for (const t of tasks) await this.handle(t);
+        failures = 0;
+      } catch (e) {
+        if (signal.aborted) break;
+        failures++;
+        this.needResync = true;
+        registered = registered && !(e instanceof ControlPlaneError && e.status === 401);
+        const wait = backoffDelay(failures - 1, { baseMs: 500, maxMs: 60_000 });
+        this.o.log.warn('control plane call failed; backing off', { error: e, retryInMs: wait });
+        await sleep(wait, signal);
+      }
+    }
+  }
+
+  /** What this cluster offers: its infras, machine types and zones. */
+  private offered(): unknown[] {
+    return this.o.infras.list().map((i) => ({
+      name: i.metadata.name,
+      provider: i.spec.provider.gcp ? 'gcp' : i.spec.provider.aws ? 'aws' : 'local',
+      zones: i.spec.provider.gcp?.zones ?? i.spec.provider.aws?.subnets.map((s) => s.zone) ?? ['local'],
+      machineTypes: i.spec.machineTypes.map((m) => ({ name: m.name, providerType: m.providerType })),
+    }));
+  }
+
+  // --- tasks -----------------------------------------------------------------------------------
+
+  private key(id: string): string {
+    return `${this.o.namespace}/${id}`;
+  }
+
+  private wantOf(t: { kind: Task['kind']; deleted: boolean; spec: TaskSpec }): Want {
+    return t.deleted || t.kind === 'delete' ? 'Deleted' : t.spec.state === 'Stopped' ? 'Stopped' : 'Running';
+  }
+
+  /** Why the task cannot become a Gitspace here, if it cannot. */
+  private invalid(t: Task): string | undefined {
+    if (!/^[a-z][a-z0-9]{2,39}$/.test(t.gitspaceId)) return `gitspaceId "${t.gitspaceId}" is not a valid Gitspace name`;
+    if (this.wantOf(t) === 'Deleted') return undefined;
+    const infra = this.o.infras.get(t.spec.infra);
+    if (!infra) return `spec.infra: GitspaceInfra "${t.spec.infra}" does not exist in this cluster`;
+    if (!infra.spec.machineTypes.some((m) => m.name === t.spec.machineType)) return `spec.machineType: "${t.spec.machineType}" is not offered by GitspaceInfra "${t.spec.infra}"`;
+    return undefined;
+  }
+
+  private async handle(t: Task): Promise<void> {
+    const problem = this.invalid(t);
+    if (problem) {
+      await this.cp.ack(t.id);
+      await this.cp.result(t.id, 'failed', 'Invalid', problem);
+      return;
+    }
+    const want = this.wantOf(t);
+    const existing = this.o.gitspaces.get(this.key(t.gitspaceId));
+    const appliedRevision = Number(existing?.metadata.annotations?.[ANNOTATIONS.revision] ?? 0);
+    if (want === 'Deleted') {
+      if (existing) await this.o.client.delete(GITSPACES, this.o.namespace, t.gitspaceId).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+    } else if (!existing || appliedRevision < t.revision) {
+      try {
+        await this.apply(t, existing);
+      } catch (e) {
+        if (e instanceof KubeError && (e.status === 422 || e.status === 400)) {
+          // The API server refused the spec: nothing was created; say why.
+          await this.cp.ack(t.id);
+          await this.cp.result(t.id, 'failed', 'Invalid', e.message);
+          return;
+        }
+        throw e;
+      }
+      this.applied++;
+    }
+    await this.cp.ack(t.id);
+    this.pending.set(this.key(t.gitspaceId), { taskId: t.id, want });
+    // It may already be there (a redelivered task, a stop of a stopped Gitspace).
+    const now = this.o.gitspaces.get(this.key(t.gitspaceId));
+    if (now) this.observe(now);
+    else if (want === 'Deleted') await this.finish(this.key(t.gitspaceId), 'succeeded');
+  }
+
+  private manifest(t: { gitspaceId: string; owner: string; spec: TaskSpec; revision: number; id: string }, want: Want): Gitspace {
+    return {
+      apiVersion: API_VERSION,
+      kind: GITSPACE.kind,
+      metadata: {
+        name: t.gitspaceId,
+        namespace: this.o.namespace,
+        labels: { [LABELS.controlPlaneId]: t.gitspaceId, [LABELS.managedBy]: MANAGED_BY },
+        annotations: { [ANNOTATIONS.task]: t.id, [ANNOTATIONS.revision]: String(t.revision), [ANNOTATIONS.want]: want },
+      },
+      spec: {
+        infraRef: { name: t.spec.infra },
+        owner: t.owner,
+        repository: { url: t.spec.repository.url, ...(t.spec.repository.ref ? { ref: t.spec.repository.ref } : {}) },
+        machineType: t.spec.machineType,
+        ...(t.spec.ide ? { ide: t.spec.ide as Gitspace['spec']['ide'] } : {}),
+        ...(t.spec.sshPublicKeys ? { sshPublicKeys: t.spec.sshPublicKeys } : {}),
+        state: want === 'Stopped' ? 'Stopped' : 'Running',
+      },
+    };
+  }
+
+  private async apply(t: { gitspaceId: string; owner: string; spec: TaskSpec; revision: number; id: string; kind?: Task['kind']; deleted?: boolean }, existing: Gitspace | undefined): Promise<void> {
+    const want = this.wantOf({ kind: t.kind ?? 'apply', deleted: t.deleted ?? false, spec: t.spec });
+    const m = this.manifest(t, want);
+    if (!existing) {
+      try {
+        this.o.gitspaces.writeThrough(await this.o.client.create(GITSPACES, m));
+        return;
+      } catch (e) {
+        if (!isAlreadyExists(e)) throw e;
+      }
+    }
+    // Only what the control plane owns: the spec fields it sets, our label and annotations.
+    const patched = await this.o.client.patch<Gitspace>(GITSPACES, this.o.namespace, t.gitspaceId, { metadata: { labels: m.metadata.labels, annotations: m.metadata.annotations }, spec: { ...m.spec, infraRef: undefined } });
+    this.o.gitspaces.writeThrough(patched);
+  }
+
+  // --- results and status ----------------------------------------------------------------------
+
+  private observe(g: Gitspace, deleted = false): void {
+    const id = this.idOf(g);
+    if (!id) return;
+    const key = keyOf(g);
+    this.dirty.add(key);
+    const p = this.pending.get(key);
+    if (!p) return;
+    const phase: Phase | undefined = g.status?.phase;
+    if (p.want === 'Deleted' ? deleted : phase === p.want) void this.finish(key, 'succeeded');
+    else if (!deleted && phase === 'Failed') void this.finish(key, 'failed', g.status?.conditions?.find((c) => c.type === 'Ready')?.reason ?? 'Failed', g.status?.message);
+  }
+
+  private async finish(key: string, outcome: 'succeeded' | 'failed', reason?: string, message?: string): Promise<void> {
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.pending.delete(key);
+    try {
+      await this.cp.result(p.taskId, outcome, reason, message);
+    } catch (e) {
+      // Kept: the next resync (after the control plane is back) finds the task open and retries.
+      this.needResync = true;
+      this.o.log.warn('could not report a task result', { task: p.taskId, error: e });
+    }
+  }
+
+  private report(g: Gitspace): StatusReport {
+    return {
+      gitspaceId: this.idOf(g) ?? '',
+      phase: g.status?.phase ?? 'Pending',
+      ...(g.status?.message ? { message: g.status.message } : {}),
+      conditions: g.status?.conditions ?? [],
+      ...(g.status?.urls ? { urls: g.status.urls } : {}),
+      ...(g.status?.instance ? { instance: g.status.instance } : {}),
+      observedAt: new Date().toISOString(),
+    };
+  }
+
+  /** Status changes, at most one report per Gitspace per interval, many per call. */
+  private async flushLoop(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      await sleep(this.o.statusFlushMs ?? 1_000, signal);
+      if (this.dirty.size === 0) continue;
+      const keys = [...this.dirty];
+      this.dirty.clear();
+      const reports = keys.map((k) => this.o.gitspaces.get(k)).filter((g): g is Gitspace => g !== undefined).map((g) => this.report(g));
+      if (reports.length === 0) continue;
+      try {
+        await this.cp.status(reports);
+      } catch {
+        for (const k of keys) this.dirty.add(k); // sent with the next batch
+      }
+    }
+  }
+
+  // --- resync ----------------------------------------------------------------------------------
+
+  /**
+   * What the control plane believes against what the cluster has: create what is missing, update
+   * what is behind, delete what it deleted or does not know, and pick up open tasks (a result
+   * lost in a crash or an outage is sent again — the control plane keeps the first).
+   */
+  async resync(): Promise<void> {
+    const believed = await this.cp.believed();
+    const known = new Map<string, Believed>(believed.map((b) => [b.gitspaceId, b]));
+    for (const b of believed) {
+      const key = this.key(b.gitspaceId);
+      const g = this.o.gitspaces.get(key);
+      const want = this.wantOf({ kind: 'apply', deleted: b.deleted, spec: b.spec });
+      if (b.openTask) this.pending.set(key, { taskId: b.openTask.id, want });
+      if (want === 'Deleted') {
+        if (g) await this.o.client.delete(GITSPACES, this.o.namespace, b.gitspaceId).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+        else await this.finish(key, 'succeeded');
+        continue;
+      }
+      if (!g || Number(g.metadata.annotations?.[ANNOTATIONS.revision] ?? 0) < b.revision) {
+        const t = { gitspaceId: b.gitspaceId, owner: b.owner, spec: b.spec, revision: b.revision, id: b.openTask?.id ?? `resync-${b.revision}` };
+        if (this.invalid({ ...t, kind: 'apply', deleted: false })) continue;
+        await this.apply(t, g);
+        this.applied++;
+      } else if (g) {
+        this.observe(g);
+      }
+    }
+    for (const g of this.o.gitspaces.list()) {
+      const id = this.idOf(g);
+      if (id && !known.has(id)) await this.o.client.delete(GITSPACES, this.o.namespace, id).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+    }
+    this.needResync = false;
+  }
+}

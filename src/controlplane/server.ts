@@ -1,0 +1,315 @@
+// The reference control plane (`gitspaces control-plane`): the other side of the delegate
+// protocol (docs/delegate-protocol.md) and a small user API — create, list, start, stop and delete
+// Gitspaces, and short-lived access tokens for the gateway (JWT signed with its own key, published
+// at /.well-known/jwks.json). Users authenticate with API tokens given at start; the delegate with
+// its own token. State lives in SQLite (store.ts) and survives restarts.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { Store, type GitspaceRecord, type GitspaceSpecInput, type TaskKind, type TaskRecord } from './store.ts';
+
+export interface ControlPlaneOptions {
+  dbPath: string;
+  port: number;
+  address?: string;
+  /** The URL the gateway knows this issuer by (`iss`, and where the JWKS is). */
+  issuer: string;
+  audience?: string;
+  delegateToken: string;
+  /** API token → user (the `sub` of their access tokens). */
+  users: Record<string, string>;
+  /** Access token lifetime. */
+  tokenTtlSeconds?: number;
+  /** An acknowledged task without a result is offered again after this long. */
+  redeliverMs?: number;
+}
+
+export interface DelegateTask {
+  id: string;
+  gitspaceId: string;
+  kind: TaskKind;
+  revision: number;
+  owner: string;
+  spec: GitspaceSpecInput & { state: string };
+  deleted: boolean;
+}
+
+const ID = /^[a-z][a-z0-9]{2,30}$/;
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function fail(res: Response, status: number, code: string, message: string): void {
+  res.status(status).json({ error: { code, message } });
+}
+
+export class ControlPlane {
+  readonly store: Store;
+  private readonly o: Required<Omit<ControlPlaneOptions, 'address'>> & Pick<ControlPlaneOptions, 'address'>;
+  private server: Server | undefined;
+  private readonly waiters = new Set<() => void>();
+  private signing: { kid: string; key: CryptoKey | Uint8Array; jwk: JWK } | undefined;
+  /** Delegate calls by path, for the benchmark. */
+  readonly delegateCalls = new Map<string, number>();
+
+  constructor(o: ControlPlaneOptions) {
+    this.o = { audience: 'gitspaces', tokenTtlSeconds: 900, redeliverMs: 60_000, ...o };
+    this.store = new Store(o.dbPath);
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /** The token signing key: made once and kept in the store, so tokens outlive restarts. */
+  private async key(): Promise<NonNullable<ControlPlane['signing']>> {
+    if (this.signing) return this.signing;
+    let stored = this.store.setting('signing-key');
+    if (!stored) {
+      const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+      const jwk = { ...(await exportJWK(privateKey)), kid: randomBytes(8).toString('hex'), alg: 'ES256' };
+      stored = JSON.stringify(jwk);
+      this.store.setSetting('signing-key', stored);
+    }
+    const priv = JSON.parse(stored) as JWK;
+    const { d: _private, ...pub } = priv;
+    this.signing = { kid: priv.kid ?? '', key: await importJWK(priv, 'ES256'), jwk: { ...pub, use: 'sig' } };
+    return this.signing;
+  }
+
+  private notify(): void {
+    for (const w of this.waiters) w();
+    this.waiters.clear();
+  }
+
+  private taskView(t: TaskRecord): DelegateTask | undefined {
+    const g = this.store.getGitspace(t.gitspaceId);
+    if (!g) return undefined;
+    return { id: t.id, gitspaceId: g.id, kind: t.kind, revision: t.revision, owner: g.owner, spec: { ...g.spec, state: g.state }, deleted: g.deleted };
+  }
+
+  private gitspaceView(g: GitspaceRecord) {
+    return { id: g.id, owner: g.owner, spec: g.spec, state: g.state, deleted: g.deleted, revision: g.revision, status: g.status ?? {} };
+  }
+
+  app(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.use(express.json({ limit: '1mb' }));
+
+    app.get('/.well-known/jwks.json', (_req, res, next) => {
+      this.key().then((k) => res.json({ keys: [k.jwk] }), next);
+    });
+    app.get('/healthz', (_req, res) => {
+      res.type('text/plain').send('ok\n');
+    });
+
+    // --- users ---------------------------------------------------------------------------------
+    const user = (req: Request, res: Response, next: NextFunction) => {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      const sub = Object.entries(this.o.users).find(([t]) => sameSecret(t, token))?.[1];
+      if (!sub) {
+        fail(res, 401, 'unauthenticated', 'an API token is required');
+        return;
+      }
+      res.locals.user = sub;
+      next();
+    };
+    const own = (req: Request, res: Response): GitspaceRecord | undefined => {
+      const g = this.store.getGitspace(String(req.params.id));
+      if (!g || g.deleted || g.owner !== res.locals.user) {
+        fail(res, 404, 'not_found', 'no such Gitspace');
+        return undefined;
+      }
+      return g;
+    };
+    app.post('/api/v1/gitspaces', user, (req, res) => {
+      const b = (req.body ?? {}) as Partial<GitspaceSpecInput> & { id?: string; state?: string };
+      const problem =
+        typeof b.infra !== 'string' || !b.infra ? 'infra is required'
+        : typeof b.repository?.url !== 'string' || !b.repository.url ? 'repository.url is required'
+        : typeof b.machineType !== 'string' || !b.machineType ? 'machineType is required'
+        : b.id !== undefined && !ID.test(b.id) ? 'id must be 3-31 lowercase letters and digits, starting with a letter'
+        : undefined;
+      if (problem) {
+        fail(res, 400, 'invalid', problem);
+        return;
+      }
+      const id = b.id ?? `gs${randomBytes(6).toString('hex')}`;
+      if (this.store.getGitspace(id)) {
+        fail(res, 409, 'conflict', `Gitspace ${id} exists`);
+        return;
+      }
+      const spec: GitspaceSpecInput = {
+        infra: b.infra ?? '', repository: { url: b.repository?.url ?? '', ...(b.repository?.ref ? { ref: b.repository.ref } : {}) }, machineType: b.machineType ?? '',
+        ...(b.ide ? { ide: b.ide } : {}), ...(b.sshPublicKeys ? { sshPublicKeys: b.sshPublicKeys } : {}),
+      };
+      const owner = String(res.locals.user);
+      const { gitspace, task } = this.store.change(id, 'apply', () => ({ id, owner, spec, state: b.state === 'Stopped' ? 'Stopped' : 'Running', deleted: false, revision: 0, createdAt: new Date().toISOString() }));
+      this.notify();
+      res.status(201).json({ ...this.gitspaceView(gitspace), task: task.id });
+    });
+    app.get('/api/v1/gitspaces', user, (_req, res) => {
+      res.json({ gitspaces: this.store.listGitspaces(String(res.locals.user)).map((g) => this.gitspaceView(g)) });
+    });
+    app.get('/api/v1/gitspaces/:id', user, (req, res) => {
+      const g = own(req, res);
+      if (g) res.json(this.gitspaceView(g));
+    });
+    const desire = (kind: TaskKind) => (req: Request, res: Response) => {
+      const g = own(req, res);
+      if (!g) return;
+      const { gitspace, task } = this.store.change(g.id, kind, (cur) => ({ ...(cur ?? g), ...(kind === 'start' ? { state: 'Running' as const } : kind === 'stop' ? { state: 'Stopped' as const } : { deleted: true }) }));
+      this.notify();
+      res.status(202).json({ ...this.gitspaceView(gitspace), task: task.id });
+    };
+    app.post('/api/v1/gitspaces/:id/start', user, desire('start'));
+    app.post('/api/v1/gitspaces/:id/stop', user, desire('stop'));
+    app.delete('/api/v1/gitspaces/:id', user, desire('delete'));
+    app.get('/api/v1/tasks/:id', user, (req, res) => {
+      const t = this.store.getTask(String(req.params.id));
+      const g = t ? this.store.getGitspace(t.gitspaceId) : undefined;
+      if (!t || (g && g.owner !== res.locals.user)) {
+        fail(res, 404, 'not_found', 'no such task');
+        return;
+      }
+      res.json(t);
+    });
+    app.post('/api/v1/gitspaces/:id/token', user, (req, res, next) => {
+      const g = own(req, res);
+      if (!g) return;
+      void this.key().then(async (k) => {
+        const exp = Math.floor(Date.now() / 1000) + this.o.tokenTtlSeconds;
+        const token = await new SignJWT({ gitspace: g.id }).setProtectedHeader({ alg: 'ES256', kid: k.kid }).setIssuer(this.o.issuer).setAudience(this.o.audience)
+          .setSubject(g.owner).setIssuedAt().setExpirationTime(exp).sign(k.key);
+        res.json({ token, expiresAt: new Date(exp * 1000).toISOString(), urls: (g.status?.urls as Record<string, unknown> | undefined) ?? {} });
+      }, next);
+    });
+
+    // --- the delegate --------------------------------------------------------------------------
+    const delegate = (req: Request, res: Response, next: NextFunction) => {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      this.delegateCalls.set(req.path.replace(/\/t-[^/]+/, '/{id}'), (this.delegateCalls.get(req.path.replace(/\/t-[^/]+/, '/{id}')) ?? 0) + 1);
+      if (!sameSecret(this.o.delegateToken, token)) {
+        fail(res, 401, 'unauthenticated', 'a valid delegate token is required');
+        return;
+      }
+      next();
+    };
+    const d = '/api/delegate/v1';
+    app.post(`${d}/register`, delegate, (req, res) => {
+      const b = (req.body ?? {}) as { name?: string; version?: string; infras?: unknown };
+      if (typeof b.name !== 'string' || !b.name) {
+        fail(res, 400, 'invalid', 'name is required');
+        return;
+      }
+      this.store.registerDelegate(b.name, typeof b.version === 'string' ? b.version : '', b.infras ?? []);
+      res.json({ heartbeatSeconds: 10, pollSeconds: 25 });
+    });
+    app.post(`${d}/heartbeat`, delegate, (req, res) => {
+      const name = (req.body as { name?: unknown } | undefined)?.name;
+      // An unknown delegate (our store was lost) is asked to register and resync.
+      res.json({ resync: typeof name !== 'string' || !this.store.heartbeat(name) });
+    });
+    app.get(`${d}/tasks`, delegate, (req, res) => {
+      const wait = Math.min(30, Math.max(0, Number(req.query.wait ?? 25))) * 1000;
+      const answer = () => {
+        const tasks = this.store.openTasks(this.o.redeliverMs).map((t) => this.taskView(t)).filter((t) => t !== undefined);
+        if (tasks.length || res.writableEnded) {
+          if (!res.writableEnded) res.json({ tasks });
+          return true;
+        }
+        return false;
+      };
+      if (answer()) return;
+      const timer = setTimeout(() => {
+        this.waiters.delete(wake);
+        if (!res.writableEnded) res.json({ tasks: [] });
+      }, wait);
+      const wake = () => {
+        clearTimeout(timer);
+        if (!answer()) {
+          this.waiters.add(wake);
+        }
+      };
+      this.waiters.add(wake);
+      req.on('close', () => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+      });
+    });
+    app.post(`${d}/tasks/:id/ack`, delegate, (req, res) => {
+      if (!this.store.ack(String(req.params.id))) {
+        fail(res, 404, 'not_found', 'no such task');
+        return;
+      }
+      res.status(204).end();
+    });
+    app.post(`${d}/tasks/:id/result`, delegate, (req, res) => {
+      const b = (req.body ?? {}) as { outcome?: string; reason?: string; message?: string };
+      if (b.outcome !== 'succeeded' && b.outcome !== 'failed') {
+        fail(res, 400, 'invalid', 'outcome must be succeeded or failed');
+        return;
+      }
+      const before = this.store.getTask(String(req.params.id));
+      if (!before) {
+        fail(res, 404, 'not_found', 'no such task');
+        return;
+      }
+      if (before.state === 'done' && before.outcome !== b.outcome && before.reason !== 'Superseded') {
+        fail(res, 409, 'conflict', `the task already ${before.outcome ?? 'finished'}`);
+        return;
+      }
+      const t = this.store.result(before.id, b.outcome, b.reason, b.message);
+      if (t?.kind === 'delete' && t.outcome === 'succeeded') this.store.purge(t.gitspaceId);
+      res.status(204).end();
+    });
+    app.post(`${d}/status`, delegate, (req, res) => {
+      const reports = ((req.body ?? {}) as { reports?: { gitspaceId?: string }[] }).reports;
+      if (!Array.isArray(reports)) {
+        fail(res, 400, 'invalid', 'reports must be a list');
+        return;
+      }
+      for (const r of reports) if (typeof r.gitspaceId === 'string') this.store.setStatus(r.gitspaceId, r);
+      res.status(204).end();
+    });
+    app.get(`${d}/gitspaces`, delegate, (_req, res) => {
+      res.json({
+        gitspaces: this.store.listGitspaces().map((g) => {
+          const t = this.store.openTaskOf(g.id);
+          return { gitspaceId: g.id, owner: g.owner, spec: { ...g.spec, state: g.state }, deleted: g.deleted, revision: g.revision, ...(t ? { openTask: { id: t.id, kind: t.kind, revision: t.revision } } : {}) };
+        }),
+      });
+    });
+
+    app.use((_req: Request, res: Response) => {
+      fail(res, 404, 'not_found', 'not found');
+    });
+    // Errors: a short body, never a stack trace.
+    app.use((e: unknown, _req: Request, res: Response, _next: NextFunction) => {
+      const status = (e as { status?: number }).status ?? 500;
+      fail(res, status, status < 500 ? 'invalid' : 'unavailable', status < 500 ? 'the request is not valid JSON or too large' : 'internal error');
+    });
+    return app;
+  }
+
+  async start(): Promise<void> {
+    await this.key();
+    const app = this.app();
+    await new Promise<void>((resolve, reject) => {
+      this.server = app.listen(this.o.port, this.o.address ?? '0.0.0.0', (e?: Error) => (e ? reject(e) : resolve()));
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.waiters) w();
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => { r(); }) : r()));
+    this.store.close();
+  }
+}
