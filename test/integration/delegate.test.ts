@@ -64,6 +64,7 @@ describe('delegate controller and the reference control plane', function () {
     writeFileSync(tokenFile, DELEGATE_TOKEN);
     op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work, name: 'delegate-op', args: ['--control-plane-url', cpURL(), '--delegate-token-file', tokenFile, '--delegate-namespace', 'default', '--delegate-name', 'test-cluster'] });
   };
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the JSON shape it expects
   const api = async <T>(method: string, path: string, body?: unknown, token = ALICE.token): Promise<{ status: number; json: T }> => {
     const r = await fetch(`${cpURL()}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
     const text = await r.text();
