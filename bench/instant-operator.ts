@@ -16,10 +16,14 @@ const op = createOperator({
   providerFor: () => provider,
   probe: () => Promise.resolve({ ok: true, health: readyHealth() }),
   workers,
+  // With a control plane (bench:delegate), the delegate controller too.
+  ...(process.env.GITSPACES_CONTROL_PLANE_URL
+    ? { delegate: { url: process.env.GITSPACES_CONTROL_PLANE_URL, token: process.env.GITSPACES_DELEGATE_TOKEN ?? '', namespace: 'bench', name: 'bench', pollSeconds: 25 } }
+    : {}),
 });
 process.once('SIGTERM', () => {
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
-  const stats = { calls: Object.fromEntries(client.calls), reconciles: op.runner.counts, infraReconciles: op.infra.counts, peakRssMB: Math.round(Number(hwm ?? 0) / 1024) };
+  const stats = { calls: Object.fromEntries(client.calls), reconciles: op.runner.counts, infraReconciles: op.infra.counts, peakRssMB: Math.round(Number(hwm ?? 0) / 1024), ...(op.delegate ? { controlPlaneCalls: Object.fromEntries(op.delegate.cp.calls) } : {}) };
   process.stdout.write(JSON.stringify(stats) + '\n');
   void op.manager.stop().then(() => process.exit(0));
 });

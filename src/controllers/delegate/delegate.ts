@@ -116,7 +116,15 @@ export class Delegate {
         }
         if (this.needResync) await this.resync();
         const tasks = await this.cp.poll(this.o.pollSeconds ?? 25, signal);
-        for (const t of tasks) await this.handle(t);
+        // One open task per Gitspace (the control plane supersedes older ones), so tasks of a batch
+        // are independent: handle them side by side, a few at a time.
+        let next = 0;
+        await Promise.all(Array.from({ length: Math.min(16, tasks.length) }, async () => {
+          while (next < tasks.length) {
+            const t = tasks[next++];
+            if (t) await this.handle(t);
+          }
+        }));
         failures = 0;
       } catch (e) {
         if (signal.aborted) break;

@@ -1,0 +1,32 @@
+// The OpenAPI file and the control plane agree: every documented delegate call exists (it answers
+// 401 to a wrong token, not 404); a call that is not documented does not.
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { ControlPlane } from '../../src/controlplane/server.ts';
+import { ROOT } from '../support/resources.ts';
+
+describe('delegate protocol document', () => {
+  it('documents the delegate calls the control plane serves', async () => {
+    const doc = parse(readFileSync(join(ROOT, 'docs/delegate-protocol.openapi.yaml'), 'utf8')) as { paths: Record<string, Record<string, unknown>> };
+    const dir = mkdtempSync(join(tmpdir(), 'gitspaces-cp-'));
+    const cp = new ControlPlane({ dbPath: join(dir, 'cp.db'), port: 0, address: '127.0.0.1', issuer: 'http://127.0.0.1', delegateToken: 'right', users: {} });
+    await cp.start();
+    try {
+      const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+      expect(documented).to.have.length(7);
+      for (const op of documented) {
+        const [method = 'GET', path = ''] = op.split(' ');
+        const r = await fetch(`http://127.0.0.1:${cp.port}${path.replace('{id}', 't-x')}`, { method, headers: { authorization: 'Bearer wrong' } });
+        expect(r.status, op).to.equal(401);
+      }
+      const undocumented = await fetch(`http://127.0.0.1:${cp.port}/api/delegate/v1/nope`, { method: 'POST', headers: { authorization: 'Bearer wrong' } });
+      expect(undocumented.status).to.equal(404);
+    } finally {
+      await cp.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
