@@ -169,6 +169,7 @@ try {
     ...(nginxPort ? [['nginx 1.22', nginxPort, {}] as [string, number, Record<string, string>]] : []),
   ];
   // Warm up every path (connections, JWKS fetch, route) and check it answers 200.
+  process.stderr.write(`warming up ${targets.map((t) => t[0]).join(', ')}…\n`);
   for (const [name, port, headers] of targets) {
     const w = await autocannon({ url: `http://127.0.0.1:${port}/small`, connections: 8, amount: 400, headers });
     if (w.non2xx > 0 || w.errors > 0) throw new Error(`${name}: warm-up saw ${w.non2xx} non-2xx and ${w.errors} errors`);
@@ -176,6 +177,7 @@ try {
 
   const results: Record<string, { small: Load; big: Load; fixed: Load; ws: number }> = {};
   for (const [name, port, headers] of targets) {
+    process.stderr.write(`measuring ${name}…\n`);
     const small = await load(port, '/small', headers);
     const big = await load(port, '/big', headers);
     const fixed = await load(port, '/small', headers, 1_000);

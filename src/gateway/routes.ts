@@ -79,6 +79,7 @@ export class RouteTable {
       },
       delete: (g) => {
         const key = keyOf(g);
+        this.targets.delete(key);
         const host = this.hostOf.get(key);
         if (host && this.hosts.get(host) === key) this.hosts.delete(host);
         this.hostOf.delete(key);
@@ -99,7 +100,21 @@ export class RouteTable {
     return domain ? `${g.metadata.name ?? ''}--${g.metadata.namespace ?? ''}.${domain}` : undefined;
   }
 
+  /** Targets by Gitspace and its resourceVersion (and its Secret's): built once per change. */
+  private readonly targets = new Map<string, { version: string; target: Target }>();
+
   private target(g: Gitspace): Target {
+    const key = `${g.metadata.namespace ?? ''}/${g.metadata.name ?? ''}`;
+    const s = this.secrets.get(`${g.metadata.namespace ?? ''}/${hopSecretName(g.metadata.name ?? '')}`);
+    const version = `${g.metadata.resourceVersion ?? ''}/${s?.metadata.resourceVersion ?? ''}`;
+    const hit = this.targets.get(key);
+    if (hit?.version === version) return hit.target;
+    const target = this.buildTarget(g);
+    this.targets.set(key, { version, target });
+    return target;
+  }
+
+  private buildTarget(g: Gitspace): Target {
     const ns = g.metadata.namespace ?? '';
     const name = g.metadata.name ?? '';
     const phase = g.status?.phase ?? 'Pending';

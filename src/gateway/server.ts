@@ -71,7 +71,8 @@ class FailureLimiter {
   }
 
   blocked(client: string): boolean {
-    return this.bucket(client).tokens < 1;
+    // Clients that never failed have no bucket: the common path costs one map lookup.
+    return this.buckets.has(client) && this.bucket(client).tokens < 1;
   }
 
   fail(client: string): void {
@@ -228,6 +229,22 @@ export class Gateway {
     this.proxy.agent.destroy();
   }
 
+  /** Labelled metric children, looked up once: label hashing per request is measurable here. */
+  private readonly children = new Map<string, { count: () => void; observe: (s: number) => void }>();
+
+  private observeRequest(hostClass: HostClass, code: number, seconds: number): void {
+    const key = `${hostClass} ${code}`;
+    let c = this.children.get(key);
+    if (!c) {
+      const counter = this.metrics.requests.labels(hostClass, String(code));
+      const histogram = this.metrics.duration.labels(hostClass);
+      c = { count: () => { counter.inc(); }, observe: (s) => { histogram.observe(s); } };
+      this.children.set(key, c);
+    }
+    c.count();
+    c.observe(seconds);
+  }
+
   // --- authentication and authorisation ----------------------------------------------------------
 
   private authFailed(client: string, reason: AuthFailureReason): void {
@@ -283,8 +300,7 @@ export class Gateway {
     this.inflight++;
     res.on('close', () => {
       this.inflight--;
-      this.metrics.requests.inc({ host_class: hostClass, code: String(res.statusCode) });
-      this.metrics.duration.observe({ host_class: hostClass }, Number(process.hrtime.bigint() - started) / 1e9);
+      this.observeRequest(hostClass, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     });
     if (badRequest(req)) {
       plain(res, 400);
