@@ -137,7 +137,7 @@ export class Store {
   }
 
   /** Tasks to offer: pending ones, and acknowledged ones without a result for `redeliverMs`. */
-  openTasks(redeliverMs: number, limit = 100): TaskRecord[] {
+  openTasks(redeliverMs: number, limit = 500): TaskRecord[] {
     const stale = new Date(Date.now() - redeliverMs).toISOString();
     const rows = this.db.prepare("SELECT * FROM tasks WHERE state = 'pending' OR (state = 'acked' AND acked_at < ?) ORDER BY created_at LIMIT ?").all(stale, limit) as Row[];
     return rows.map((r) => this.task(r));

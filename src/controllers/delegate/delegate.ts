@@ -119,7 +119,7 @@ export class Delegate {
         // One open task per Gitspace (the control plane supersedes older ones), so tasks of a batch
         // are independent: handle them side by side, a few at a time.
         let next = 0;
-        await Promise.all(Array.from({ length: Math.min(16, tasks.length) }, async () => {
+        await Promise.all(Array.from({ length: Math.min(64, tasks.length) }, async () => {
           while (next < tasks.length) {
             const t = tasks[next++];
             if (t) await this.handle(t);
