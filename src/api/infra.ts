@@ -201,13 +201,19 @@ const httpsURL = (description: string) =>
     message: 'must be an https URL (http only for localhost)',
   });
 
-const auth = object(
-  {
-    issuer: httpsURL('Token issuer; the iss claim must equal it.'),
-    jwksURI: httpsURL("Where the issuer's signing keys are. Defaults to <issuer>/.well-known/jwks.json."),
-    audience: string({ description: 'Expected aud claim.', minLength: 1, maxLength: 256 }),
-  },
-  { description: 'How the gateway verifies user tokens (JWT).', required: ['issuer', 'audience'] },
+const auth = withRules(
+  object(
+    {
+      issuer: httpsURL('Token issuer; the iss claim must equal it.'),
+      jwksURI: httpsURL("Where the issuer's signing keys are. Defaults to <issuer>/.well-known/jwks.json."),
+      jwksSecretRef: secretKeyRef(
+        "A static key set instead of fetching one: a Secret holding the issuer's JWKS (JSON; key jwks.json unless `key` says otherwise). Defaults to the gateway's namespace.",
+      ),
+      audience: string({ description: 'Expected aud claim.', minLength: 1, maxLength: 256 }),
+    },
+    { description: 'How the gateway verifies user tokens (JWT).', required: ['issuer', 'audience'] },
+  ),
+  { rule: '!(has(self.jwksURI) && has(self.jwksSecretRef))', message: 'set jwksURI or jwksSecretRef, not both', fieldPath: '.jwksSecretRef' },
 );
 
 export const infraSpecSchema = withRules(

@@ -4,7 +4,7 @@
 // once per JWKS URI, cached, and fetched again when a token names an unknown `kid` (key rotation).
 // Verified tokens are cached until they expire, so the proxied path does not verify a signature
 // per request.
-import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
@@ -25,6 +25,8 @@ export interface IssuerConfig {
   audience: string;
   /** Default: <issuer>/.well-known/jwks.json */
   jwksURI?: string;
+  /** A static key set (from a Secret) used instead of fetching one. */
+  keys?: JSONWebKeySet;
 }
 
 export interface Identity {
@@ -70,6 +72,19 @@ export class TokenVerifier {
     this.o = { clockToleranceSec: 30, jwksCooldownMs: 30_000, jwksMaxAgeMs: 10 * 60_000, maxCachedTokens: 10_000, now: Date.now, ...o };
   }
 
+  private readonly localSets = new Map<string, JWTVerifyGetKey>();
+
+  private localSet(keys: JSONWebKeySet): JWTVerifyGetKey {
+    const id = JSON.stringify(keys);
+    let set = this.localSets.get(id);
+    if (!set) {
+      if (this.localSets.size > 64) this.localSets.clear();
+      set = createLocalJWKSet(keys);
+      this.localSets.set(id, set);
+    }
+    return set;
+  }
+
   private keySet(uri: string): JWTVerifyGetKey {
     let set = this.keySets.get(uri);
     if (!set) {
@@ -84,7 +99,7 @@ export class TokenVerifier {
     if (token.length > 16_384 || !/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) throw new AuthError('malformed', 'the token is malformed');
     // The token itself is the key (bounded cache, tokens ≤ 16 KiB): hashing it per request costs
     // more than the lookup it guards.
-    const key = `${issuer.issuer}\0${issuer.audience}\0${token}`;
+    const key = `${issuer.issuer}\0${issuer.audience}\0${issuer.keys ? 'static' : 'remote'}\0${token}`;
     const nowSec = this.o.now() / 1000;
     const hit = this.cache.get(key);
     if (hit) {
@@ -94,7 +109,7 @@ export class TokenVerifier {
     let identity: Identity;
     try {
       const jwks = issuer.jwksURI ?? `${issuer.issuer.replace(/\/$/, '')}/.well-known/jwks.json`;
-      const { payload } = await jwtVerify(token, this.keySet(jwks), {
+      const { payload } = await jwtVerify(token, issuer.keys ? this.localSet(issuer.keys) : this.keySet(jwks), {
         issuer: issuer.issuer,
         audience: issuer.audience,
         algorithms: ALLOWED_ALGORITHMS,

@@ -16,7 +16,8 @@ import { Informer } from '../runtime/informer.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/log.ts';
 import { ActivityReporter } from './activity.ts';
-import { AuthError, TokenVerifier, type AuthFailureReason, type Identity } from './auth.ts';
+import type { JSONWebKeySet } from 'jose';
+import { AuthError, TokenVerifier, type AuthFailureReason, type Identity, type IssuerConfig } from './auth.ts';
 import { notRunning, plain, refuseUpgrade } from './pages.ts';
 import { Proxy, SESSION_COOKIE, type Hop } from './proxy.ts';
 import { normaliseHost, RouteTable, type Match, type SecretObject, type Target } from './routes.ts';
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   /** How long it keeps serving, not ready, before it stops accepting (so load balancers notice). */
   drainDelayMs?: number;
   jwksCooldownMs?: number;
+  /** Where Secrets named without a namespace live (the gateway's own). */
+  namespace?: string;
   /** Failed authentications a client may make in a burst, and the refill per second. */
   authFailureBurst?: number;
   authFailureRate?: number;
@@ -143,7 +146,7 @@ export class Gateway {
 
   constructor(o: GatewayOptions) {
     this.o = {
-      activityIntervalMs: 30_000, idleMs: 30 * 60_000, drainMs: 20_000, drainDelayMs: 5_000, jwksCooldownMs: 30_000, authFailureBurst: 20, authFailureRate: 1, ...o,
+      activityIntervalMs: 30_000, idleMs: 30 * 60_000, drainMs: 20_000, drainDelayMs: 5_000, namespace: process.env.POD_NAMESPACE ?? 'default', jwksCooldownMs: 30_000, authFailureBurst: 20, authFailureRate: 1, ...o,
     };
     const onError = (e: unknown) => {
       o.log.warn('watch failed; reconnecting', { error: e });
@@ -247,6 +250,32 @@ export class Gateway {
 
   // --- authentication and authorisation ----------------------------------------------------------
 
+  private readonly staticKeys = new Map<string, { at: number; keys: JSONWebKeySet | undefined }>();
+
+  /** The infra's issuer, with its static key set read from its Secret (re-read every 30 s). */
+  private async issuer(t: Target): Promise<IssuerConfig | undefined> {
+    const auth = this.routes.issuerFor(t);
+    if (!auth?.jwksSecretRef) return auth;
+    const ref = auth.jwksSecretRef;
+    const ns = ref.namespace ?? this.o.namespace;
+    const id = `${ns}/${ref.name}/${ref.key ?? 'jwks.json'}`;
+    let hit = this.staticKeys.get(id);
+    if (!hit || Date.now() - hit.at > 30_000) {
+      let keys: JSONWebKeySet | undefined;
+      try {
+        const s = await this.o.client.get<SecretObject>(SECRETS, ns, ref.name);
+        const raw = s.data?.[ref.key ?? 'jwks.json'];
+        keys = raw ? (JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as JSONWebKeySet) : undefined;
+      } catch (e) {
+        this.o.log.warn('cannot read the static key set', { secret: id, error: e });
+      }
+      hit = { at: Date.now(), keys };
+      this.staticKeys.set(id, hit);
+    }
+    // Without readable keys nothing verifies: an empty set, not a fallback to fetching.
+    return { issuer: auth.issuer, audience: auth.audience, keys: hit.keys ?? { keys: [] } };
+  }
+
   private authFailed(client: string, reason: AuthFailureReason): void {
     this.limiter.fail(client);
     this.metrics.authFailures.inc({ reason });
@@ -258,7 +287,7 @@ export class Gateway {
       this.metrics.authFailures.inc({ reason: 'rate_limited' });
       return 429;
     }
-    const issuer = this.routes.issuerFor(t);
+    const issuer = await this.issuer(t);
     if (!token) {
       this.authFailed(client, 'missing');
       return 401;

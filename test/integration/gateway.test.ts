@@ -264,6 +264,25 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     expect(issuer.fetches).to.equal(fetches + 1);
   });
 
+  it('verifies with a static key set from a Secret instead of fetching the JWKS', async () => {
+    const offline = await issuer.addKey('k-static', false); // never published at the JWKS URI
+    const jwks = { keys: [offline.publicJwk] };
+    await testCluster().request('POST', '/api/v1/namespaces/default/secrets', { body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'static-jwks' }, data: { 'jwks.json': Buffer.from(JSON.stringify(jwks)).toString('base64') } } });
+    const infra = infraManifest(INFRA, '');
+    const original = { issuer: issuer.url, audience: issuer.audience };
+    await k8s.patch(infra, { spec: { auth: { ...original, jwksSecretRef: { name: 'static-jwks' } } } });
+    try {
+      const fetches = issuer.fetches;
+      const signedOffline = `Bearer ${await issuer.token(OWNER, { key: offline })}`;
+      await eventually('the static key set to be used', 5_000, async () => (await send('/', { headers: { authorization: signedOffline } })).status === 200);
+      expect((await send('/', { headers: { authorization: `Bearer ${await issuer.token(OWNER)}` } })).status, 'a key only at the JWKS URI').to.equal(401);
+      expect(issuer.fetches, 'JWKS fetches').to.equal(fetches);
+    } finally {
+      await k8s.patch(infra, { spec: { auth: { ...original, jwksSecretRef: null } } });
+    }
+    await eventually('the JWKS URI to be used again', 5_000, async () => (await send('/', { headers: { authorization: `Bearer ${await issuer.token(OWNER)}` } })).status === 200);
+  });
+
   it('answers 503 with Retry-After within a second of the Gitspace stopping, and routes again when it runs', async () => {
     const h = await bearer(OWNER);
     await k8s.patch(app, { spec: { state: 'Stopped' } });

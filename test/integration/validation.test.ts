@@ -136,6 +136,7 @@ const rows: Row[] = [
   { name: 'no machine types', base: localInfra, create: (_, s) => (s.machineTypes = []), field: 'spec.machineTypes', says: /at least 1 items/ },
   { name: 'disk too small', base: localInfra, create: (_, s) => (s.machineTypes[0].diskSizeGB = 1), field: 'spec.machineTypes[0].diskSizeGB', says: /greater than or equal to 10/ },
   { name: 'source range not a CIDR', base: localInfra, create: (_, s) => (s.gateway.sourceRanges = ['10.0.0.0/8', 'office']), field: 'spec.gateway.sourceRanges', says: /must be a CIDR/ },
+  { name: 'both a JWKS URI and a static key set', base: gcpInfra, create: (_, s) => (s.auth = { ...(s.auth as object), jwksURI: 'https://login.example.com/keys', jwksSecretRef: { name: 'jwks' } }), field: 'spec.auth.jwksSecretRef', says: /set jwksURI or jwksSecretRef, not both/ },
   { name: 'cloud infra without egress ranges', base: gcpInfra, create: (_, s) => delete s.gateway.egressRanges, field: 'spec.gateway.egressRanges', says: /required for the gcp and aws providers/ },
   { name: 'egress ranges open to everyone', base: awsInfra, create: (_, s) => (s.gateway.egressRanges = ['0.0.0.0/0']), field: 'spec.gateway.egressRanges', says: /must not be 0.0.0.0\/0/ },
   { name: 'egress range not a CIDR', base: awsInfra, create: (_, s) => (s.gateway.egressRanges = ['pods']), field: 'spec.gateway.egressRanges', says: /must be a CIDR/ },

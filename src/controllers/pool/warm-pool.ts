@@ -223,6 +223,9 @@ export class WarmPool {
       (e: unknown) => {
         const msg = e instanceof Error ? e.message : String(e);
         this.lastError.set(infraName, msg);
+        // The VM may exist although the call failed (a timeout after the insert): count from a
+        // fresh list next time rather than from a snapshot that predates it.
+        this.d.observer.forget(infraName);
         this.d.log.warn('pool VM create failed', { infra: infraName, instance: name, error: msg });
       },
     );
