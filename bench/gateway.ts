@@ -80,7 +80,8 @@ http {
   }
 }
 `);
-  const child = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'inherit' });
+  // Its own process group, so its workers go with it.
+  const child = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'inherit', detached: true });
   children.push(child);
   await new Promise((r) => setTimeout(r, 500));
   return port;
@@ -197,7 +198,13 @@ try {
   }
   jwks.close();
 } finally {
-  for (const c of children) c.kill('SIGKILL');
+  for (const c of children) {
+    try {
+      if (c.pid) process.kill(-c.pid, 'SIGKILL'); // nginx: master and workers
+    } catch {
+      c.kill('SIGKILL');
+    }
+  }
   await cluster.stop();
   rmSync(work, { recursive: true, force: true });
 }
