@@ -1,5 +1,5 @@
 // `gitspaces control-plane`: the reference control plane (docs/delegate-protocol.md).
-//   --port 8090 --db FILE --issuer URL [--audience gitspaces]
+//   --port 8090 --db FILE --issuer URL [--audience gitspaces] [--tls-cert FILE --tls-key FILE]
 //   --delegate-token-file FILE (or $GITSPACES_DELEGATE_TOKEN)
 //   --user TOKEN=SUBJECT (repeatable; or $GITSPACES_USERS as TOKEN=SUBJECT,…)
 import { readFileSync } from 'node:fs';
@@ -29,6 +29,7 @@ export async function runControlPlane(argv: string[]): Promise<void> {
     delegateToken,
     users,
     ...(flag(argv, '--redeliver-ms') ? { redeliverMs: Number(flag(argv, '--redeliver-ms')) } : {}),
+    ...(flag(argv, '--tls-cert') && flag(argv, '--tls-key') ? { tls: { cert: readFileSync(flag(argv, '--tls-cert') ?? '', 'utf8'), key: readFileSync(flag(argv, '--tls-key') ?? '', 'utf8') } } : {}),
   });
   const stop = () => {
     void cp.stop().then(() => process.exit(0));

@@ -4,7 +4,8 @@
 // at /.well-known/jwks.json). Users authenticate with API tokens given at start; the delegate with
 // its own token. State lives in SQLite (store.ts) and survives restarts.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -24,6 +25,8 @@ export interface ControlPlaneOptions {
   tokenTtlSeconds?: number;
   /** An acknowledged task without a result is offered again after this long. */
   redeliverMs?: number;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string; key: string };
 }
 
 export interface DelegateTask {
@@ -50,7 +53,7 @@ function fail(res: Response, status: number, code: string, message: string): voi
 
 export class ControlPlane {
   readonly store: Store;
-  private readonly o: Required<Omit<ControlPlaneOptions, 'address'>> & Pick<ControlPlaneOptions, 'address'>;
+  private readonly o: Required<Omit<ControlPlaneOptions, 'address' | 'tls'>> & Pick<ControlPlaneOptions, 'address' | 'tls'>;
   private server: Server | undefined;
   private readonly waiters = new Set<() => void>();
   private signing: { kid: string; key: CryptoKey | Uint8Array; jwk: JWK } | undefined;
@@ -275,7 +278,14 @@ export class ControlPlane {
         fail(res, 400, 'invalid', 'reports must be a list');
         return;
       }
-      for (const r of reports) if (typeof r.gitspaceId === 'string') this.store.setStatus(r.gitspaceId, r);
+      for (const r of reports) {
+        if (typeof r.gitspaceId !== 'string') continue;
+        // Events accumulate (the last 50); everything else is the latest report.
+        const before = this.store.getGitspace(r.gitspaceId)?.status?.events;
+        const added = (r as { events?: unknown }).events;
+        const events = [...(Array.isArray(before) ? (before as unknown[]) : []), ...(Array.isArray(added) ? (added as unknown[]) : [])].slice(-50);
+        this.store.setStatus(r.gitspaceId, { ...r, events });
+      }
       res.status(204).end();
     });
     app.get(`${d}/gitspaces`, delegate, (_req, res) => {
@@ -301,8 +311,11 @@ export class ControlPlane {
   async start(): Promise<void> {
     await this.key();
     const app = this.app();
+    const server = this.o.tls ? createHttpsServer({ cert: this.o.tls.cert, key: this.o.tls.key }, app) : createHttpServer(app);
+    this.server = server;
     await new Promise<void>((resolve, reject) => {
-      this.server = app.listen(this.o.port, this.o.address ?? '0.0.0.0', (e?: Error) => (e ? reject(e) : resolve()));
+      server.once('error', reject);
+      server.listen(this.o.port, this.o.address ?? '0.0.0.0', resolve);
     });
   }
 

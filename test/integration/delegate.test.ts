@@ -121,6 +121,13 @@ describe('delegate controller and the reference control plane', function () {
       return r.json.status.phase === 'Running' ? r.json : undefined;
     });
     expect(seen.status.urls?.ide).to.include('alpha--default.gitspaces.localhost');
+    // The operator's Events for it come back through the delegate's status reports.
+    const withEvents = await eventually('Events in the control plane', 10_000, async () => {
+      const r = await api<CpGitspace & { status: { events?: { reason: string }[] } }>('GET', '/api/v1/gitspaces/alpha');
+      const reasons = (r.json.status.events ?? []).map((e) => e.reason);
+      return reasons.includes('IDEReady') ? reasons : undefined;
+    });
+    expect(withEvents).to.include('InfraProvisioningStarted');
     const { json: tok } = await api<{ token: string }>('POST', '/api/v1/gitspaces/alpha/token');
     const status = await new Promise<number>((resolve, reject) => {
       const q = request({ host: '127.0.0.1', port: gw.port, path: '/', headers: { host: 'alpha--default.gitspaces.localhost', authorization: `Bearer ${tok.token}` } }, (res) => {

@@ -38,6 +38,8 @@ export interface StatusReport {
   conditions?: unknown[];
   urls?: unknown;
   instance?: unknown;
+  /** Events recorded for the Gitspace since the last report. */
+  events?: { type: string; reason: string; note: string; at: string }[];
   observedAt: string;
 }
 

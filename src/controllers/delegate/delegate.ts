@@ -9,8 +9,8 @@ import {
   API_VERSION, GITSPACE, GITSPACES, LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra, type Phase,
 } from '../../api/index.ts';
 import { backoffDelay } from '../../runtime/backoff.ts';
-import { keyOf, type Informer } from '../../runtime/informer.ts';
-import { isAlreadyExists, isNotFound, KubeError, type KubeClient } from '../../runtime/kube.ts';
+import { Informer, keyOf } from '../../runtime/informer.ts';
+import { isAlreadyExists, isNotFound, KubeError, type KubeClient, type KubeObject } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { ControlPlaneClient, ControlPlaneError, type Believed, type StatusReport, type Task, type TaskSpec } from './client.ts';
 
@@ -37,6 +37,26 @@ export interface DelegateOptions {
 
 type Want = 'Running' | 'Stopped' | 'Deleted';
 
+/** The part of an events.k8s.io/v1 Event the control plane is told about. */
+interface KubeEvent extends KubeObject {
+  regarding?: { kind?: string; name?: string; namespace?: string };
+  reason?: string;
+  note?: string;
+  type?: string;
+  eventTime?: string;
+  series?: { count?: number; lastObservedTime?: string };
+}
+
+export interface ReportedEvent {
+  type: string;
+  reason: string;
+  note: string;
+  at: string;
+}
+
+const EVENTS = { group: 'events.k8s.io', version: 'v1', plural: 'events', namespaced: true } as const;
+const MAX_EVENTS_PER_REPORT = 20;
+
 interface Pending {
   taskId: string;
   want: Want;
@@ -61,10 +81,27 @@ export class Delegate {
   private needResync = true;
   /** Tasks applied (not counting redeliveries of an applied revision), for tests and the benchmark. */
   applied = 0;
+  /** Events of managed Gitspaces not yet reported, by Gitspace key. */
+  private readonly events = new Map<string, ReportedEvent[]>();
+  private readonly eventInformer: Informer<KubeEvent>;
 
   constructor(o: DelegateOptions) {
     this.o = o;
     this.cp = new ControlPlaneClient(o.url, o.token);
+    // The Events the operator records for managed Gitspaces travel with their status reports.
+    this.eventInformer = new Informer<KubeEvent>(o.client, EVENTS, { namespace: o.namespace, onError: () => undefined });
+    const seen = (e: KubeEvent) => {
+      const r = e.regarding;
+      if (r?.kind !== GITSPACE.kind || !r.name) return;
+      const key = `${this.o.namespace}/${r.name}`;
+      const g = this.o.gitspaces.get(key);
+      if (!g || !this.idOf(g)) return;
+      const list = this.events.get(key) ?? [];
+      list.push({ type: e.type ?? 'Normal', reason: e.reason ?? '', note: e.note ?? '', at: e.series?.lastObservedTime ?? e.eventTime ?? new Date().toISOString() });
+      this.events.set(key, list.slice(-MAX_EVENTS_PER_REPORT));
+      this.dirty.add(key);
+    };
+    this.eventInformer.on({ add: seen, update: (_, e) => { seen(e); } });
     o.gitspaces.on({
       add: (g) => {
         this.observe(g);
@@ -85,11 +122,13 @@ export class Delegate {
   // --- the loops -------------------------------------------------------------------------------
 
   start(): void {
+    this.eventInformer.start();
     this.loops = [this.run(), this.flushLoop()];
   }
 
   async stop(): Promise<void> {
     this.abort.abort();
+    this.eventInformer.stop();
     await Promise.allSettled(this.loops);
   }
 
@@ -268,7 +307,9 @@ export class Delegate {
   }
 
   private report(g: Gitspace): StatusReport {
+    const events = this.events.get(keyOf(g));
     return {
+      ...(events?.length ? { events } : {}),
       gitspaceId: this.idOf(g) ?? '',
       phase: g.status?.phase ?? 'Pending',
       ...(g.status?.message ? { message: g.status.message } : {}),
@@ -291,6 +332,7 @@ export class Delegate {
       if (reports.length === 0) continue;
       try {
         await this.cp.status(reports);
+        for (const k of keys) this.events.delete(k);
       } catch {
         for (const k of keys) this.dirty.add(k); // sent with the next batch
       }
