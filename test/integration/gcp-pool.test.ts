@@ -123,11 +123,14 @@ describe('GCP infra: firewall rule, credentials and warm pool against the GCE fa
     expect(r.stdout).to.include('# sample').and.include('TEAM=platform');
     expect(await k8s.eventReasons(running)).to.include.members(['PoolInstanceClaimed', 'AgentConfigured', 'IDEReady']);
 
-    // The pool refills; every VM created since the Gitspace was applied is a pool VM, none is its own.
-    await eventually('the refill', 30_000, () => [...fake.instances.values()].some((i) => Date.parse(i.creationTimestamp) >= appliedAt));
-    await waitInfra('the pool refilled', poolReady(2), 60_000);
+    // The pool is back to two ready VMs without the claimed one (refilled, unless a spare was
+    // already booting), and every VM created since the Gitspace was applied is a pool VM: none is its own.
+    await waitInfra('the pool refilled', (i) => poolReady(2)(i) && (i.status?.pool?.[0]?.provisioning ?? 0) === 0, 60_000);
+    const unclaimed = [...fake.instances.values()].filter((i) => i.labels['gitspaces-dev_pool'] === 'small');
+    expect(unclaimed.map((i) => i.name), 'the pool after the claim').to.not.include(inst.name);
+    expect(unclaimed.length).to.be.at.least(2);
     const since = [...fake.instances.values()].filter((i) => Date.parse(i.creationTimestamp) >= appliedAt);
-    expect(since.map((i) => i.labels['gitspaces-dev_pool']), 'VMs created since the Gitspace was applied').to.include('small').and.not.include(undefined);
+    expect(since.map((i) => i.labels['gitspaces-dev_pool']), 'VMs created since the Gitspace was applied').to.not.include(undefined);
   });
 
   it('resumes a claimed VM after stop/start as the Gitspace that claimed it', async () => {
