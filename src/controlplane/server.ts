@@ -57,8 +57,6 @@ export class ControlPlane {
   private server: Server | undefined;
   private readonly waiters = new Set<() => void>();
   private signing: { kid: string; key: CryptoKey | Uint8Array; jwk: JWK } | undefined;
-  /** Delegate calls by path, for the benchmark. */
-  readonly delegateCalls = new Map<string, number>();
 
   constructor(o: ControlPlaneOptions) {
     this.o = { audience: 'gitspaces', tokenTtlSeconds: 900, redeliverMs: 60_000, ...o };
@@ -197,7 +195,6 @@ export class ControlPlane {
     // --- the delegate --------------------------------------------------------------------------
     const delegate = (req: Request, res: Response, next: NextFunction) => {
       const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-      this.delegateCalls.set(req.path.replace(/\/t-[^/]+/, '/{id}'), (this.delegateCalls.get(req.path.replace(/\/t-[^/]+/, '/{id}')) ?? 0) + 1);
       if (!sameSecret(this.o.delegateToken, token)) {
         fail(res, 401, 'unauthenticated', 'a valid delegate token is required');
         return;

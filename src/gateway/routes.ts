@@ -32,6 +32,8 @@ export interface Match {
   /** Where a session cookie for this Gitspace applies. */
   cookiePath: string;
   kind: 'host' | 'path';
+  /** The request's host, normalised. */
+  host: string;
 }
 
 const PATH_PREFIX = /^\/gitspaces\/([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9]*)(\/.*)?$/;
@@ -144,14 +146,14 @@ export class RouteTable {
     const byHost = this.hosts.get(host);
     if (byHost) {
       const g = this.gitspaces.get(byHost);
-      if (g) return { target: this.target(g), path, cookiePath: '/', kind: 'host' };
+      if (g) return { target: this.target(g), path, cookiePath: '/', kind: 'host', host };
     }
     const m = PATH_PREFIX.exec(path.split('?')[0] ?? '');
     if (!m) return undefined;
     const g = this.gitspaces.get(`${m[1] ?? ''}/${m[2] ?? ''}`);
     if (!g) return undefined;
     const query = path.includes('?') ? path.slice(path.indexOf('?')) : '';
-    return { target: this.target(g), path: (m[3] ?? '/') + query, cookiePath: `/gitspaces/${m[1] ?? ''}/${m[2] ?? ''}/`, kind: 'path' };
+    return { target: this.target(g), path: (m[3] ?? '/') + query, cookiePath: `/gitspaces/${m[1] ?? ''}/${m[2] ?? ''}/`, kind: 'path', host };
   }
 
   /** Whether the path names a Gitspace route at all (for 404 versus the gateway's own pages). */

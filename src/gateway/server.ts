@@ -315,7 +315,7 @@ export class Gateway {
     const t = m.target;
     if (!t.upstream || !t.secret) return undefined;
     return {
-      upstream: t.upstream, path: m.path, secret: t.secret, user: id.sub, clientIP: clientIP(req), host: normaliseHost(req.headers.host),
+      upstream: t.upstream, path: m.path, secret: t.secret, user: id.sub, clientIP: clientIP(req), host: m.host,
       proto: this.o.tls || req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http',
       ...(m.kind === 'path' ? { prefix: m.cookiePath.replace(/\/$/, '') } : {}),
     };

@@ -49,18 +49,20 @@ export class InstanceObserver {
     return p;
   }
 
+  /** A snapshot no older than the interval. */
+  private async fresh(infra: string, provider: VmProvider): Promise<Snapshot> {
+    const snap = this.snapshots.get(infra);
+    return snap && this.now() - snap.at <= this.maxAgeMs ? snap : this.refresh(infra, provider);
+  }
+
   /** The instance as of a list no older than the interval. */
   async get(infra: string, provider: VmProvider, name: string): Promise<Instance | undefined> {
-    let snap = this.snapshots.get(infra);
-    if (!snap || this.now() - snap.at > this.maxAgeMs) snap = await this.refresh(infra, provider);
-    return snap.byName.get(name);
+    return (await this.fresh(infra, provider)).byName.get(name);
   }
 
   /** Every instance of the infra, as of a list no older than the interval. */
   async all(infra: string, provider: VmProvider): Promise<Instance[]> {
-    let snap = this.snapshots.get(infra);
-    if (!snap || this.now() - snap.at > this.maxAgeMs) snap = await this.refresh(infra, provider);
-    return [...snap.byName.values()];
+    return [...(await this.fresh(infra, provider)).byName.values()];
   }
 
   /** Records what a call just told us about one instance (or that it is gone). */
