@@ -24,6 +24,12 @@ export const GITSPACE_INFRA = {
   scope: 'Cluster',
 } as const;
 
+/** Annotations users and the delegate set on a Gitspace. */
+export const GITSPACE_ANNOTATIONS = {
+  /** An RFC 3339 time: a Gitspace the idle timeout stopped before that time starts again. */
+  wake: `${GROUP}/wake`,
+} as const;
+
 /** Labels put on cloud VMs and Kubernetes objects we own. */
 export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',

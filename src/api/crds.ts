@@ -24,7 +24,7 @@ interface PrinterColumn {
 export interface CustomResourceDefinition {
   apiVersion: 'apiextensions.k8s.io/v1';
   kind: 'CustomResourceDefinition';
-  metadata: { name: string; labels: Record<string, string> };
+  metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string> };
   spec: {
     group: string;
     names: { kind: string; listKind: string; plural: string; singular: string; shortNames: string[]; categories: string[] };
@@ -64,7 +64,13 @@ function crd(
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${names.plural}.${GROUP}`, labels: { 'app.kubernetes.io/part-of': 'gitspaces' } },
+    metadata: {
+      name: `${names.plural}.${GROUP}`,
+      labels: { 'app.kubernetes.io/part-of': 'gitspaces' },
+      // Argo CD applies lower waves first: the kinds exist before anything (a GitspaceInfra from the
+      // chart's values, a Gitspace) that uses them.
+      annotations: { 'argocd.argoproj.io/sync-wave': '-1' },
+    },
     spec: {
       group: GROUP,
       names: {

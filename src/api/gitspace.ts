@@ -184,6 +184,16 @@ export const gitspaceStatusSchema = object(
       { description: 'Links for the user.' },
     ),
     lastActivityTime: string({ description: 'Last user activity seen by the gateway or agent.', format: 'date-time', maxLength: 64 }),
+    autoStopped: object(
+      {
+        at: string({ description: 'When the idle timeout stopped it.', format: 'date-time', maxLength: 64 }),
+        generation: integer({ description: 'The spec generation it was stopped at: a later spec change starts it again.', minimum: 0 }),
+      },
+      {
+        description: `Set when the idle timeout stopped a Gitspace whose spec still says Running. The operator never writes spec (GitOps tools would fight it), so this is how the stop is remembered; a spec change or the ${'`'}gitspaces.dev/wake${'`'} annotation with a later time starts it again.`,
+        required: ['at', 'generation'],
+      },
+    ),
   },
   { description: 'Observed state of a Gitspace.' },
 );

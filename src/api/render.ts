@@ -10,7 +10,7 @@ export function crdFiles(): [string, string][] {
   for (const crd of allCRDs) {
     const text = HEADER + stringify(crd, { lineWidth: 0 });
     const name = `${crd.spec.group}_${crd.spec.names.plural}.yaml`;
-    files.push([`crds/${name}`, text], [`helm/gitspaces/crds/${name}`, text]);
+    files.push([`crds/${name}`, text], [`helm/gitspaces-operator/crds/${name}`, text]);
   }
   return files;
 }

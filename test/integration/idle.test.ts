@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GITSPACE_ANNOTATIONS } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { LocalProvider } from '../../src/providers/local/provider.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
@@ -53,17 +54,27 @@ describe('idle auto-stop', function () {
     await new Promise((r) => setTimeout(r, 1500));
     expect((await k8s.get(m))?.status?.phase).to.equal('Running');
 
-    // 6 minutes after the last activity: stopped by the operator, desired state set to Stopped.
+    // 6 minutes after the last activity: stopped by the operator, which remembers the stop in
+    // status and leaves the spec alone (GitOps tools such as Argo CD would otherwise fight it).
     offsetMs = 6 * 60_000;
     await k8s.patch(m, { metadata: { annotations: { poke: '2' } } });
     const stopped = await k8s.waitPhase(m, 'Stopped', 30_000);
-    expect(stopped.spec.state).to.equal('Stopped');
+    expect(stopped.spec.state).to.equal('Running');
+    expect(stopped.metadata.generation).to.equal(1);
+    expect(stopped.status?.autoStopped).to.include({ generation: 1 });
     expect(await k8s.eventReasons(stopped)).to.include('AutoStopped');
 
-    // Setting it Running again resumes it.
+    // Later reconciles keep it stopped although the spec says Running.
     offsetMs = 0;
-    await k8s.patch(m, { spec: { state: 'Running' } });
-    await k8s.waitPhase(m, 'Running', 30_000);
+    await k8s.patch(m, { metadata: { annotations: { poke: '3' } } });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await k8s.get(m))?.status?.phase).to.equal('Stopped');
+
+    // The wake annotation (what the delegate sets for a user's start) resumes it.
+    await k8s.patch(m, { metadata: { annotations: { [GITSPACE_ANNOTATIONS.wake]: new Date(Date.parse(stopped.status?.autoStopped?.at ?? '') + 1000).toISOString() } } });
+    const woken = await k8s.waitPhase(m, 'Running', 30_000);
+    expect(woken.status?.autoStopped).to.equal(undefined);
+    expect(woken.metadata.generation).to.equal(1);
     await k8s.deleteAndWait(m);
   });
 });

@@ -6,7 +6,7 @@
 // outage (and at start) it resyncs what the control plane believes against the cluster.
 // Gitspaces without its label — applied with kubectl or Argo CD — are never touched.
 import {
-  API_VERSION, GITSPACE, GITSPACES, LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra, type Phase,
+  API_VERSION, GITSPACE, GITSPACE_ANNOTATIONS, GITSPACES, LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra, type Phase,
 } from '../../api/index.ts';
 import { backoffDelay } from '../../runtime/backoff.ts';
 import { Informer, keyOf } from '../../runtime/informer.ts';
@@ -249,7 +249,13 @@ export class Delegate {
         name: t.gitspaceId,
         namespace: this.o.namespace,
         labels: { [LABELS.controlPlaneId]: t.gitspaceId, [LABELS.managedBy]: MANAGED_BY },
-        annotations: { [ANNOTATIONS.task]: t.id, [ANNOTATIONS.revision]: String(t.revision), [ANNOTATIONS.want]: want },
+        annotations: {
+          [ANNOTATIONS.task]: t.id,
+          [ANNOTATIONS.revision]: String(t.revision),
+          [ANNOTATIONS.want]: want,
+          // A user's start (or any change they make) also wakes a Gitspace the idle timeout stopped.
+          ...(want === 'Running' ? { [GITSPACE_ANNOTATIONS.wake]: new Date().toISOString() } : {}),
+        },
       },
       spec: {
         infraRef: { name: t.spec.infra },

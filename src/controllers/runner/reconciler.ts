@@ -7,7 +7,7 @@
 // of creating a second one.
 import { randomBytes } from 'node:crypto';
 import {
-  AGENT_HTTP_PORT, AGENT_SSH_PORT, API_VERSION, FINALIZERS, GITSPACE, LABELS, MANAGED_BY,
+  AGENT_HTTP_PORT, AGENT_SSH_PORT, API_VERSION, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY,
   type AgentConfig, type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
 } from '../../api/index.ts';
 import { ProviderError, type Instance, type VmProvider } from '../../providers/types.ts';
@@ -82,6 +82,17 @@ interface Hold {
   generation?: number;
   infraGeneration?: number;
   until?: number;
+}
+
+/**
+ * Whether an idle stop still stands: the spec has not changed since (a new generation is a new
+ * wish) and nobody asked to wake it (the wake annotation names a later time).
+ */
+export function autoStopHolds(gs: Gitspace): boolean {
+  const a = gs.status?.autoStopped;
+  if (!a || a.generation !== (gs.metadata.generation ?? 0)) return false;
+  const wake = Date.parse(gs.metadata.annotations?.[GITSPACE_ANNOTATIONS.wake] ?? '');
+  return !(wake > Date.parse(a.at));
 }
 
 function toMinute(iso: string): string {
@@ -174,7 +185,9 @@ export class RunnerReconciler implements Reconciler {
       if (adopted !== undefined) agent = await this.observeAgent(inst, token);
     }
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
-    const input = () => ({ desired: gs.spec.state ?? 'Running', instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
+    // An idle stop is remembered in status, not spec: the spec still says Running.
+    const desired = () => (autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running'));
+    const input = () => ({ desired: desired(), instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
     const decision = decide(input());
 
     if (decision.action === 'create' || decision.action === 'start') {
@@ -229,16 +242,15 @@ export class RunnerReconciler implements Reconciler {
           await provider.stop(inst);
         }
         break;
-      case 'autoStop':
-        if (inst) {
-          this.event(gs, 'Normal', 'AutoStopped', `no activity for the idle timeout (${gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE}); stopping`);
-          // The desired state becomes Stopped, so the next reconcile does not start it again;
-          // setting it back to Running resumes the same VM.
-          gs = await this.d.client.patch<Gitspace>(GITSPACES, gs.metadata.namespace, gs.metadata.name ?? '', { spec: { state: 'Stopped' } });
-          this.d.gitspaces.writeThrough(gs);
-          await provider.stop(inst);
-        }
-        break;
+      case 'autoStop': {
+        // Intent first: once the status says so, every later reconcile wants it stopped and the
+        // next one stops it (the spec is the user's and GitOps tools'; we never write it).
+        this.event(gs, 'Normal', 'AutoStopped', `no activity for the idle timeout (${gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE}); stopping`);
+        const status = this.composeStatus(gs, infra, decision, inst, agent);
+        status.autoStopped = { at: new Date(this.now()).toISOString(), generation: gs.metadata.generation ?? 0 };
+        await this.writeStatus(gs, status, decision.phase);
+        return undefined;
+      }
       case 'none':
         break;
     }
@@ -252,7 +264,7 @@ export class RunnerReconciler implements Reconciler {
         this.observer.put(infraName, name, inst);
       }
       agent = await this.observeAgent(inst, token);
-      final = decide({ ...input(), desired: decision.action === 'autoStop' ? 'Stopped' : input().desired });
+      final = decide(input());
     }
     const status = this.composeStatus(gs, infra, final, inst, agent);
     await this.writeStatus(gs, status, final.phase);
@@ -332,6 +344,7 @@ export class RunnerReconciler implements Reconciler {
     // is an event that brings the next reconcile). Idle timeouts are 5 minutes or more.
     const activity = agent?.lastActivity ? toMinute(agent.lastActivity) : old.lastActivityTime;
     if (activity) status.lastActivityTime = activity;
+    if (old.autoStopped && autoStopHolds(gs)) status.autoStopped = old.autoStopped;
     return status;
   }
 
