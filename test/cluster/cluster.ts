@@ -29,6 +29,8 @@ export interface ClusterOptions {
   users?: { name: string; groups?: string[] }[];
   /** Print progress to stderr. */
   verbose?: boolean;
+  /** Start the binaries in their own process group, so a terminal's Ctrl-C leaves them to our stop(). */
+  detached?: boolean;
 }
 
 interface Proc {
@@ -109,7 +111,7 @@ export class TestCluster {
     const startProc = (name: string, args: string[]): Proc => {
       const log = join(dir, `${name}.log`);
       const fd = openSync(log, 'a');
-      const child = spawn(join(bins, name), args, { stdio: ['ignore', fd, fd] });
+      const child = spawn(join(bins, name), args, { stdio: ['ignore', fd, fd], detached: opts.detached ?? false });
       closeSync(fd);
       const p = { name, child, log, argv: [join(bins, name), ...args] };
       procs.push(p);
