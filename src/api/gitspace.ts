@@ -190,7 +190,7 @@ export const gitspaceStatusSchema = object(
         generation: integer({ description: 'The spec generation it was stopped at: a later spec change starts it again.', minimum: 0 }),
       },
       {
-        description: `Set when the idle timeout stopped a Gitspace whose spec still says Running. The operator never writes spec (GitOps tools would fight it), so this is how the stop is remembered; a spec change or the ${'`'}gitspaces.dev/wake${'`'} annotation with a later time starts it again.`,
+        description: `Set when the idle timeout stopped a Gitspace whose spec still says Running. The operator never writes spec (GitOps tools would fight it), so this is how the stop is remembered; a spec change or the 'gitspaces.dev/wake' annotation with a later time starts it again.`,
         required: ['at', 'generation'],
       },
     ),

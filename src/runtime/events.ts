@@ -1,7 +1,7 @@
 // Kubernetes Events (events.k8s.io/v1) for transitions. Repeats of the same reason and note on the
 // same object within ten minutes update one Event's series instead of creating new ones.
 import { randomBytes } from 'node:crypto';
-import type { KubeClient, KubeObject, Resource } from './kube.ts';
+import { KubeError, type KubeClient, type KubeObject, type Resource } from './kube.ts';
 import type { Logger } from './log.ts';
 
 const EVENTS: Resource = { group: 'events.k8s.io', version: 'v1', plural: 'events', namespaced: true };
@@ -18,6 +18,7 @@ const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z')
 
 export class EventRecorder {
   private readonly seen = new Map<string, Seen>();
+  private warnedForbidden = false;
 
   private readonly client: KubeClient;
   private readonly controller: string;
@@ -73,7 +74,13 @@ export class EventRecorder {
       this.seen.set(key, { name, namespace, count: 1, first: now.getTime() });
       if (this.seen.size > 10_000) this.seen.delete(this.seen.keys().next().value ?? '');
     } catch (e) {
-      this.log.debug('event not recorded', { reason, error: e });
+      // Best effort, but a refusal is a misconfiguration (RBAC) that someone should see, once.
+      if (e instanceof KubeError && e.status === 403 && !this.warnedForbidden) {
+        this.warnedForbidden = true;
+        this.log.warn('events are forbidden: nothing will be recorded', { reason, error: e });
+      } else {
+        this.log.debug('event not recorded', { reason, error: e });
+      }
     }
   }
 }

@@ -7,7 +7,7 @@ import {
   allCRDs, GITSPACE, GITSPACE_INFRA, GROUP, IDE_TYPES, PHASES, VERSION,
   type Gitspace, type GitspaceInfraSpec, type GitspaceSpec, type GitspaceStatus,
 } from '../../src/api/index.ts';
-import { crdFiles } from '../../src/api/render.ts';
+import { generatedFiles } from '../../scripts/generated.ts';
 import { undocumentedFields, type JSONSchemaProps } from '../../src/api/schema.ts';
 import { ROOT } from '../support/resources.ts';
 
@@ -36,8 +36,8 @@ function walk(s: JSONSchemaProps, path: string, visit: (s: JSONSchemaProps, path
 }
 
 describe('API definitions (src/api)', () => {
-  it('committed CRD files are exactly what `npm run gen` produces', () => {
-    for (const [path, text] of crdFiles()) {
+  it('committed generated files (CRDs, the chart\'s copies of them and of the Argo CD checks) are exactly what `npm run gen` produces', () => {
+    for (const [path, text] of generatedFiles(ROOT)) {
       const committed = readFileSync(join(ROOT, path), 'utf8');
       expect(committed, `${path} is stale: run npm run gen`).to.equal(text);
     }

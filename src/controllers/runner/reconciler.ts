@@ -160,7 +160,7 @@ export class RunnerReconciler implements Reconciler {
   }
 
   private async reconcileNormal(live: Gitspace): Promise<Result | undefined> {
-    let gs = live;
+    const gs = live;
     const infra = this.infraOf(gs);
     const mt = infra.spec.machineTypes.find((m) => m.name === gs.spec.machineType);
     if (!mt) {

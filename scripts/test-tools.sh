@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Everything the test suites need besides npm packages, installed once: Debian's chromium (browser
+# tests) and lua5.1 (the Argo CD health checks run in Lua 5.1, as Argo CD's interpreter is), the
+# kube-apiserver/etcd/kubectl binaries and helm (built from the Go module proxy into
+# $GITSPACES_CACHE). Quiet when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v lua5.1 >/dev/null || missing+=(lua5.1)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
+    || { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+fi
+bash scripts/build-envtest.sh >/dev/null
+bash scripts/fetch-helm.sh >/dev/null
