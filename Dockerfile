@@ -1,21 +1,39 @@
-# One image runs every sub-command (operator, gateway, agent, control-plane).
 # syntax=docker/dockerfile:1
+# One image runs every sub-command: `operator`, `gateway`, `control-plane`, `crds`, `ssh`
+# (and `agent`, though VMs run the agent from their own Node install).
+# test/unit/dockerfile.test.ts checks this file; test/integration/image.test.ts builds the same
+# production tree outside Docker and runs the entrypoint from it.
+
+# --- build: compile TypeScript, then drop dev dependencies -------------------------------------
 FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts
+# No install scripts: the only ones are the `node` dev dependency's (the image has Node) and
+# ssh2's optional native speed-ups (it falls back to pure JS).
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
+# --- runtime: Node 24, production dependencies and dist/ only, non-root ------------------------
 FROM node:24.21.0-bookworm-slim
 LABEL org.opencontainers.image.title="gitspaces-operator" \
-      org.opencontainers.image.description="Self-hosted cloud development environments on your own VMs" \
-      org.opencontainers.image.licenses="Apache-2.0"
-ENV NODE_ENV=production
+      org.opencontainers.image.description="Self-hosted cloud development environments on VMs in your own GCP or AWS account" \
+      org.opencontainers.image.source="https://github.com/gitspaces/gitspaces-operator" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="0.1.0"
+ENV NODE_ENV=production \
+    # Read-only root filesystem: nothing is written outside /tmp (an emptyDir in the chart).
+    HOME=/tmp
 WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+# The image's `node` user (uid 1000) exists too; 65532 is the conventional "nonroot" id the chart's
+# securityContext sets, so the image and the chart agree without a user database entry.
 USER 65532:65532
+# Node is PID 1: every sub-command handles SIGTERM/SIGINT itself (drain, release the lease, exit),
+# and none leaves child processes behind in a container, so no init process is needed.
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+CMD ["help"]
