@@ -1,0 +1,109 @@
+// `npm start` as a newcomer runs it, then Debian's Chromium (driven by playwright-core) opens the
+// Gitspace it prints: the one-time token is exchanged for a session cookie and the agent's page
+// shows through the gateway; without the token the page is refused. Ctrl-C then stops everything:
+// no process of the demo is left. Screenshots go to test-artifacts/.
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { ROOT } from '../support/resources.ts';
+import { eventually } from '../support/wait.ts';
+
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+const CHROMIUM = '/usr/bin/chromium';
+
+/** Pids whose command line mentions this text (our own process excepted). */
+function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(text)) pids.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+describe('npm start, opened in Chromium through the gateway', function () {
+  this.timeout(240_000);
+  let demo: ChildProcess;
+  let out = '';
+  let browser: Browser;
+
+  before(async () => {
+    expect(existsSync(CHROMIUM), 'Debian chromium (scripts/test-tools.sh installs it)').to.equal(true);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    demo = spawn('npm', ['start', '--silent'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    demo.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    demo.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    await eventually('npm start to print "ready"', 180_000, () => {
+      if (demo.exitCode !== null) throw new Error(`npm start exited ${String(demo.exitCode)}:\n${out}`);
+      return /\] ready\n/.test(out) || undefined;
+    });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+
+  after(async () => {
+    await browser.close();
+    if (demo.exitCode === null) demo.kill('SIGKILL');
+  });
+
+  it('shows progress and prints the URL, a token and an ssh line', () => {
+    for (const step of ['starting a Kubernetes API server', 'starting the control plane', 'applying GitspaceInfra', 'starting the operator', 'starting the gateway', 'Gitspace default/hello: Running']) {
+      expect(out).to.include(step);
+    }
+    expect(out).to.match(/Open it in a browser[^\n]*\n\s+http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?token=[\w.-]+/);
+    expect(out).to.match(/ssh -o ProxyCommand='[^']+ ssh --gateway http:\/\/127\.0\.0\.1:\d+ %h'.* gitspace@hello--default\.gitspaces\.localhost/);
+  });
+
+  it('opens the Gitspace with the token exchange and shows the agent\'s page; refuses it without', async () => {
+    const url = /http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?token=[\w.-]+/.exec(out)?.[0] ?? '';
+    const origin = new URL(url).origin;
+
+    const page = await browser.newPage();
+    const response = await page.goto(url);
+    expect(response?.status()).to.equal(200);
+    expect(page.url()).to.equal(`${origin}/`); // the token is gone from the address bar
+    await page.waitForSelector('#gitspace');
+    expect(await page.textContent('#gitspace')).to.equal('Gitspace default/hello');
+    expect(await page.title()).to.equal('Gitspace default/hello');
+    const cookies = await page.context().cookies();
+    expect(cookies.find((c) => c.name === 'gitspaces_session')).to.include({ httpOnly: true, secure: true, sameSite: 'Lax' });
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-gitspace.png'), fullPage: true });
+
+    // A fresh browser context has no session: the gateway refuses, and says so briefly.
+    const stranger = await browser.newPage();
+    const refused = await stranger.goto(`${origin}/`);
+    expect(refused?.status()).to.equal(401);
+    expect((await stranger.textContent('body'))?.trim()).to.match(/^[^\n]{1,120}$/);
+    await stranger.screenshot({ path: join(ARTIFACTS, 'demo-no-token.png') });
+  });
+
+  it('stops on Ctrl-C (SIGINT) and leaves nothing running', async () => {
+    const work = /scratch directory (\S+)/.exec(out)?.[1] ?? '';
+    const clusterDir = /KUBECONFIG=(\S+)\/kubeconfig/.exec(out)?.[1] ?? '';
+    expect(work).to.not.equal('');
+    expect(processesMentioning(work).length, 'demo processes while running').to.be.greaterThan(2);
+    const exited = new Promise<number | string | null>((r) => demo.once('exit', (c, sig) => { r(c ?? sig); }));
+    // What a terminal does: SIGINT to the foreground process group (npm and the demo under it).
+    demo.kill('SIGINT');
+    for (const pid of processesMentioning('demo/main.ts')) {
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        // gone
+      }
+    }
+    // npm passes the signal on: it ends by SIGINT once the demo has finished its clean-up.
+    expect(await exited).to.be.oneOf([0, 130, 'SIGINT']);
+    await eventually('every demo process to be gone', 20_000, () => (processesMentioning(work).length === 0 && processesMentioning(clusterDir).length === 0) || undefined);
+    expect(out).to.include('stopped; nothing is left running');
+    expect(existsSync(work)).to.equal(false);
+  });
+});
