@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 // Polling helpers for tests that wait for a cluster to converge.
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -20,10 +21,15 @@ export async function eventually<T>(what: string | (() => string), timeoutMs: nu
   }
 }
 
+/** Whether a process runs; a zombie (exited, not yet reaped by whoever adopted it) does not. */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${String(pid)}/stat`, 'utf8'));
   } catch {
     return false;
   }
