@@ -67,7 +67,7 @@ try {
   stack = new Stack({
     work,
     kubeconfig: cluster.kubeconfigPath,
-    ports: { controlPlane: await freePort(), gateway: Number(process.env.GITSPACES_DEMO_PORT ?? (await freePort())) },
+    ports: { controlPlane: await freePort(), gateway: Number(process.env.GITSPACES_DEMO_PORT ?? (await freePort())), operatorHealth: await freePort() },
     progress: say,
   });
   await stack.start();

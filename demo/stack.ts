@@ -4,10 +4,11 @@
 // RBAC test runs the operator and gateway under the chart's ServiceAccounts; the browser test opens
 // what it makes in Chromium.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GITSPACE_INFRAS } from '../src/api/index.ts';
+import { LocalProvider } from '../src/providers/local/provider.ts';
 import { isAlreadyExists, KubeClient } from '../src/runtime/kube.ts';
 import { fromKubeconfigText } from '../src/runtime/kubeconfig.ts';
 
@@ -28,7 +29,7 @@ export interface StackOptions {
   infraName?: string;
   /** The namespace the operator runs "in" (its Lease and pool Secrets). */
   operatorNamespace?: string;
-  ports: { controlPlane: number; gateway: number };
+  ports: { controlPlane: number; gateway: number; operatorHealth: number };
   progress?: (line: string) => void;
 }
 
@@ -127,29 +128,17 @@ export class Stack {
     this.say('starting the operator (runner, infra, pool and delegate controllers; leader election)');
     const opNs = this.o.operatorNamespace ?? this.o.namespace;
     const op = this.spawn('operator', [
-      'operator', '--leader-elect', '--health-port', '0', '--local-dir', this.localDir,
+      'operator', '--leader-elect', '--health-port', String(this.o.ports.operatorHealth), '--local-dir', this.localDir,
       '--control-plane-url', this.controlPlaneURL, '--delegate-token-file', join(work, DELEGATE_TOKEN_FILE),
       '--delegate-namespace', this.o.namespace, '--delegate-name', 'demo-cluster',
     ], { KUBECONFIG: this.o.operatorKubeconfig ?? this.o.kubeconfig, POD_NAMESPACE: opNs });
-    const healthPort = await this.healthPort(op);
-    await this.ready(op, `http://127.0.0.1:${String(healthPort)}/readyz`);
+    await this.ready(op, `http://127.0.0.1:${String(this.o.ports.operatorHealth)}/readyz`);
 
     this.say(`starting the gateway on ${this.gatewayURL}`);
     const gw = this.spawn('gateway', ['gateway', '--port', String(this.o.ports.gateway), '--address', '127.0.0.1', '--drain-delay-ms', '0'], {
       KUBECONFIG: this.o.gatewayKubeconfig ?? this.o.kubeconfig,
     });
     await this.ready(gw, `${this.gatewayURL}/readyz`);
-  }
-
-  private async healthPort(p: Proc): Promise<number> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const m = /"healthPort":(\d+)/.exec(existsSync(p.log) ? readFileSync(p.log, 'utf8') : '');
-      if (m) return Number(m[1]);
-      if (p.child.exitCode !== null) throw new Error(`${p.name} exited (${String(p.child.exitCode)}):\n${tail(p.log)}`);
-      if (Date.now() > deadline) throw new Error(`${p.name} did not start:\n${tail(p.log)}`);
-      await sleep(100);
-    }
   }
 
   private async applyInfra(): Promise<void> {
@@ -228,43 +217,10 @@ export class Stack {
   async stop(): Promise<void> {
     for (const p of [...this.procs].reverse()) await stopProcess(p.child);
     this.procs.length = 0;
-    for (const pid of localAgents(this.localDir)) await stopGroup(pid);
+    // The local provider's own delete: it knows each VM's agent process group (and zombies).
+    const local = new LocalProvider({ baseDir: this.localDir, agentCommand: [] });
+    for (const vm of await local.listOwned({})) await local.delete(vm);
   }
-}
-
-/** Pids of the local provider's running agents (each leads its own process group). */
-function localAgents(dir: string): number[] {
-  if (!existsSync(dir)) return [];
-  const pids: number[] = [];
-  for (const d of readdirSync(dir)) {
-    const f = join(dir, d, 'agent.pid');
-    if (!existsSync(f)) continue;
-    const pid = Number(readFileSync(f, 'utf8').trim());
-    if (pid > 0 && alive(pid)) pids.push(pid);
-  }
-  return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function stopGroup(pid: number): Promise<void> {
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      // gone
-    }
-  };
-  signal('SIGTERM');
-  for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
-  signal('SIGKILL');
 }
 
 export async function stopProcess(child: ChildProcess, graceMs = 5_000): Promise<void> {

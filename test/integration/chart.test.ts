@@ -243,7 +243,7 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
         operatorNamespace: NS,
         namespace: DEV,
         infraName: 'rbac',
-        ports: { controlPlane: await freePort(), gateway: await freePort() },
+        ports: { controlPlane: await freePort(), gateway: await freePort(), operatorHealth: await freePort() },
       });
       await stack.start();
       const g = await stack.createGitspace('rbacapp', `file://${repo}`, makeSshKey().publicLine);

@@ -159,8 +159,7 @@ export class RunnerReconciler implements Reconciler {
     return infra;
   }
 
-  private async reconcileNormal(live: Gitspace): Promise<Result | undefined> {
-    const gs = live;
+  private async reconcileNormal(gs: Gitspace): Promise<Result | undefined> {
     const infra = this.infraOf(gs);
     const mt = infra.spec.machineTypes.find((m) => m.name === gs.spec.machineType);
     if (!mt) {
@@ -186,8 +185,8 @@ export class RunnerReconciler implements Reconciler {
     }
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     // An idle stop is remembered in status, not spec: the spec still says Running.
-    const desired = () => (autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running'));
-    const input = () => ({ desired: desired(), instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
+    const desired = autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running');
+    const input = () => ({ desired, instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
     const decision = decide(input());
 
     if (decision.action === 'create' || decision.action === 'start') {
