@@ -52,8 +52,6 @@ export interface Operator {
   infra: Controller;
   gitspaces: Informer<Gitspace>;
   infras: Informer<GitspaceInfra>;
-  pool: WarmPool;
-  observer: InstanceObserver;
   delegate?: Delegate;
 }
 
@@ -163,5 +161,5 @@ export function createOperator(o: OperatorOptions): Operator {
     manager.onStop(() => d.stop());
     delegate = d;
   }
-  return { manager, runner, infra, gitspaces, infras, pool, observer, ...(delegate ? { delegate } : {}) };
+  return { manager, runner, infra, gitspaces, infras, ...(delegate ? { delegate } : {}) };
 }

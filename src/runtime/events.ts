@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { KubeError, type KubeClient, type KubeObject, type Resource } from './kube.ts';
 import type { Logger } from './log.ts';
 
-const EVENTS: Resource = { group: 'events.k8s.io', version: 'v1', plural: 'events', namespaced: true };
+export const EVENTS: Resource = { group: 'events.k8s.io', version: 'v1', plural: 'events', namespaced: true };
 const SERIES_WINDOW_MS = 10 * 60 * 1000;
 
 interface Seen {

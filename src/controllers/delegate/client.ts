@@ -39,8 +39,16 @@ export interface StatusReport {
   urls?: unknown;
   instance?: unknown;
   /** Events recorded for the Gitspace since the last report. */
-  events?: { type: string; reason: string; note: string; at: string }[];
+  events?: ReportedEvent[];
   observedAt: string;
+}
+
+/** An Event of a Gitspace, forwarded with its status. */
+export interface ReportedEvent {
+  type: string;
+  reason: string;
+  note: string;
+  at: string;
 }
 
 export class ControlPlaneError extends Error {

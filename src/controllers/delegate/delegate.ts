@@ -9,10 +9,12 @@ import {
   API_VERSION, GITSPACE, GITSPACE_ANNOTATIONS, GITSPACES, LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra, type Phase,
 } from '../../api/index.ts';
 import { backoffDelay } from '../../runtime/backoff.ts';
-import { Informer, keyOf } from '../../runtime/informer.ts';
+import { EVENTS } from '../../runtime/events.ts';
+import { Informer, keyOf, sleep } from '../../runtime/informer.ts';
 import { isAlreadyExists, isNotFound, KubeError, type KubeClient, type KubeObject } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { ControlPlaneClient, ControlPlaneError, type Believed, type StatusReport, type Task, type TaskSpec } from './client.ts';
+import { providerKind } from '../resources.ts';
+import { ControlPlaneClient, ControlPlaneError, type Believed, type ReportedEvent, type StatusReport, type Task, type TaskSpec } from './client.ts';
 
 export const ANNOTATIONS = {
   task: 'gitspaces.dev/task',
@@ -47,29 +49,12 @@ interface KubeEvent extends KubeObject {
   series?: { count?: number; lastObservedTime?: string };
 }
 
-export interface ReportedEvent {
-  type: string;
-  reason: string;
-  note: string;
-  at: string;
-}
-
-const EVENTS = { group: 'events.k8s.io', version: 'v1', plural: 'events', namespaced: true } as const;
 const MAX_EVENTS_PER_REPORT = 20;
 
 interface Pending {
   taskId: string;
   want: Want;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
 
 export class Delegate {
   readonly cp: ControlPlaneClient;
@@ -181,7 +166,7 @@ export class Delegate {
   private offered(): unknown[] {
     return this.o.infras.list().map((i) => ({
       name: i.metadata.name,
-      provider: i.spec.provider.gcp ? 'gcp' : i.spec.provider.aws ? 'aws' : 'local',
+      provider: providerKind(i),
       zones: i.spec.provider.gcp?.zones ?? i.spec.provider.aws?.subnets.map((s) => s.zone) ?? ['local'],
       machineTypes: i.spec.machineTypes.map((m) => ({ name: m.name, providerType: m.providerType })),
     }));
@@ -218,10 +203,10 @@ export class Delegate {
     const existing = this.o.gitspaces.get(this.key(t.gitspaceId));
     const appliedRevision = Number(existing?.metadata.annotations?.[ANNOTATIONS.revision] ?? 0);
     if (want === 'Deleted') {
-      if (existing) await this.o.client.delete(GITSPACES, this.o.namespace, t.gitspaceId).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+      if (existing) await this.deleteGitspace(t.gitspaceId);
     } else if (!existing || appliedRevision < t.revision) {
       try {
-        await this.apply(t, existing);
+        await this.apply(t, existing, want);
       } catch (e) {
         if (e instanceof KubeError && (e.status === 422 || e.status === 400)) {
           // The API server refused the spec: nothing was created; say why.
@@ -269,8 +254,7 @@ export class Delegate {
     };
   }
 
-  private async apply(t: { gitspaceId: string; owner: string; spec: TaskSpec; revision: number; id: string; kind?: Task['kind']; deleted?: boolean }, existing: Gitspace | undefined): Promise<void> {
-    const want = this.wantOf({ kind: t.kind ?? 'apply', deleted: t.deleted ?? false, spec: t.spec });
+  private async apply(t: { gitspaceId: string; owner: string; spec: TaskSpec; revision: number; id: string }, existing: Gitspace | undefined, want: Want): Promise<void> {
     const m = this.manifest(t, want);
     if (!existing) {
       try {
@@ -283,6 +267,10 @@ export class Delegate {
     // Only what the control plane owns: the spec fields it sets, our label and annotations.
     const patched = await this.o.client.patch<Gitspace>(GITSPACES, this.o.namespace, t.gitspaceId, { metadata: { labels: m.metadata.labels, annotations: m.metadata.annotations }, spec: { ...m.spec, infraRef: undefined } });
     this.o.gitspaces.writeThrough(patched);
+  }
+
+  private async deleteGitspace(id: string): Promise<void> {
+    await this.o.client.delete(GITSPACES, this.o.namespace, id).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
   }
 
   // --- results and status ----------------------------------------------------------------------
@@ -361,14 +349,14 @@ export class Delegate {
       const want = this.wantOf({ kind: 'apply', deleted: b.deleted, spec: b.spec });
       if (b.openTask) this.pending.set(key, { taskId: b.openTask.id, want });
       if (want === 'Deleted') {
-        if (g) await this.o.client.delete(GITSPACES, this.o.namespace, b.gitspaceId).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+        if (g) await this.deleteGitspace(b.gitspaceId);
         else await this.finish(key, 'succeeded');
         continue;
       }
       if (!g || Number(g.metadata.annotations?.[ANNOTATIONS.revision] ?? 0) < b.revision) {
         const t = { gitspaceId: b.gitspaceId, owner: b.owner, spec: b.spec, revision: b.revision, id: b.openTask?.id ?? `resync-${b.revision}` };
         if (this.invalid({ ...t, kind: 'apply', deleted: false })) continue;
-        await this.apply(t, g);
+        await this.apply(t, g, want);
         this.applied++;
       } else if (g) {
         this.observe(g);
@@ -376,7 +364,7 @@ export class Delegate {
     }
     for (const g of this.o.gitspaces.list()) {
       const id = this.idOf(g);
-      if (id && !known.has(id)) await this.o.client.delete(GITSPACES, this.o.namespace, id).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+      if (id && !known.has(id)) await this.deleteGitspace(id);
     }
     this.needResync = false;
   }

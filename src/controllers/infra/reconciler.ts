@@ -56,7 +56,7 @@ export class InfraReconciler implements Reconciler {
         return undefined; // Gitspace deletions re-queue us
       }
       if (this.d.pool) {
-        const { provider } = await this.checkCredentials(infra, providerKind(infra));
+        const { provider } = await this.checkCredentials(infra);
         if (provider && (await this.d.pool.retire(infra, provider)) > 0) return { requeueAfter: POOL_POLL_MS };
       }
       await removeFinalizer(this.d.client, GITSPACE_INFRAS, infra, FINALIZERS.infra);
@@ -67,10 +67,9 @@ export class InfraReconciler implements Reconciler {
       return undefined;
     }
 
-    const kind = providerKind(infra);
     const conds: ConditionInput[] = [];
     let pool: PoolResult | undefined;
-    const { credentials, network } = await this.cloudChecks(infra, kind, ref);
+    const { credentials, network } = await this.cloudChecks(infra, ref);
     conds.push(credentials.condition);
     if (credentials.provider) {
       conds.push(network ?? { type: 'NetworkReady', status: 'Unknown', reason: 'NotChecked', message: '' });
@@ -102,13 +101,13 @@ export class InfraReconciler implements Reconciler {
    * changed (annotating it is how to ask for a re-check) or the last check is old — not on every
    * reconcile: most reconciles only recount Gitspace phases.
    */
-  private async cloudChecks(infra: GitspaceInfra, kind: string, ref: KubeObject & { apiVersion: string; kind: string }): Promise<{ credentials: { provider?: VmProvider; condition: ConditionInput }; network?: ConditionInput }> {
+  private async cloudChecks(infra: GitspaceInfra, ref: KubeObject & { apiVersion: string; kind: string }): Promise<{ credentials: { provider?: VmProvider; condition: ConditionInput }; network?: ConditionInput }> {
     const name = infra.metadata.name ?? '';
     const key = `${infra.metadata.generation ?? 0}/${JSON.stringify(infra.metadata.annotations ?? {})}`;
     const last = this.checks.get(name);
     const maxAge = last?.credentials.provider ? RECHECK_MS : CREDENTIALS_RECHECK_MS;
     if (last && last.key === key && Date.now() - last.at < maxAge) return last;
-    const credentials = await this.checkCredentials(infra, kind);
+    const credentials = await this.checkCredentials(infra);
     const network = credentials.provider ? await this.checkNetwork(infra, credentials.provider, ref) : undefined;
     const result = { credentials, ...(network ? { network } : {}) };
     this.checks.set(name, { ...result, key, at: Date.now() });
@@ -116,7 +115,8 @@ export class InfraReconciler implements Reconciler {
   }
 
   /** The provider, if its credentials work (one cheap authenticated call), and the condition saying so. */
-  private async checkCredentials(infra: GitspaceInfra, kind: string): Promise<{ provider?: VmProvider; condition: ConditionInput }> {
+  private async checkCredentials(infra: GitspaceInfra): Promise<{ provider?: VmProvider; condition: ConditionInput }> {
+    const kind = providerKind(infra);
     try {
       const provider = await this.d.providerFor(infra);
       await provider.verify();
@@ -128,8 +128,7 @@ export class InfraReconciler implements Reconciler {
       };
     } catch (e) {
       if (!(e instanceof ProviderError) || e.code === 'Throttled' || e.code === 'Transient') throw e;
-      const reason = e.code === 'Unauthenticated' ? 'Unauthenticated' : e.code;
-      return { condition: { type: 'CredentialsValid', status: 'False', reason, message: e.message } };
+      return { condition: { type: 'CredentialsValid', status: 'False', reason: e.code, message: e.message } };
     }
   }
 

@@ -25,8 +25,7 @@ export type PoolStatus = NonNullable<GitspaceInfraStatus['pool']>;
 
 export interface PoolResult {
   status: PoolStatus;
-  /** Created, deleted: for events and the benchmark. */
-  created: number;
+  /** Pool VMs deleted (retire() counts them until none are left). */
   deleted: number;
   /** Something is booting or was just changed: look again soon. */
   settling: boolean;
@@ -146,8 +145,9 @@ export class WarmPool {
     const pooled = all.filter((i) => i.labels[LABELS.pool] && !i.labels[LABELS.gitspaceUID] && !claimed.has(i.name));
     const ready = new Map<string, Instance>();
     const broken: Instance[] = [];
+    // Without entries every pool VM goes (an infra being retired): no need to ask them first.
     await Promise.all(
-      pooled.map(async (i) => {
+      (entries.length ? pooled : []).map(async (i) => {
         if (i.state === 'stopped' || i.state === 'stopping') return void broken.push(i); // pool VMs are kept booted
         if (i.state !== 'running' || !i.privateIP) return;
         const r = await this.d.probe(i.privateIP, i.agentPort, secret);
@@ -191,7 +191,7 @@ export class WarmPool {
       }),
     ]);
     const settling = creating.size > 0 || toDelete.length > 0 || status.some((s) => (s.provisioning ?? 0) > 0);
-    return { status, created: toCreate.length, deleted: toDelete.length, settling };
+    return { status, deleted: toDelete.length, settling };
   }
 
   /**

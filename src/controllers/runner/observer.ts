@@ -17,8 +17,6 @@ export class InstanceObserver {
   private readonly inflight = new Map<string, Promise<Snapshot>>();
   private readonly maxAgeMs: number;
   private readonly now: () => number;
-  /** List calls made, for tests and benchmarks. */
-  lists = 0;
 
   constructor(maxAgeMs = 1_000, now: () => number = Date.now) {
     this.maxAgeMs = maxAgeMs;
@@ -44,7 +42,6 @@ export class InstanceObserver {
         })
         .finally(() => this.inflight.delete(infra));
       this.inflight.set(infra, p);
-      this.lists++;
     }
     return p;
   }

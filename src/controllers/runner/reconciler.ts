@@ -22,7 +22,7 @@ import { GITSPACES, providerKind, SECRETS } from '../resources.ts';
 import type { WarmPool } from '../pool/warm-pool.ts';
 import { claimAgent, type AgentClaim, type AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
-import { InstanceObserver } from './observer.ts';
+import type { InstanceObserver } from './observer.ts';
 import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
 
 export interface Secret extends KubeObject {
@@ -52,8 +52,8 @@ export interface RunnerDeps {
   now?: () => number;
   /** The VM user's home on cloud images. */
   vmHome?: string;
-  /** How old a shared instance list may be before it is fetched again. */
-  observeIntervalMs?: number;
+  /** One list per infra per interval, shared by all its Gitspaces (and the warm pool). */
+  observer: InstanceObserver;
 }
 
 /** A reason to wait that is shown as a condition rather than retried as an error. */
@@ -106,13 +106,9 @@ export class RunnerReconciler implements Reconciler {
   private readonly holds = new Map<string, Hold>();
   /** When a delete that completes asynchronously (EC2) was last asked for, by Gitspace key. */
   private readonly deleteAsked = new Map<string, number>();
-  /** One list per infra per interval, shared by all its Gitspaces (and the warm pool). */
-  readonly observer: InstanceObserver;
-
-  constructor(d: RunnerDeps & { observer?: InstanceObserver }) {
+  constructor(d: RunnerDeps) {
     this.d = d;
     this.now = d.now ?? Date.now;
-    this.observer = d.observer ?? new InstanceObserver(d.observeIntervalMs ?? 1_000);
   }
 
   async reconcile(key: string): Promise<Result | undefined> {
@@ -176,12 +172,13 @@ export class RunnerReconciler implements Reconciler {
     // A pooled VM's name is the pool's; it is in the status from the moment it was claimed.
     const name = gs.status?.instance?.name ?? instanceName(gs);
     const token = await this.ensureHopSecret(gs);
-    let inst = await this.observer.get(infraName, provider, name);
+    let inst = await this.d.observer.get(infraName, provider, name);
     let agent = await this.observeAgent(inst, token);
     if (inst && gs.status?.instance?.pooled) {
       const adopted = await this.adopt(gs, infra, provider, inst, agent.status, token);
-      inst = adopted;
-      if (adopted !== undefined) agent = await this.observeAgent(inst, token);
+      inst = adopted.inst;
+      // Only a claim changes what the agent answers; relabelling does not.
+      if (adopted.claimed) agent = await this.observeAgent(inst, token);
     }
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     // An idle stop is remembered in status, not spec: the spec still says Running.
@@ -225,7 +222,7 @@ export class RunnerReconciler implements Reconciler {
           // `inst` came from the shared list just now: the provider need not look again.
           observedAbsent: true,
         });
-        this.observer.put(infraName, name, inst);
+        this.d.observer.put(infraName, name, inst);
         this.event(gs, 'Normal', 'InfraProvisioningCompleted', `instance ${inst.name} created in ${inst.zone}`);
         break;
       }
@@ -260,7 +257,7 @@ export class RunnerReconciler implements Reconciler {
       // create already returned the instance; the others return nothing, so look.
       if (decision.action !== 'create') {
         inst = await provider.find(name, inst?.zone ?? gs.spec.zone);
-        this.observer.put(infraName, name, inst);
+        this.d.observer.put(infraName, name, inst);
       }
       agent = await this.observeAgent(inst, token);
       final = decide(input());
@@ -275,22 +272,23 @@ export class RunnerReconciler implements Reconciler {
    * agent still refuses our token) the Gitspace's config over POST /v1/claim. Each step is
    * idempotent, so a crash anywhere is resumed by the next reconcile.
    */
-  private async adopt(gs: Gitspace, infra: GitspaceInfra, provider: VmProvider, found: Instance, agentStatus: number | undefined, token: string): Promise<Instance> {
+  private async adopt(gs: Gitspace, infra: GitspaceInfra, provider: VmProvider, found: Instance, agentStatus: number | undefined, token: string): Promise<{ inst: Instance; claimed: boolean }> {
     let inst = found;
     const infraName = infra.metadata.name ?? '';
     if (inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) {
       const labels = this.labels(gs, infra);
       await provider.relabel(inst, labels);
       inst = { ...inst, labels };
-      this.observer.put(infraName, inst.name, inst);
+      this.d.observer.put(infraName, inst.name, inst);
     }
     if (inst.state === 'running' && inst.privateIP && agentStatus === 401 && this.d.pool) {
       const poolSecret = await this.d.pool.secret(infraName);
       const refused = await (this.d.claim ?? claimAgent)(inst.privateIP, inst.agentPort, poolSecret, this.agentConfig(gs, token, await this.repoCredentials(gs)));
       if (refused) throw new Wait('PoolClaimFailed', `instance ${inst.name}: ${refused}`, 'Starting', FAST_POLL_MS);
       this.event(gs, 'Normal', 'AgentConfigured', `the pool instance ${inst.name} took this Gitspace's configuration`);
+      return { inst, claimed: true };
     }
-    return inst;
+    return { inst, claimed: false };
   }
 
   private async observeAgent(inst: Instance | undefined, token: string): Promise<{ view?: AgentView; checkout?: string; lastActivity?: string; status?: number }> {
@@ -428,7 +426,7 @@ export class RunnerReconciler implements Reconciler {
     const infraName = infra.metadata.name ?? '';
     const key = keyOf(gs);
     // The shared list says where it is; only its absence is confirmed with a lookup of its own.
-    const inst = (await this.observer.get(infraName, provider, name)) ?? (await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone));
+    const inst = (await this.d.observer.get(infraName, provider, name)) ?? (await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone));
     if (inst) {
       const asked = this.deleteAsked.get(key);
       if (asked !== undefined && this.now() - asked < DELETE_REISSUE_MS) return { requeueAfter: FAST_POLL_MS };
@@ -436,10 +434,10 @@ export class RunnerReconciler implements Reconciler {
       if (outcome === 'going') {
         // EC2: shutting-down for a while; the next lists show when it is gone.
         this.deleteAsked.set(key, this.now());
-        this.observer.put(infraName, name, { ...inst, state: 'stopping' });
+        this.d.observer.put(infraName, name, { ...inst, state: 'stopping' });
         return { requeueAfter: FAST_POLL_MS };
       }
-      this.observer.put(infraName, name, undefined);
+      this.d.observer.put(infraName, name, undefined);
     }
     this.deleteAsked.delete(key);
     this.event(gs, 'Normal', 'InstanceDeleted', `instance ${name} deleted`);

@@ -122,6 +122,8 @@ export class AwsProvider implements VmProvider {
     ];
     const profile = this.o.instanceProfile;
     let capacity: ProviderError | undefined;
+    // Once, not per zone tried: the groups do not depend on the subnet.
+    const groups = await this.securityGroups().catch((e: unknown) => { throw ec2Error(e, `run instance ${req.name}`); });
     for (const s of subnets) {
       try {
         const r = await this.ec2.send(
@@ -132,7 +134,7 @@ export class AwsProvider implements VmProvider {
             MaxCount: 1,
             ClientToken: clientToken(req.name, s.zone),
             SubnetId: s.subnetId,
-            SecurityGroupIds: await this.securityGroups(),
+            SecurityGroupIds: groups,
             ...(profile ? { IamInstanceProfile: profile.startsWith('arn:') ? { Arn: profile } : { Name: profile } } : {}),
             UserData: Buffer.from(startupScript(req.agent)).toString('base64'),
             MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1 },
