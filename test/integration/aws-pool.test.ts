@@ -88,6 +88,12 @@ describe('AWS infra: security group, credentials and warm pool against moto', fu
     await ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: g.GroupId, IpPermissions: [{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '0.0.0.0/0' }] }] }));
     await nudge();
     await eventually('the extra rule to be revoked', 20_000, async () => rules((await group())!).length === 2);
+
+    // A port range is revoked whole (not mistaken for a single-port rule of its first port).
+    await ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: g.GroupId, IpPermissions: [{ IpProtocol: 'tcp', FromPort: 1, ToPort: 100, IpRanges: [{ CidrIp: '10.0.0.0/8' }] }] }));
+    await nudge();
+    await eventually('the port range to be revoked', 20_000, async () => rules((await group())!).length === 2);
+    expect(rules((await group())!)).to.deep.equal([`tcp:${AGENT_HTTP_PORT}-${AGENT_HTTP_PORT} 127.0.0.0/8`, `tcp:${AGENT_SSH_PORT}-${AGENT_SSH_PORT} 127.0.0.0/8`]);
     expect(await k8s.eventReasons((await k8s.get<GitspaceInfra>(infraM))!)).to.include.members(['NetworkRuleCreated', 'NetworkRuleCorrected']);
   });
 

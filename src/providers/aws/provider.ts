@@ -264,8 +264,10 @@ export class AwsProvider implements VmProvider {
       }
       const id = group.GroupId ?? '';
       const want = new Set(rule.ports.flatMap((p) => rule.sourceRanges.map((c) => `${p}|${c}`)));
-      const have = new Set((group.IpPermissions ?? []).flatMap((p) => (p.IpRanges ?? []).map((r) => `${p.FromPort ?? ''}|${r.CidrIp ?? ''}`)));
-      const other = (group.IpPermissions ?? []).filter((p) => p.IpProtocol !== 'tcp' || p.FromPort !== p.ToPort || (p.UserIdGroupPairs ?? []).length || (p.Ipv6Ranges ?? []).length);
+      // Single-port tcp rules from IPv4 ranges are compared pair by pair; anything else is revoked whole.
+      const isOther = (p: IpPermission) => p.IpProtocol !== 'tcp' || p.FromPort !== p.ToPort || Boolean((p.UserIdGroupPairs ?? []).length) || Boolean((p.Ipv6Ranges ?? []).length);
+      const other = (group.IpPermissions ?? []).filter(isOther);
+      const have = new Set((group.IpPermissions ?? []).filter((p) => !isOther(p)).flatMap((p) => (p.IpRanges ?? []).map((r) => `${p.FromPort ?? ''}|${r.CidrIp ?? ''}`)));
       const perms = (pairs: string[]): IpPermission[] =>
         pairs.map((k) => {
           const [port = '0', cidr = ''] = k.split('|');
