@@ -27,6 +27,11 @@ export interface IssuerConfig {
   jwksURI?: string;
   /** A static key set (from a Secret) used instead of fetching one. */
   keys?: JSONWebKeySet;
+  /**
+   * Names this version of the static key set (its Secret and resourceVersion): tokens verified
+   * against an earlier version are verified again, so a key removed from the set stops working.
+   */
+  keysVersion?: string;
 }
 
 export interface Identity {
@@ -74,8 +79,8 @@ export class TokenVerifier {
 
   private readonly localSets = new Map<string, JWTVerifyGetKey>();
 
-  private localSet(keys: JSONWebKeySet): JWTVerifyGetKey {
-    const id = JSON.stringify(keys);
+  private localSet(keys: JSONWebKeySet, version: string | undefined): JWTVerifyGetKey {
+    const id = version ?? JSON.stringify(keys);
     let set = this.localSets.get(id);
     if (!set) {
       if (this.localSets.size > 64) this.localSets.clear();
@@ -99,7 +104,7 @@ export class TokenVerifier {
     if (token.length > 16_384 || !/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) throw new AuthError('malformed', 'the token is malformed');
     // The token itself is the key (bounded cache, tokens ≤ 16 KiB): hashing it per request costs
     // more than the lookup it guards.
-    const key = `${issuer.issuer}\0${issuer.audience}\0${issuer.keys ? 'static' : 'remote'}\0${token}`;
+    const key = `${issuer.issuer}\0${issuer.audience}\0${issuer.keys ? `static:${issuer.keysVersion ?? ''}` : 'remote'}\0${token}`;
     const nowSec = this.o.now() / 1000;
     const hit = this.cache.get(key);
     if (hit) {
@@ -109,7 +114,7 @@ export class TokenVerifier {
     let identity: Identity;
     try {
       const jwks = issuer.jwksURI ?? `${issuer.issuer.replace(/\/$/, '')}/.well-known/jwks.json`;
-      const { payload } = await jwtVerify(token, issuer.keys ? this.localSet(issuer.keys) : this.keySet(jwks), {
+      const { payload } = await jwtVerify(token, issuer.keys ? this.localSet(issuer.keys, issuer.keysVersion) : this.keySet(jwks), {
         issuer: issuer.issuer,
         audience: issuer.audience,
         algorithms: ALLOWED_ALGORITHMS,

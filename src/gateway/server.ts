@@ -250,30 +250,36 @@ export class Gateway {
 
   // --- authentication and authorisation ----------------------------------------------------------
 
-  private readonly staticKeys = new Map<string, { at: number; keys: JSONWebKeySet | undefined }>();
+  /** Static key sets by Secret: the read (or the one in flight) and when it started. */
+  private readonly staticKeys = new Map<string, { at: number; read: Promise<{ keys: JSONWebKeySet; version: string }> }>();
 
-  /** The infra's issuer, with its static key set read from its Secret (re-read every 30 s). */
+  /** The infra's issuer, with its static key set read from its Secret (once per 30 s, however many requests ask). */
   private async issuer(t: Target): Promise<IssuerConfig | undefined> {
     const auth = this.routes.issuerFor(t);
     if (!auth?.jwksSecretRef) return auth;
     const ref = auth.jwksSecretRef;
     const ns = ref.namespace ?? this.o.namespace;
-    const id = `${ns}/${ref.name}/${ref.key ?? 'jwks.json'}`;
+    const key = ref.key ?? 'jwks.json';
+    const id = `${ns}/${ref.name}/${key}`;
     let hit = this.staticKeys.get(id);
     if (!hit || Date.now() - hit.at > 30_000) {
-      let keys: JSONWebKeySet | undefined;
-      try {
-        const s = await this.o.client.get<SecretObject>(SECRETS, ns, ref.name);
-        const raw = s.data?.[ref.key ?? 'jwks.json'];
-        keys = raw ? (JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as JSONWebKeySet) : undefined;
-      } catch (e) {
-        this.o.log.warn('cannot read the static key set', { secret: id, error: e });
-      }
-      hit = { at: Date.now(), keys };
+      hit = { at: Date.now(), read: this.readKeySet(ns, ref.name, key, id) };
       this.staticKeys.set(id, hit);
     }
-    // Without readable keys nothing verifies: an empty set, not a fallback to fetching.
-    return { issuer: auth.issuer, audience: auth.audience, keys: hit.keys ?? { keys: [] } };
+    const { keys, version } = await hit.read;
+    return { issuer: auth.issuer, audience: auth.audience, keys, keysVersion: version };
+  }
+
+  private async readKeySet(ns: string, name: string, key: string, id: string): Promise<{ keys: JSONWebKeySet; version: string }> {
+    try {
+      const s = await this.o.client.get<SecretObject>(SECRETS, ns, name);
+      const raw = s.data?.[key];
+      // Without readable keys nothing verifies: an empty set, not a fallback to fetching.
+      return { keys: raw ? (JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as JSONWebKeySet) : { keys: [] }, version: `${id}@${s.metadata.resourceVersion ?? ''}` };
+    } catch (e) {
+      this.o.log.warn('cannot read the static key set', { secret: id, error: e });
+      return { keys: { keys: [] }, version: `${id}@unreadable` };
+    }
   }
 
   private authFailed(client: string, reason: AuthFailureReason): void {
@@ -287,11 +293,11 @@ export class Gateway {
       this.metrics.authFailures.inc({ reason: 'rate_limited' });
       return 429;
     }
-    const issuer = await this.issuer(t);
     if (!token) {
       this.authFailed(client, 'missing');
       return 401;
     }
+    const issuer = await this.issuer(t);
     if (!issuer) {
       this.authFailed(client, 'no_issuer');
       return 401;
