@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { dirname, join } from 'node:path';
 import type { AgentBoot, AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
-import { isPoolBoot, repoDirName, SECRET_HEADER } from '../api/agent.ts';
+import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, isPoolBoot, repoDirName, SECRET_HEADER } from '../api/agent.ts';
 import { PooledAgent } from './pool.ts';
 import { planDevcontainer, type DevcontainerPlan } from './devcontainer.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
@@ -18,6 +18,7 @@ import { run } from './run.ts';
 import { startSshServer } from './ssh.ts';
 import { secretMatches } from './secret.ts';
 import { landingPage } from './landing.ts';
+import { listenAddress, log } from './log.ts';
 
 const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'ideRun', 'postCreateCommand', 'postStartCommand'];
 const RESTART: StepName[] = ['gitCredentials', 'ideRun', 'postStartCommand'];
@@ -50,20 +51,18 @@ export class Agent {
    * the user's home (an image that binds the agent to its private IP only, or a test host).
    */
   static fromFile(path: string): Agent {
-    const config = JSON.parse(readFileSync(path, 'utf8')) as AgentConfig;
-    const address = process.env.GITSPACES_LISTEN_ADDRESS;
+    return Agent.fromConfig(JSON.parse(readFileSync(path, 'utf8')) as AgentConfig, dirname(path));
+  }
+
+  static fromConfig(config: AgentConfig, root: string): Agent {
     const home = process.env.GITSPACES_HOME;
-    if (address) config.listen = { ...config.listen, address };
+    config.listen = { ...config.listen, address: listenAddress(config.listen.address) };
     if (home) config.home = home;
-    return new Agent(config, dirname(path));
+    return new Agent(config, root);
   }
 
   private stateFile(): string {
     return join(this.root, 'provisioned.json');
-  }
-
-  private log(msg: string, fields: Record<string, unknown> = {}): void {
-    process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), msg, ...fields }) + '\n');
   }
 
   touch(): void {
@@ -121,10 +120,10 @@ export class Agent {
       res.end(JSON.stringify(body));
     };
     if (path === '/healthz') json(200, this.health());
-    else if (path === '/activity' && req.method === 'POST') {
+    else if (path === AGENT_ACTIVITY_PATH && req.method === 'POST') {
       this.touch();
       json(200, { lastActivityTime: this.lastActivity.toISOString() });
-    } else if (path === '/activity') json(200, { lastActivityTime: this.lastActivity.toISOString() });
+    } else if (path === AGENT_ACTIVITY_PATH) json(200, { lastActivityTime: this.lastActivity.toISOString() });
     else if (path === '/v1/stats') json(200, { requests: Object.fromEntries(this.requests) });
     else if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
       // Until the browser IDE is served here, the landing page: who, where, how to connect.
@@ -145,7 +144,7 @@ export class Agent {
       socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return;
     }
-    if (path === '/v1/ssh') {
+    if (path === AGENT_SSH_PATH) {
       const { sshPort } = this.config.listen;
       const host = this.config.listen.address === '0.0.0.0' ? '127.0.0.1' : this.config.listen.address;
       const ssh = connect(sshPort, host, () => {
@@ -201,7 +200,7 @@ export class Agent {
       this.http?.once('error', reject);
       this.http?.listen(httpPort, address, resolve);
     });
-    this.log('agent listening', { address, httpPort, sshPort, restart: this.restart });
+    log('agent listening', { address, httpPort, sshPort, restart: this.restart });
     await this.runSteps();
   }
 
@@ -217,14 +216,14 @@ export class Agent {
         step.status = 'failed';
         step.message = e instanceof Error ? e.message : String(e);
         this.failed = true;
-        this.log('step failed', { step: step.name, error: step.message });
+        log('step failed', { step: step.name, error: step.message });
         return;
       } finally {
         step.finishedAt = new Date().toISOString();
       }
     }
     if (!this.restart) writeFileSync(this.stateFile(), JSON.stringify({ provisionedAt: new Date().toISOString() }));
-    this.log('gitspace ready', { checkout: this.checkout });
+    log('gitspace ready', { checkout: this.checkout });
   }
 
   /** Runs one step; returns a note for the status, or 'skipped'. */
@@ -280,7 +279,7 @@ export class Agent {
             this.touch();
           },
           log: (m) => {
-            this.log(m);
+            log(m);
           },
         });
         this.ssh = sshServer;
@@ -337,7 +336,7 @@ export async function runAgent(configPath: string): Promise<void> {
     await pooled.start();
     return;
   }
-  const agent = Agent.fromFile(configPath);
+  const agent = Agent.fromConfig(boot, dirname(configPath));
   current = agent;
   await agent.start();
 }

@@ -6,6 +6,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import { CLAIM_PATH, SECRET_HEADER, type AgentConfig, type AgentHealth, type PoolBootConfig } from '../api/agent.ts';
+import { listenAddress, log } from './log.ts';
 import { secretMatches } from './secret.ts';
 
 const MAX_CLAIM_BYTES = 1 << 20;
@@ -51,12 +52,8 @@ export class PooledAgent {
     this.becomeGitspace = becomeGitspace;
   }
 
-  private log(msg: string, fields: Record<string, unknown> = {}): void {
-    process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), msg, ...fields }) + '\n');
-  }
-
   async start(): Promise<void> {
-    const listen = { ...this.boot.listen, address: process.env.GITSPACES_LISTEN_ADDRESS ?? this.boot.listen.address };
+    const listen = { ...this.boot.listen, address: listenAddress(this.boot.listen.address) };
     this.http = createServer((req, res) => {
       const json = (code: number, body: unknown) => {
         res.writeHead(code, { 'content-type': 'application/json' });
@@ -99,7 +96,7 @@ export class PooledAgent {
           const path = join(this.root, 'agent.json');
           writeFileSync(`${path}.tmp`, JSON.stringify(config), { mode: 0o600 });
           renameSync(`${path}.tmp`, path);
-          this.log('claimed', { gitspace: `${config.gitspace.namespace}/${config.gitspace.name}`, uid: config.gitspace.uid });
+          log('claimed', { gitspace: `${config.gitspace.namespace}/${config.gitspace.name}`, uid: config.gitspace.uid });
           res.once('finish', () => {
             void this.stop().then(() => this.becomeGitspace(path));
           });
@@ -114,7 +111,7 @@ export class PooledAgent {
       this.http?.once('error', reject);
       this.http?.listen(listen.httpPort, listen.address, resolve);
     });
-    this.log('pool agent listening', { address: listen.address, httpPort: listen.httpPort, infra: this.boot.pool.infra, machineType: this.boot.pool.machineType });
+    log('pool agent listening', { address: listen.address, httpPort: listen.httpPort, infra: this.boot.pool.infra, machineType: this.boot.pool.machineType });
   }
 
   async stop(): Promise<void> {

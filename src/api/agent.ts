@@ -44,6 +44,12 @@ export function isPoolBoot(b: AgentBoot): b is PoolBootConfig {
 
 export const SECRET_HEADER = 'x-gitspaces-secret';
 export const CLAIM_PATH = '/v1/claim';
+/** The agent's upgrade that bridges to its SSH server (the gateway carries SSH over it). */
+export const AGENT_SSH_PATH = '/v1/ssh';
+/** The agent's activity endpoint: POST marks activity, GET reads the last. */
+export const AGENT_ACTIVITY_PATH = '/activity';
+/** The gateway's WebSocket for SSH to a Gitspace (`gitspaces ssh` dials it). */
+export const GATEWAY_SSH_PATH = '/.gitspaces/ssh';
 export const AGENT_HTTP_PORT = 47100;
 export const AGENT_SSH_PORT = 47122;
 

@@ -12,3 +12,8 @@ export function hopSecretName(gitspaceName: string): string {
 }
 
 export const HOP_SECRET_KEY = 'token';
+
+/** The host a Gitspace is served at by the gateway: <name>--<namespace>.<domain>. */
+export function gitspaceHost(name: string, namespace: string, domain: string): string {
+  return `${name}--${namespace}.${domain}`;
+}

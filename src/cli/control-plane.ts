@@ -2,9 +2,8 @@
 //   --port 8090 --db FILE --issuer URL [--audience gitspaces] [--tls-cert FILE --tls-key FILE]
 //   --delegate-token-file FILE (or $GITSPACES_DELEGATE_TOKEN)
 //   --user TOKEN=SUBJECT (repeatable; or $GITSPACES_USERS as TOKEN=SUBJECT,…)
-import { readFileSync } from 'node:fs';
 import { ControlPlane } from '../controlplane/server.ts';
-import { flag } from './flags.ts';
+import { flag, secretFrom, tlsFiles } from './flags.ts';
 
 function all(argv: string[], name: string): string[] {
   const out: string[] = [];
@@ -14,8 +13,7 @@ function all(argv: string[], name: string): string[] {
 
 export async function runControlPlane(argv: string[]): Promise<void> {
   const port = Number(flag(argv, '--port') ?? 8090);
-  const tokenFile = flag(argv, '--delegate-token-file');
-  const delegateToken = (tokenFile ? readFileSync(tokenFile, 'utf8') : (process.env.GITSPACES_DELEGATE_TOKEN ?? '')).trim();
+  const delegateToken = secretFrom(flag(argv, '--delegate-token-file'), 'GITSPACES_DELEGATE_TOKEN');
   const pairs = [...all(argv, '--user'), ...(process.env.GITSPACES_USERS?.split(',') ?? [])].filter(Boolean);
   const users = Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
   const issuer = flag(argv, '--issuer') ?? `http://127.0.0.1:${port}`;
@@ -29,7 +27,7 @@ export async function runControlPlane(argv: string[]): Promise<void> {
     delegateToken,
     users,
     ...(flag(argv, '--redeliver-ms') ? { redeliverMs: Number(flag(argv, '--redeliver-ms')) } : {}),
-    ...(flag(argv, '--tls-cert') && flag(argv, '--tls-key') ? { tls: { cert: readFileSync(flag(argv, '--tls-cert') ?? '', 'utf8'), key: readFileSync(flag(argv, '--tls-key') ?? '', 'utf8') } } : {}),
+    ...tlsFiles(flag(argv, '--tls-cert'), flag(argv, '--tls-key')),
   });
   const stop = () => {
     void cp.stop().then(() => process.exit(0));

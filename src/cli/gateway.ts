@@ -1,9 +1,8 @@
 // `gitspaces gateway`: the authenticated gateway in front of every Gitspace.
-import { readFileSync } from 'node:fs';
 import { Gateway } from '../gateway/server.ts';
 import { KubeClient } from '../runtime/kube.ts';
 import { createLogger } from '../runtime/log.ts';
-import { flag } from './flags.ts';
+import { flag, podNamespace, tlsFiles } from './flags.ts';
 
 export async function runGateway(argv: string[]): Promise<void> {
   const log = createLogger({ component: 'gateway' });
@@ -13,9 +12,10 @@ export async function runGateway(argv: string[]): Promise<void> {
   const gw = new Gateway({
     client: KubeClient.fromDefault(),
     log,
+    namespace: podNamespace(),
     port: num('--port') ?? (cert ? 8443 : 8080),
     ...(flag(argv, '--address') ? { address: flag(argv, '--address') } : {}),
-    ...(cert && key ? { tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') } } : {}),
+    ...tlsFiles(cert, key),
     ...(num('--activity-interval-ms') !== undefined ? { activityIntervalMs: num('--activity-interval-ms') } : {}),
     ...(num('--idle-ms') !== undefined ? { idleMs: num('--idle-ms') } : {}),
     ...(num('--drain-ms') !== undefined ? { drainMs: num('--drain-ms') } : {}),

@@ -1,25 +1,23 @@
 // `gitspaces operator`: all controllers, leader-elected, with the concrete providers wired in.
-import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { createOperator } from '../controllers/operator.ts';
 import { KubeClient } from '../runtime/kube.ts';
 import { createLogger } from '../runtime/log.ts';
-import { flag, hasFlag } from './flags.ts';
+import { flag, hasFlag, podNamespace, secretFrom } from './flags.ts';
 import { providerFactory } from './providers.ts';
 
 /** The delegate controller's settings, when a control plane URL is given. */
 function delegateOptions(argv: string[]): { delegate?: { url: string; token: string; namespace: string; name: string } } {
   const url = flag(argv, '--control-plane-url') ?? process.env.GITSPACES_CONTROL_PLANE_URL;
   if (!url) return {};
-  const tokenFile = flag(argv, '--delegate-token-file') ?? process.env.GITSPACES_DELEGATE_TOKEN_FILE;
-  const token = (tokenFile ? readFileSync(tokenFile, 'utf8') : (process.env.GITSPACES_DELEGATE_TOKEN ?? '')).trim();
+  const token = secretFrom(flag(argv, '--delegate-token-file') ?? process.env.GITSPACES_DELEGATE_TOKEN_FILE, 'GITSPACES_DELEGATE_TOKEN');
   if (!token) throw new Error('--control-plane-url needs a delegate token: --delegate-token-file FILE or $GITSPACES_DELEGATE_TOKEN');
   return {
     delegate: {
       url,
       token,
-      namespace: flag(argv, '--delegate-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
+      namespace: flag(argv, '--delegate-namespace') ?? podNamespace(),
       name: flag(argv, '--delegate-name') ?? hostname(),
     },
   };
@@ -35,7 +33,7 @@ export async function runOperator(argv: string[]): Promise<void> {
   const ec2Endpoint = flag(argv, '--ec2-endpoint') ?? process.env.GITSPACES_EC2_ENDPOINT;
   const providerFor = providerFactory({
     client,
-    namespace: process.env.POD_NAMESPACE ?? 'default',
+    namespace: podNamespace(),
     localDir,
     agentCommand,
     ...(gceEndpoint ? { gceEndpoint } : {}),
@@ -46,13 +44,13 @@ export async function runOperator(argv: string[]): Promise<void> {
     client,
     log,
     providerFor,
-    namespace: process.env.POD_NAMESPACE ?? 'default',
+    namespace: podNamespace(),
     healthPort: Number(flag(argv, '--health-port') ?? 8081),
     workers: Number(flag(argv, '--workers') ?? 4),
     ...(leaderElect
       ? {
           leaderElection: {
-            namespace: flag(argv, '--leader-election-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
+            namespace: flag(argv, '--leader-election-namespace') ?? podNamespace(),
             name: 'gitspaces-operator',
             ...(flag(argv, '--lease-duration-ms') ? { leaseDurationMs: Number(flag(argv, '--lease-duration-ms')), renewDeadlineMs: Math.round(Number(flag(argv, '--lease-duration-ms')) * 0.66), retryPeriodMs: Math.round(Number(flag(argv, '--lease-duration-ms')) / 5) } : {}),
           },

@@ -11,9 +11,9 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { GATEWAY_SSH_PATH } from '../api/agent.ts';
 import { flag } from './flags.ts';
 
-const SSH_PATH = '/.gitspaces/ssh';
 
 function token(): string {
   if (process.env.GITSPACES_TOKEN) return process.env.GITSPACES_TOKEN.trim();
@@ -29,7 +29,7 @@ export async function runSsh(argv: string[]): Promise<void> {
   const host = argv.find((a) => !a.startsWith('--') && argv[argv.indexOf(a) - 1] !== '--gateway');
   if (!host) throw new Error('usage: gitspaces ssh [--gateway URL] <gitspace host>');
   const gateway = flag(argv, '--gateway') ?? process.env.GITSPACES_GATEWAY ?? `https://${host}`;
-  const url = new URL(SSH_PATH, gateway.replace(/^http/, 'ws'));
+  const url = new URL(GATEWAY_SSH_PATH, gateway.replace(/^http/, 'ws'));
   const ws = new WebSocket(url, { headers: { host, authorization: `Bearer ${token()}` }, perMessageDeflate: false });
   // Listen before 'open': the server's first bytes (the SSH banner) can arrive with the handshake.
   ws.on('message', (d: Buffer) => {

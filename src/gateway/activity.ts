@@ -2,7 +2,7 @@
 // Gitspace, and at most once per interval one POST /activity goes to its agent — never one call per
 // request. The agent's last-activity time is what the runner's idle auto-stop reads.
 import { request } from 'node:http';
-import { SECRET_HEADER } from '../api/index.ts';
+import { AGENT_ACTIVITY_PATH, SECRET_HEADER } from '../api/index.ts';
 import type { Target } from './routes.ts';
 
 export class ActivityReporter {
@@ -37,7 +37,7 @@ export class ActivityReporter {
     const up = t.upstream;
     if (!up || !t.secret) return Promise.resolve();
     return new Promise((resolve) => {
-      const req = request({ host: up.host, port: up.port, method: 'POST', path: '/activity', headers: { [SECRET_HEADER]: t.secret, 'content-length': '0' }, timeout: 5_000 }, (res) => {
+      const req = request({ host: up.host, port: up.port, method: 'POST', path: AGENT_ACTIVITY_PATH, headers: { [SECRET_HEADER]: t.secret, 'content-length': '0' }, timeout: 5_000 }, (res) => {
         res.resume();
         this.sent++;
         resolve();

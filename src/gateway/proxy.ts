@@ -23,10 +23,17 @@ export interface Hop {
   prefix?: string;
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
+/** Header names a Connection header declares hop-by-hop (none, without building a set, when absent). */
+function connectionTokens(h: IncomingHttpHeaders): ReadonlySet<string> {
+  return typeof h.connection === 'string' && h.connection ? new Set(h.connection.toLowerCase().split(',').map((s) => s.trim())) : NONE;
+}
+
 /** The request headers the agent receives. */
 export function upstreamHeaders(h: IncomingHttpHeaders, hop: Hop, upgrade?: string): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  const named = new Set((typeof h.connection === 'string' ? h.connection : '').toLowerCase().split(',').map((s) => s.trim()));
+  const named = connectionTokens(h);
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_BY_HOP.has(k) || SPOOFABLE.has(k) || named.has(k)) continue;
     if (k === 'cookie') {
@@ -52,7 +59,7 @@ export function upstreamHeaders(h: IncomingHttpHeaders, hop: Hop, upgrade?: stri
 
 function responseHeaders(h: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  const named = new Set((typeof h.connection === 'string' ? h.connection : '').toLowerCase().split(',').map((s) => s.trim()));
+  const named = connectionTokens(h);
   for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
   return out;
 }

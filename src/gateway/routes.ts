@@ -3,7 +3,7 @@
 // the Gitspaces' own status (`status.route`), kept current by an informer: a route changes within
 // the watch latency of the status change, and no upstream a client names is ever dialled.
 import type { Gitspace, GitspaceInfra, Phase } from '../api/index.ts';
-import { HOP_SECRET_KEY, hopSecretName } from '../api/index.ts';
+import { gitspaceHost, HOP_SECRET_KEY, hopSecretName } from '../api/index.ts';
 import { keyOf, type Informer } from '../runtime/informer.ts';
 import type { KubeObject } from '../runtime/kube.ts';
 
@@ -58,7 +58,6 @@ export class RouteTable {
   private readonly secrets: Informer<SecretObject>;
   private readonly hosts = new Map<string, string>();
   private readonly hostOf = new Map<string, string>();
-  private readonly decoded = new Map<string, { rv: string; value: string }>();
 
   constructor(gitspaces: Informer<Gitspace>, infras: Informer<GitspaceInfra>, secrets: Informer<SecretObject>) {
     this.gitspaces = gitspaces;
@@ -99,46 +98,35 @@ export class RouteTable {
     const fromStatus = g.status?.route?.host;
     if (fromStatus) return normaliseHost(fromStatus);
     const domain = this.infras.get(g.spec.infraRef.name)?.spec.gateway.domain;
-    return domain ? `${g.metadata.name ?? ''}--${g.metadata.namespace ?? ''}.${domain}` : undefined;
+    return domain ? gitspaceHost(g.metadata.name ?? '', g.metadata.namespace ?? '', domain) : undefined;
   }
 
   /** Targets by Gitspace and its resourceVersion (and its Secret's): built once per change. */
   private readonly targets = new Map<string, { version: string; target: Target }>();
 
   private target(g: Gitspace): Target {
-    const key = `${g.metadata.namespace ?? ''}/${g.metadata.name ?? ''}`;
+    const key = keyOf(g);
     const s = this.secrets.get(`${g.metadata.namespace ?? ''}/${hopSecretName(g.metadata.name ?? '')}`);
     const version = `${g.metadata.resourceVersion ?? ''}/${s?.metadata.resourceVersion ?? ''}`;
     const hit = this.targets.get(key);
     if (hit?.version === version) return hit.target;
-    const target = this.buildTarget(g);
+    const target = this.buildTarget(g, s);
     this.targets.set(key, { version, target });
     return target;
   }
 
-  private buildTarget(g: Gitspace): Target {
+  private buildTarget(g: Gitspace, hopSecret: SecretObject | undefined): Target {
     const ns = g.metadata.namespace ?? '';
     const name = g.metadata.name ?? '';
     const phase = g.status?.phase ?? 'Pending';
     const upstream = phase === 'Running' ? parseUpstream(g.status?.route?.upstream) : undefined;
-    const secret = this.secret(ns, name, g.metadata.uid ?? '');
+    // Only a Secret the Gitspace owns counts (decoded once per version: targets are cached by it).
+    const raw = hopSecret?.metadata.ownerReferences?.some((o) => o.uid === g.metadata.uid) ? hopSecret.data?.[HOP_SECRET_KEY] : undefined;
+    const secret = raw ? Buffer.from(raw, 'base64').toString('utf8') : undefined;
     return {
       key: `${ns}/${name}`, namespace: ns, name, infra: g.spec.infraRef.name, owner: g.spec.owner, sharedWith: g.spec.sharedWith ?? [], phase,
       ...(upstream ? { upstream } : {}), ...(secret ? { secret } : {}),
     };
-  }
-
-  /** The hop secret, decoded once per Secret version; only a Secret the Gitspace owns counts. */
-  private secret(ns: string, name: string, uid: string): string | undefined {
-    const s = this.secrets.get(`${ns}/${hopSecretName(name)}`);
-    if (!s?.data?.[HOP_SECRET_KEY] || !s.metadata.ownerReferences?.some((o) => o.uid === uid)) return undefined;
-    const cacheKey = `${ns}/${name}`;
-    const rv = s.metadata.resourceVersion ?? '';
-    const hit = this.decoded.get(cacheKey);
-    if (hit?.rv === rv) return hit.value;
-    const value = Buffer.from(s.data[HOP_SECRET_KEY], 'base64').toString('utf8');
-    this.decoded.set(cacheKey, { rv, value });
-    return value;
   }
 
   /** The Gitspace this request is for, or undefined (not ours: the gateway's own endpoints, or 404). */

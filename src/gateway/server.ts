@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import express from 'express';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { GITSPACE_INFRAS, GITSPACES, LABELS, MANAGED_BY, SECRET_HEADER, SECRETS, type Gitspace, type GitspaceInfra } from '../api/index.ts';
+import { AGENT_SSH_PATH, GATEWAY_SSH_PATH, GITSPACE_INFRAS, GITSPACES, LABELS, MANAGED_BY, SECRET_HEADER, SECRETS, type Gitspace, type GitspaceInfra } from '../api/index.ts';
 import { Informer } from '../runtime/informer.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -45,7 +45,6 @@ export interface GatewayOptions {
 }
 
 /** The gateway path on a Gitspace's host that opens an SSH session (over a WebSocket). */
-export const SSH_PATH = '/.gitspaces/ssh';
 
 type HostClass = 'host' | 'path' | 'gateway';
 
@@ -146,7 +145,7 @@ export class Gateway {
 
   constructor(o: GatewayOptions) {
     this.o = {
-      activityIntervalMs: 30_000, idleMs: 30 * 60_000, drainMs: 20_000, drainDelayMs: 5_000, namespace: process.env.POD_NAMESPACE ?? 'default', jwksCooldownMs: 30_000, authFailureBurst: 20, authFailureRate: 1, ...o,
+      activityIntervalMs: 30_000, idleMs: 30 * 60_000, drainMs: 20_000, drainDelayMs: 5_000, namespace: 'default', jwksCooldownMs: 30_000, authFailureBurst: 20, authFailureRate: 1, ...o,
     };
     const onError = (e: unknown) => {
       o.log.warn('watch failed; reconnecting', { error: e });
@@ -446,7 +445,7 @@ export class Gateway {
         },
       };
       this.activity.touch(m.target);
-      if ((m.path.split('?')[0] ?? '') === SSH_PATH) this.sshBridge(req, socket, head, hop, track);
+      if ((m.path.split('?')[0] ?? '') === GATEWAY_SSH_PATH) this.sshBridge(req, socket, head, hop, track);
       else this.proxy.upgrade(req, socket, head, hop, { idleMs: this.o.idleMs, ...track, onError: (status) => { refuseUpgrade(socket, status); } });
     })().catch(() => {
       refuseUpgrade(socket, 502);
@@ -460,7 +459,7 @@ export class Gateway {
    */
   private sshBridge(req: IncomingMessage, socket: Duplex, head: Buffer, hop: Hop, track: { onOpen(): void; onClose(): void; onData(): void }): void {
     const up = request({
-      host: hop.upstream.host, port: hop.upstream.port, path: '/v1/ssh',
+      host: hop.upstream.host, port: hop.upstream.port, path: AGENT_SSH_PATH,
       headers: { [SECRET_HEADER]: hop.secret, connection: 'Upgrade', upgrade: 'gitspaces-ssh', 'x-gitspaces-user': hop.user },
     });
     up.setTimeout(10_000, () => up.destroy());
@@ -485,18 +484,13 @@ export class Gateway {
           ws.terminate();
           track.onClose();
         };
-        let idle = setTimeout(close, this.o.idleMs);
-        const alive = () => {
-          clearTimeout(idle);
-          idle = setTimeout(close, this.o.idleMs);
-        };
+        // Every byte passes through agentSocket, whose timeout both reads and writes reset.
+        agentSocket.setTimeout(this.o.idleMs, close);
         ws.on('message', (data: Buffer) => {
-          alive();
           track.onData();
           agentSocket.write(data);
         });
         agentSocket.on('data', (d: Buffer) => {
-          alive();
           ws.send(d);
         });
         ws.on('close', close);

@@ -1,7 +1,7 @@
 // Names, routes and links derived from a Gitspace: pure functions, one place.
 import type { Gitspace, GitspaceInfra, GitspaceStatus } from '../../api/index.ts';
 import { repoDirName } from '../../api/index.ts';
-import { hopSecretName as apiHopSecretName } from '../../api/resources.ts';
+import { hopSecretName as apiHopSecretName, gitspaceHost } from '../../api/resources.ts';
 
 /** Deterministic instance name: the same Gitspace always maps to the same VM name. */
 export function instanceName(gs: Gitspace): string {
@@ -16,7 +16,7 @@ export function hopSecretName(gs: Gitspace): string {
 export { HOP_SECRET_KEY } from '../../api/resources.ts';
 
 export function gatewayHost(gs: Gitspace, infra: GitspaceInfra): string {
-  return `${gs.metadata.name ?? ''}--${gs.metadata.namespace ?? ''}.${infra.spec.gateway.domain}`;
+  return gitspaceHost(gs.metadata.name ?? '', gs.metadata.namespace ?? '', infra.spec.gateway.domain);
 }
 
 /** The checkout path on the VM (the agent's home is the VM user's home). */
