@@ -35,5 +35,5 @@ export function notRunning(res: ServerResponse, name: string, phase: Phase): voi
 export function refuseUpgrade(socket: { end(s: string): void; destroyed: boolean }, status: number): void {
   if (socket.destroyed) return;
   const body = `${TEXT[status] ?? 'error'}\n`;
-  socket.end(`HTTP/1.1 ${status} ${status === 101 ? '' : (TEXT[status] ?? 'error')}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${TEXT[status] ?? 'error'}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

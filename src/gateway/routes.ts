@@ -86,12 +86,12 @@ export class RouteTable {
         this.hostOf.delete(key);
       },
     });
-    // A domain change re-derives the hosts of that infra's Gitspaces.
-    infras.on({
-      update: (_, i) => {
-        for (const g of gitspaces.list()) if (g.spec.infraRef.name === i.metadata.name) index(g);
-      },
-    });
+    // An infra that appears (the informers sync in parallel) or changes its domain re-derives the
+    // hosts of its Gitspaces.
+    const reindex = (i: GitspaceInfra) => {
+      for (const g of gitspaces.list()) if (g.spec.infraRef.name === i.metadata.name) index(g);
+    };
+    infras.on({ add: reindex, update: (_, i) => { reindex(i); } })
   }
 
   private hostFor(g: Gitspace): string | undefined {
