@@ -12,6 +12,7 @@ import express from 'express';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_SSH_PATH, GATEWAY_SSH_PATH, GITSPACE_INFRAS, GITSPACES, LABELS, MANAGED_BY, SECRET_HEADER, SECRETS, type Gitspace, type GitspaceInfra } from '../api/index.ts';
+import { TokenBucket } from '../runtime/backoff.ts';
 import { Informer } from '../runtime/informer.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -50,7 +51,7 @@ type HostClass = 'host' | 'path' | 'gateway';
 
 /** A per-client bucket of allowed authentication failures. */
 class FailureLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets = new Map<string, TokenBucket>();
   private readonly burst: number;
   private readonly rate: number;
 
@@ -59,26 +60,20 @@ class FailureLimiter {
     this.rate = rate;
   }
 
-  private bucket(client: string): { tokens: number; at: number } {
-    const now = Date.now();
-    let b = this.buckets.get(client);
-    if (!b) {
-      if (this.buckets.size > 50_000) this.buckets.clear();
-      b = { tokens: this.burst, at: now };
-      this.buckets.set(client, b);
-    }
-    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
-    b.at = now;
-    return b;
-  }
-
   blocked(client: string): boolean {
     // Clients that never failed have no bucket: the common path costs one map lookup.
-    return this.buckets.has(client) && this.bucket(client).tokens < 1;
+    const b = this.buckets.get(client);
+    return b !== undefined && b.available() < 1;
   }
 
   fail(client: string): void {
-    this.bucket(client).tokens -= 1;
+    let b = this.buckets.get(client);
+    if (!b) {
+      if (this.buckets.size > 50_000) this.buckets.clear();
+      b = new TokenBucket(this.rate, this.burst);
+      this.buckets.set(client, b);
+    }
+    b.reserve();
   }
 }
 

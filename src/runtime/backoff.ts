@@ -62,6 +62,12 @@ export class TokenBucket {
     return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000);
   }
 
+  /** Tokens there are now (negative while reservations wait). */
+  available(): number {
+    this.refill();
+    return this.tokens;
+  }
+
   /** Empties the bucket (after the server said we are throttled). */
   drain(): void {
     this.refill();
