@@ -3,7 +3,7 @@
 // Gitspaces as users asked for them, the tasks that carry those wishes to a delegate, the
 // delegates that registered, and the signing key of the access tokens it issues.
 import { randomUUID } from 'node:crypto';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 
 export type DesiredState = 'Running' | 'Stopped';
 export type TaskKind = 'apply' | 'start' | 'stop' | 'delete';
@@ -49,6 +49,17 @@ const str = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' |
 
 export class Store {
   readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+
+  /** A prepared statement, prepared once per SQL text (the task poll runs these constantly). */
+  private stmt(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
 
   constructor(path: string) {
     this.db = new DatabaseSync(path);
@@ -73,11 +84,11 @@ export class Store {
   }
 
   setting(key: string): string | undefined {
-    return str((this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as Row | undefined)?.value);
+    return str((this.stmt('SELECT value FROM settings WHERE key = ?').get(key) as Row | undefined)?.value);
   }
 
   setSetting(key: string, value: string): void {
-    this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.stmt('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   private gitspace(r: Row): GitspaceRecord {
@@ -98,14 +109,14 @@ export class Store {
   }
 
   getGitspace(id: string): GitspaceRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM gitspaces WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM gitspaces WHERE id = ?').get(id) as Row | undefined;
     return r ? this.gitspace(r) : undefined;
   }
 
   listGitspaces(owner?: string): GitspaceRecord[] {
     const rows = (owner
-      ? this.db.prepare('SELECT * FROM gitspaces WHERE owner = ? AND deleted = 0 ORDER BY created_at').all(owner)
-      : this.db.prepare('SELECT * FROM gitspaces ORDER BY created_at').all()) as Row[];
+      ? this.stmt('SELECT * FROM gitspaces WHERE owner = ? AND deleted = 0 ORDER BY created_at').all(owner)
+      : this.stmt('SELECT * FROM gitspaces ORDER BY created_at').all()) as Row[];
     return rows.map((r) => this.gitspace(r));
   }
 
@@ -116,13 +127,13 @@ export class Store {
       const before = this.getGitspace(id);
       const g = apply(before);
       g.revision = (before?.revision ?? 0) + 1;
-      this.db.prepare(`INSERT INTO gitspaces (id, owner, spec, state, deleted, revision, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      this.stmt(`INSERT INTO gitspaces (id, owner, spec, state, deleted, revision, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, state = excluded.state, deleted = excluded.deleted, revision = excluded.revision`)
         .run(g.id, g.owner, JSON.stringify(g.spec), g.state, g.deleted ? 1 : 0, g.revision, g.status ? JSON.stringify(g.status) : null, g.createdAt);
       const task: TaskRecord = { id: `t-${randomUUID()}`, gitspaceId: id, kind, revision: g.revision, state: 'pending', createdAt: new Date().toISOString() };
       // A newer wish supersedes open tasks for the same Gitspace: only the latest is delivered.
-      this.db.prepare("UPDATE tasks SET state = 'done', outcome = 'failed', reason = 'Superseded', message = 'a newer change replaced this task', done_at = ? WHERE gitspace_id = ? AND state != 'done'").run(task.createdAt, id);
-      this.db.prepare('INSERT INTO tasks (id, gitspace_id, kind, revision, state, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(task.id, id, kind, task.revision, 'pending', task.createdAt);
+      this.stmt("UPDATE tasks SET state = 'done', outcome = 'failed', reason = 'Superseded', message = 'a newer change replaced this task', done_at = ? WHERE gitspace_id = ? AND state != 'done'").run(task.createdAt, id);
+      this.stmt('INSERT INTO tasks (id, gitspace_id, kind, revision, state, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(task.id, id, kind, task.revision, 'pending', task.createdAt);
       this.db.exec('COMMIT');
       return { gitspace: g, task };
     } catch (e) {
@@ -132,54 +143,54 @@ export class Store {
   }
 
   getTask(id: string): TaskRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
     return r ? this.task(r) : undefined;
   }
 
   /** Tasks to offer: pending ones, and acknowledged ones without a result for `redeliverMs`. */
   openTasks(redeliverMs: number, limit = 500): TaskRecord[] {
     const stale = new Date(Date.now() - redeliverMs).toISOString();
-    const rows = this.db.prepare("SELECT * FROM tasks WHERE state = 'pending' OR (state = 'acked' AND acked_at < ?) ORDER BY created_at LIMIT ?").all(stale, limit) as Row[];
+    const rows = this.stmt("SELECT * FROM tasks WHERE state = 'pending' OR (state = 'acked' AND acked_at < ?) ORDER BY created_at LIMIT ?").all(stale, limit) as Row[];
     return rows.map((r) => this.task(r));
   }
 
   /** The task still open for a Gitspace (at most one: a newer one supersedes older ones). */
   openTaskOf(gitspaceId: string): TaskRecord | undefined {
-    const r = this.db.prepare("SELECT * FROM tasks WHERE gitspace_id = ? AND state != 'done' ORDER BY created_at DESC LIMIT 1").get(gitspaceId) as Row | undefined;
+    const r = this.stmt("SELECT * FROM tasks WHERE gitspace_id = ? AND state != 'done' ORDER BY created_at DESC LIMIT 1").get(gitspaceId) as Row | undefined;
     return r ? this.task(r) : undefined;
   }
 
   ack(id: string): boolean {
-    const r = this.db.prepare("UPDATE tasks SET state = 'acked', acked_at = ? WHERE id = ? AND state != 'done'").run(new Date().toISOString(), id);
+    const r = this.stmt("UPDATE tasks SET state = 'acked', acked_at = ? WHERE id = ? AND state != 'done'").run(new Date().toISOString(), id);
     return Number(r.changes) > 0 || this.getTask(id) !== undefined;
   }
 
   /** The first result wins; returns the task as it now is, or undefined if unknown. */
   result(id: string, outcome: Outcome, reason?: string, message?: string): TaskRecord | undefined {
-    this.db.prepare("UPDATE tasks SET state = 'done', outcome = ?, reason = ?, message = ?, done_at = ? WHERE id = ? AND state != 'done'")
+    this.stmt("UPDATE tasks SET state = 'done', outcome = ?, reason = ?, message = ?, done_at = ? WHERE id = ? AND state != 'done'")
       .run(outcome, reason ?? null, message ?? null, new Date().toISOString(), id);
     return this.getTask(id);
   }
 
   setStatus(id: string, status: Record<string, unknown>): void {
-    this.db.prepare('UPDATE gitspaces SET status = ? WHERE id = ?').run(JSON.stringify(status), id);
+    this.stmt('UPDATE gitspaces SET status = ? WHERE id = ?').run(JSON.stringify(status), id);
   }
 
   /** Forgets a deleted Gitspace once its delete task succeeded. */
   purge(id: string): void {
-    this.db.prepare('DELETE FROM gitspaces WHERE id = ? AND deleted = 1').run(id);
+    this.stmt('DELETE FROM gitspaces WHERE id = ? AND deleted = 1').run(id);
   }
 
   registerDelegate(name: string, version: string, infras: unknown): void {
-    this.db.prepare('INSERT INTO delegates (name, version, infras, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version, infras = excluded.infras, last_seen = excluded.last_seen')
+    this.stmt('INSERT INTO delegates (name, version, infras, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version, infras = excluded.infras, last_seen = excluded.last_seen')
       .run(name, version, JSON.stringify(infras), new Date().toISOString());
   }
 
   heartbeat(name: string): boolean {
-    return Number(this.db.prepare('UPDATE delegates SET last_seen = ? WHERE name = ?').run(new Date().toISOString(), name).changes) > 0;
+    return Number(this.stmt('UPDATE delegates SET last_seen = ? WHERE name = ?').run(new Date().toISOString(), name).changes) > 0;
   }
 
   delegates(): { name: string; version: string; infras: unknown; lastSeen: string }[] {
-    return (this.db.prepare('SELECT * FROM delegates').all() as Row[]).map((r) => ({ name: str(r.name) ?? '', version: str(r.version) ?? '', infras: JSON.parse(str(r.infras) ?? '[]') as unknown, lastSeen: str(r.last_seen) ?? '' }));
+    return (this.stmt('SELECT * FROM delegates').all() as Row[]).map((r) => ({ name: str(r.name) ?? '', version: str(r.version) ?? '', infras: JSON.parse(str(r.infras) ?? '[]') as unknown, lastSeen: str(r.last_seen) ?? '' }));
   }
 }
