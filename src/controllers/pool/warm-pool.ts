@@ -14,12 +14,12 @@ import {
 } from '../../api/index.ts';
 import type { Instance, VmProvider } from '../../providers/types.ts';
 import type { Informer } from '../../runtime/informer.ts';
-import { isAlreadyExists, type KubeClient } from '../../runtime/kube.ts';
+import type { KubeClient } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { SECRETS } from '../resources.ts';
 import type { AgentProbe } from '../runner/agent-probe.ts';
 import type { InstanceObserver } from '../runner/observer.ts';
-import type { Secret } from '../runner/reconciler.ts';
+import { createTokenSecret, secretValue, type Secret } from '../token-secret.ts';
 
 export type PoolStatus = NonNullable<GitspaceInfraStatus['pool']>;
 
@@ -78,23 +78,11 @@ export class WarmPool {
     const cached = this.secretCache.get(infra);
     if (cached) return cached;
     const name = poolSecretName(infra);
-    const decode = (s: Secret) => Buffer.from(s.data?.[POOL_SECRET_KEY] ?? '', 'base64').toString('utf8');
     const inCache = this.d.secrets.get(`${this.d.namespace}/${name}`);
-    let token = inCache ? decode(inCache) : '';
+    let token = inCache ? secretValue(inCache, POOL_SECRET_KEY) : '';
     if (!token) {
-      token = randomBytes(32).toString('hex');
-      try {
-        await this.d.client.create(SECRETS, {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name, namespace: this.d.namespace, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infra } },
-          type: 'Opaque',
-          data: { [POOL_SECRET_KEY]: Buffer.from(token).toString('base64') },
-        });
-      } catch (e) {
-        if (!isAlreadyExists(e)) throw e;
-        token = decode(await this.d.client.get<Secret>(SECRETS, this.d.namespace, name));
-      }
+      const metadata = { name, namespace: this.d.namespace, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infra } };
+      token = secretValue(await createTokenSecret(this.d.client, metadata, POOL_SECRET_KEY), POOL_SECRET_KEY);
     }
     this.secretCache.set(infra, token);
     return token;

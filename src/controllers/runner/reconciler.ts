@@ -5,7 +5,6 @@
 // status once if it changed. The instance name is deterministic and is written to status *before*
 // the create call, so a crash at any point is followed by a lookup that finds the instance instead
 // of creating a second one.
-import { randomBytes } from 'node:crypto';
 import {
   AGENT_HTTP_PORT, AGENT_SSH_PORT, API_VERSION, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY,
   type AgentConfig, type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
@@ -15,20 +14,18 @@ import { setCondition, type Condition } from '../../runtime/conditions.ts';
 import { RetryAfter, type Reconciler, type Result } from '../../runtime/controller.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import { keyOf, type Informer } from '../../runtime/informer.ts';
-import { isAlreadyExists, isNotFound, type KubeClient, type KubeObject } from '../../runtime/kube.ts';
+import { isNotFound, type KubeClient } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
 import { GITSPACES, providerKind, SECRETS } from '../resources.ts';
+import { createTokenSecret, secretValue, type Secret } from '../token-secret.ts';
 import type { WarmPool } from '../pool/warm-pool.ts';
 import { claimAgent, type AgentClaim, type AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
 import type { InstanceObserver } from './observer.ts';
 import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
 
-export interface Secret extends KubeObject {
-  type?: string;
-  data?: Record<string, string>;
-}
+export type { Secret };
 
 /**
  * Gives the provider for an infra (it may read a credentials Secret first); throws
@@ -478,35 +475,21 @@ export class RunnerReconciler implements Reconciler {
     const name = hopSecretName(gs);
     const cached = this.d.secrets.get(`${ns}/${name}`);
     const ownedByUs = (s: Secret) => s.metadata.ownerReferences?.some((o) => o.uid === gs.metadata.uid) ?? false;
-    const tokenOf = (s: Secret) => Buffer.from(s.data?.[HOP_SECRET_KEY] ?? '', 'base64').toString('utf8');
+    const tokenOf = (s: Secret) => secretValue(s, HOP_SECRET_KEY);
     if (cached && ownedByUs(cached) && tokenOf(cached)) return tokenOf(cached);
     if (cached && !ownedByUs(cached)) {
       // Left by an earlier Gitspace of the same name and not yet garbage-collected.
       await this.d.client.delete(SECRETS, ns, name, { uid: cached.metadata.uid }).catch(() => undefined);
       throw new RetryAfter(500, 'replacing a stale token Secret');
     }
-    const token = randomBytes(32).toString('hex');
-    const secret: Secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name,
-        namespace: ns,
-        labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.gitspaceName]: gs.metadata.name ?? '' },
-        ownerReferences: [controllerRef({ ...gs, apiVersion: API_VERSION, kind: GITSPACE.kind })],
-      },
-      type: 'Opaque',
-      data: { [HOP_SECRET_KEY]: Buffer.from(token).toString('base64') },
-    };
-    try {
-      await this.d.client.create(SECRETS, secret);
-      return token;
-    } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
-      const live = await this.d.client.get<Secret>(SECRETS, ns, name);
-      if (!ownedByUs(live)) throw new RetryAfter(500, 'token Secret belongs to another Gitspace');
-      return tokenOf(live);
-    }
+    const live = await createTokenSecret(this.d.client, {
+      name,
+      namespace: ns,
+      labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.gitspaceName]: gs.metadata.name ?? '' },
+      ownerReferences: [controllerRef({ ...gs, apiVersion: API_VERSION, kind: GITSPACE.kind })],
+    }, HOP_SECRET_KEY);
+    if (!ownedByUs(live)) throw new RetryAfter(500, 'token Secret belongs to another Gitspace');
+    return tokenOf(live);
   }
 
   /** Credentials for a private repository, from the Secret the Gitspace names. */
