@@ -60,6 +60,10 @@ function sshKey(file: string): string {
 
 try {
   say(`scratch directory ${work}`);
+  say('code-server (VS Code in the browser) for the Gitspace: the first run installs it from npm into the cache, about 3 minutes, once');
+  const cs = spawnSync('bash', [join(ROOT, 'scripts/fetch-code-server.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (cs.status !== 0) throw new Error('scripts/fetch-code-server.sh failed (see above)');
+  say(`code-server: ${cs.stdout.trim()}`);
   say('starting a Kubernetes API server and etcd (the first run builds them from the Go module proxy: about 8 minutes, once)');
   cluster = await TestCluster.start({ detached: true, crdDir: join(ROOT, 'crds') });
   say(`API server ready at ${cluster.server}; CRDs installed (gitspaceinfras, gitspaces)`);
@@ -77,7 +81,7 @@ try {
   const keyFile = join(work, 'id_ed25519');
   const publicKey = sshKey(keyFile);
   say('creating Gitspace "hello" through the control plane (the delegate turns it into a Gitspace resource)');
-  const g = await stack.createGitspace('hello', repo, publicKey, (phase) => { say(`  Gitspace default/hello: ${phase}`); });
+  const g = await stack.createGitspace('hello', repo, publicKey, { onPhase: (phase) => { say(`  Gitspace default/hello: ${phase}`); } });
   say(`Gitspace default/hello is Running (${elapsed()} after start)`);
 
   process.stdout.write(`

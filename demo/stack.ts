@@ -30,6 +30,8 @@ export interface StackOptions {
   /** The namespace the operator runs "in" (its Lease and pool Secrets). */
   operatorNamespace?: string;
   ports: { controlPlane: number; gateway: number; operatorHealth: number };
+  /** The GitspaceInfra's spec.gateway.allowPublicPorts. */
+  allowPublicPorts?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -149,7 +151,7 @@ export class Stack {
       spec: {
         provider: { local: { baseDir: this.localDir } },
         machineTypes: [{ name: 'small', providerType: 'local' }],
-        gateway: { domain: DOMAIN },
+        gateway: { domain: DOMAIN, ...(this.o.allowPublicPorts ? { allowPublicPorts: true } : {}) },
         auth: { issuer: this.controlPlaneURL, audience: 'gitspaces' },
       },
     };
@@ -164,9 +166,15 @@ export class Stack {
   }
 
   /** Creates a Gitspace through the control plane (as a developer's portal would) and waits for it to run. */
-  async createGitspace(id: string, repoURL: string, sshPublicKey: string, onPhase?: (phase: string) => void): Promise<OpenedGitspace> {
+  async createGitspace(
+    id: string,
+    repoURL: string,
+    sshPublicKey: string,
+    o: { ide?: string; ports?: { port: number; name?: string; visibility?: string }[]; onPhase?: (phase: string) => void } = {},
+  ): Promise<OpenedGitspace> {
     const created = await this.api('POST', '/api/v1/gitspaces', {
-      id, infra: this.o.infraName, repository: { url: repoURL }, machineType: 'small', ide: { type: 'vscode-web' }, sshPublicKeys: [sshPublicKey],
+      id, infra: this.o.infraName, repository: { url: repoURL }, machineType: 'small', ide: { type: o.ide ?? 'vscode-web' }, sshPublicKeys: [sshPublicKey],
+      ...(o.ports ? { ports: o.ports } : {}),
     });
     if (created.status !== 201) throw new Error(`control plane refused the Gitspace: ${created.status} ${JSON.stringify(created.json)}`);
     let last = '';
@@ -176,7 +184,7 @@ export class Stack {
       const phase = g.status?.phase ?? 'Pending';
       if (phase !== last) {
         last = phase;
-        onPhase?.(phase);
+        o.onPhase?.(phase);
       }
       if (phase === 'Running') break;
       if (phase === 'Failed') throw new Error(`Gitspace failed: ${JSON.stringify(g.status?.conditions)}`);

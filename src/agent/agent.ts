@@ -10,7 +10,9 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { dirname, join } from 'node:path';
 import type { AgentBoot, AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
-import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, isPoolBoot, repoDirName, SECRET_HEADER } from '../api/agent.ts';
+import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, CODE_SERVER_VERSION, isPoolBoot, PORT_HEADER, repoDirName, SECRET_HEADER } from '../api/agent.ts';
+import { CodeServer, codeServerBinary } from './code-server.ts';
+import { forward, forwardUpgrade } from './forward.ts';
 import { PooledAgent } from './pool.ts';
 import { planDevcontainer, type DevcontainerPlan } from './devcontainer.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
@@ -36,6 +38,9 @@ export class Agent {
   private lastActivity = new Date();
   private http: Server | undefined;
   private ssh: { close(): void } | undefined;
+  /** The browser IDE (vscode-web), once it serves the workbench. */
+  private ide: CodeServer | undefined;
+  private extensionsFailed: { id: string; error: string }[] = [];
 
   constructor(config: AgentConfig, root: string) {
     this.config = config;
@@ -90,7 +95,7 @@ export class Agent {
       state: this.failed ? 'failed' : this.steps.every((s) => s.status === 'done' || s.status === 'skipped') ? 'ready' : 'setting-up',
       restart: this.restart,
       steps: this.steps,
-      ide: { type: this.config.ide.type, ready: this.ideReady },
+      ide: { type: this.config.ide.type, ready: this.ideReady, ...(this.extensionsFailed.length ? { extensionsFailed: this.extensionsFailed } : {}) },
       checkout: this.checkout,
       forwardPorts: [...new Set([...this.plan.forwardPorts, ...this.config.ports.map((p) => p.port)])],
       devcontainer: { found: this.devcontainerFound, notApplied: this.plan.notApplied, containerBuild: 'skipped' },
@@ -126,7 +131,11 @@ export class Agent {
       json(200, { lastActivityTime: this.lastActivity.toISOString() });
     } else if (path === AGENT_ACTIVITY_PATH) json(200, { lastActivityTime: this.lastActivity.toISOString() });
     else if (path === '/v1/stats') json(200, { requests: Object.fromEntries(this.requests) });
-    else if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
+    else if (req.headers[PORT_HEADER] !== undefined) this.forwardPort(req, res);
+    else if (this.ide) {
+      this.touch();
+      forward({ socketPath: this.ide.socket }, req, res, 'the IDE');
+    } else if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
       // Until the browser IDE is served here, the landing page: who, where, how to connect.
       this.touch();
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
@@ -184,7 +193,34 @@ export class Agent {
       });
       return;
     }
+    const port = this.declaredPort(req);
+    if (port !== undefined) {
+      forwardUpgrade({ host: '127.0.0.1', port }, req, socket, head, () => { this.touch(); });
+      return;
+    }
+    if (req.headers[PORT_HEADER] === undefined && this.ide) {
+      forwardUpgrade({ socketPath: this.ide.socket }, req, socket, head, () => { this.touch(); });
+      return;
+    }
     socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  }
+
+  /** The port a forwarded-port request names, if the Gitspace declares it (spec.ports, forwardPorts). */
+  private declaredPort(req: IncomingMessage): number | undefined {
+    const raw = req.headers[PORT_HEADER];
+    const port = typeof raw === 'string' ? Number(raw) : NaN;
+    return this.health().forwardPorts.includes(port) ? port : undefined;
+  }
+
+  private forwardPort(req: IncomingMessage, res: ServerResponse): void {
+    const port = this.declaredPort(req);
+    if (port === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('this port is not forwarded\n');
+      return;
+    }
+    this.touch();
+    forward({ host: '127.0.0.1', port }, req, res, `port ${String(port)}`);
   }
 
   private readonly events = new WebSocketServer({ noServer: true });
@@ -284,14 +320,41 @@ export class Agent {
           },
         });
         this.ssh = sshServer;
+        const ssh = `ssh on ${this.config.listen.address}:${this.config.listen.sshPort}`;
+        if (this.config.ide.type === 'vscode-web') {
+          const ide = await this.startCodeServer();
+          this.ideReady = true;
+          return `${ssh}; code-server ${ide}`;
+        }
         this.ideReady = true;
-        return `ssh on ${this.config.listen.address}:${this.config.listen.sshPort}`;
+        return ssh;
       }
       case 'postCreateCommand':
         return this.lifecycle(this.plan.postCreateCommands);
       case 'postStartCommand':
         return this.lifecycle(this.plan.postStartCommands);
     }
+  }
+
+  /** Starts code-server on the checkout (settings applied, extensions installed on first boot). */
+  private async startCodeServer(): Promise<string> {
+    const bin = codeServerBinary();
+    if (!bin) throw new StepError(`the vscode-web IDE needs code-server (${CODE_SERVER_VERSION}): none on PATH and GITSPACES_CODE_SERVER is not set`);
+    const ide = new CodeServer({
+      bin,
+      dataDir: join(this.config.home, '.local', 'share', 'code-server'),
+      // Its own socket next to the agent's files: a unix socket path must stay short.
+      socket: join(this.root, 'ide.sock'),
+      folder: existsSync(this.checkout) ? this.checkout : this.config.home,
+      env: this.env(),
+      log,
+    });
+    ide.applySettings(this.plan.vscode.settings);
+    if (!this.restart && this.plan.vscode.extensions.length) this.extensionsFailed = await ide.installExtensions(this.plan.vscode.extensions);
+    await ide.start();
+    this.ide = ide;
+    const failed = this.extensionsFailed.map((f) => f.id);
+    return failed.length ? `ready; extensions not installed: ${failed.join(', ')}` : 'ready';
   }
 
   private async lifecycle(cmds: string[][]): Promise<string | undefined> {
@@ -304,6 +367,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.ssh?.close();
+    this.ide?.stop();
     for (const ws of this.events.clients) ws.terminate();
     await new Promise<void>((r) => {
       if (!this.http) {

@@ -8,6 +8,8 @@ export interface DevcontainerPlan {
   postStartCommands: string[][];
   forwardPorts: number[];
   remoteUser?: string;
+  /** customizations.vscode: extensions to install and settings for the browser IDE. */
+  vscode: { extensions: string[]; settings: Record<string, unknown> };
   /** Fields present but not applied here (no Docker on this host), for the status report. */
   notApplied: string[];
 }
@@ -53,7 +55,7 @@ function commands(v: unknown): string[][] {
 const NOT_WITHOUT_DOCKER = ['image', 'build', 'dockerFile', 'dockerComposeFile', 'features', 'runArgs', 'mounts', 'appPort', 'privileged', 'capAdd', 'securityOpt', 'initializeCommand', 'onCreateCommand', 'updateContentCommand', 'postAttachCommand'];
 
 export function planDevcontainer(text: string | undefined): DevcontainerPlan {
-  const plan: DevcontainerPlan = { env: {}, postCreateCommands: [], postStartCommands: [], forwardPorts: [], notApplied: [] };
+  const plan: DevcontainerPlan = { env: {}, postCreateCommands: [], postStartCommands: [], forwardPorts: [], vscode: { extensions: [], settings: {} }, notApplied: [] };
   if (text === undefined) return plan;
   const dc = JSON.parse(stripJsonc(text)) as Record<string, unknown>;
   for (const key of ['containerEnv', 'remoteEnv']) {
@@ -70,7 +72,8 @@ export function planDevcontainer(text: string | undefined): DevcontainerPlan {
   }
   if (typeof dc.remoteUser === 'string') plan.remoteUser = dc.remoteUser;
   for (const k of NOT_WITHOUT_DOCKER) if (k in dc) plan.notApplied.push(k);
-  const custom = dc.customizations as { vscode?: { extensions?: unknown } } | undefined;
-  if (custom?.vscode?.extensions) plan.notApplied.push('customizations.vscode.extensions');
+  const vscode = (dc.customizations as { vscode?: { extensions?: unknown; settings?: unknown } } | undefined)?.vscode;
+  if (Array.isArray(vscode?.extensions)) plan.vscode.extensions = vscode.extensions.filter((e): e is string => typeof e === 'string');
+  if (vscode?.settings && typeof vscode.settings === 'object') plan.vscode.settings = vscode.settings as Record<string, unknown>;
   return plan;
 }

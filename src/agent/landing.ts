@@ -18,7 +18,7 @@ li.failed{color:#b00}li.done{color:#060}</style></head>
 <p>State: <strong id="state">${esc(health.state)}</strong> · IDE: ${esc(health.ide.type)} · repository <code>${esc(config.repository.url.replace(/\/\/[^@/]*@/, '//'))}</code></p>
 <p>Checkout: <code id="checkout">${esc(health.checkout)}</code></p>
 <h2>Set-up</h2><ol>${steps}</ol>
-<p>Desktop IDEs and terminals connect over SSH through the gateway: <code>ssh -o ProxyCommand="gitspaces ssh %h" gitspace@${esc(name)}--${esc(namespace)}.&lt;gateway domain&gt;</code> with your token in <code>GITSPACES_TOKEN</code>.</p>
+<p>Desktop IDEs (VS Code, Cursor, Windsurf, JetBrains Gateway) and terminals connect over SSH through the gateway: <code>gitspaces ssh-config --gateway &lt;gateway URL&gt; ${esc(name)}--${esc(namespace)}.&lt;gateway domain&gt; &gt;&gt; ~/.ssh/config</code> writes the entry they use (with your token in <code>GITSPACES_TOKEN</code>).</p>
 </body></html>
 `;
 }

@@ -43,6 +43,8 @@ export function isPoolBoot(b: AgentBoot): b is PoolBootConfig {
 }
 
 export const SECRET_HEADER = 'x-gitspaces-secret';
+/** Set by the gateway on a forwarded port's requests: which VM port they are for. */
+export const PORT_HEADER = 'x-gitspaces-port';
 export const CLAIM_PATH = '/v1/claim';
 /** The agent's upgrade that bridges to its SSH server (the gateway carries SSH over it). */
 export const AGENT_SSH_PATH = '/v1/ssh';
@@ -50,6 +52,8 @@ export const AGENT_SSH_PATH = '/v1/ssh';
 export const AGENT_ACTIVITY_PATH = '/activity';
 /** The gateway's WebSocket for SSH to a Gitspace (`gitspaces ssh` dials it). */
 export const GATEWAY_SSH_PATH = '/.gitspaces/ssh';
+/** The code-server version VMs install for `vscode-web` when their image has none. */
+export const CODE_SERVER_VERSION = '4.139.1';
 export const AGENT_HTTP_PORT = 47100;
 export const AGENT_SSH_PORT = 47122;
 
@@ -76,7 +80,7 @@ export interface AgentHealth {
   state: 'pooled' | 'setting-up' | 'ready' | 'failed';
   restart: boolean;
   steps: StepStatus[];
-  ide: { type: string; ready: boolean };
+  ide: { type: string; ready: boolean; extensionsFailed?: { id: string; error: string }[] };
   checkout: string;
   forwardPorts: number[];
   devcontainer: { found: boolean; notApplied: string[]; containerBuild: 'skipped' };

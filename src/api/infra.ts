@@ -1,6 +1,6 @@
 // GitspaceInfra: where and how Gitspace VMs run (cluster-scoped, like a StorageClass).
 import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration, secretKeyRef } from './common.ts';
-import { array, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
+import { array, boolean, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
 import type { ObjectMeta } from './meta.ts';
 import { API_VERSION, GITSPACE_INFRA } from './constants.ts';
 
@@ -159,6 +159,10 @@ const gateway = object(
       { description: 'Wildcard certificate for the domain. Plain HTTP when unset (development only).', required: ['name'] },
     ),
     replicas: integer({ description: 'Gateway Deployment replicas.', minimum: 1, maximum: 20, default: 2 }),
+    allowPublicPorts: boolean({
+      description: "Whether a Gitspace's ports may be public (reachable without a token). Off: a port marked public is served as shared (any valid token of the issuer).",
+      default: false,
+    }),
     sourceRanges: withRules(
       array(string({ description: 'A CIDR, e.g. 10.0.0.0/8.', maxLength: 43 }), {
         description: 'Client CIDRs allowed to reach the gateway. Everyone when empty.',

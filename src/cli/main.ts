@@ -15,6 +15,8 @@ commands:
   control-plane  the reference control plane (--port 8090 --db FILE --issuer URL --user TOKEN=SUBJECT,
              delegate token from --delegate-token-file or $GITSPACES_DELEGATE_TOKEN)
   ssh        OpenSSH ProxyCommand to a Gitspace through the gateway: gitspaces ssh [--gateway URL] %h
+  ssh-config print ~/.ssh/config entries for Gitspace hosts (what desktop IDEs connect with):
+             gitspaces ssh-config [--gateway URL] [--identity-file FILE] HOST...
   crds       print the CustomResourceDefinitions (kubectl apply -f -)
 `;
 
@@ -54,6 +56,16 @@ switch (command) {
       process.exit(1);
     }
     process.exit(0);
+    break;
+  }
+  case 'ssh-config': {
+    const { runSshConfig } = await import('./ssh-config.ts');
+    try {
+      runSshConfig(rest);
+    } catch (e) {
+      process.stderr.write(`gitspaces ssh-config: ${(e as Error).message}\n`);
+      process.exit(2);
+    }
     break;
   }
   case 'crds':

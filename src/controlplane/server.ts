@@ -136,6 +136,7 @@ export class ControlPlane {
         : typeof b.repository?.url !== 'string' || !b.repository.url ? 'repository.url is required'
         : typeof b.machineType !== 'string' || !b.machineType ? 'machineType is required'
         : b.id !== undefined && !ID.test(b.id) ? 'id must be 3-31 lowercase letters and digits, starting with a letter'
+        : b.ports !== undefined && (!Array.isArray(b.ports) || !b.ports.every((p) => Number.isInteger(p.port))) ? 'ports must be a list of { port, name?, visibility?, protocol? }'
         : undefined;
       if (problem) {
         fail(res, 400, 'invalid', problem);
@@ -148,7 +149,7 @@ export class ControlPlane {
       }
       const spec: GitspaceSpecInput = {
         infra: b.infra ?? '', repository: { url: b.repository?.url ?? '', ...(b.repository?.ref ? { ref: b.repository.ref } : {}) }, machineType: b.machineType ?? '',
-        ...(b.ide ? { ide: b.ide } : {}), ...(b.sshPublicKeys ? { sshPublicKeys: b.sshPublicKeys } : {}),
+        ...(b.ide ? { ide: b.ide } : {}), ...(b.sshPublicKeys ? { sshPublicKeys: b.sshPublicKeys } : {}), ...(b.ports ? { ports: b.ports } : {}),
       };
       const owner = String(res.locals.user);
       const { gitspace, task } = this.store.change(id, 'apply', () => ({ id, owner, spec, state: b.state === 'Stopped' ? 'Stopped' : 'Running', deleted: false, revision: 0, createdAt: new Date().toISOString() }));

@@ -15,6 +15,8 @@ export interface GitspaceSpecInput {
   ide?: { type: string; product?: string };
   machineType: string;
   sshPublicKeys?: string[];
+  /** Ports to publish through the gateway (the Gitspace's spec.ports). */
+  ports?: { port: number; name?: string; visibility?: string; protocol?: string }[];
 }
 
 export interface GitspaceRecord {

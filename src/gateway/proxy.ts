@@ -5,10 +5,10 @@
 import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { SECRET_HEADER } from '../api/index.ts';
+import { PORT_HEADER, SECRET_HEADER } from '../api/index.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
-const SPOOFABLE = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip', 'x-gitspaces-user', SECRET_HEADER, 'authorization']);
+const SPOOFABLE = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip', 'x-gitspaces-user', SECRET_HEADER, PORT_HEADER, 'authorization']);
 
 export const SESSION_COOKIE = 'gitspaces_session';
 
@@ -21,6 +21,8 @@ export interface Hop {
   host: string;
   proto: 'http' | 'https';
   prefix?: string;
+  /** A forwarded port: the agent sends the request to this port on the VM. */
+  port?: number;
 }
 
 const NONE: ReadonlySet<string> = new Set();
@@ -50,6 +52,7 @@ export function upstreamHeaders(h: IncomingHttpHeaders, hop: Hop, upgrade?: stri
   if (hop.prefix) out['x-forwarded-prefix'] = hop.prefix;
   out['x-gitspaces-user'] = hop.user;
   out[SECRET_HEADER] = hop.secret;
+  if (hop.port !== undefined) out[PORT_HEADER] = String(hop.port);
   if (upgrade) {
     out.connection = 'Upgrade';
     out.upgrade = upgrade;

@@ -31,10 +31,14 @@ export interface Match {
   path: string;
   /** Where a session cookie for this Gitspace applies. */
   cookiePath: string;
-  kind: 'host' | 'path';
+  kind: 'host' | 'path' | 'port';
   /** The request's host, normalised. */
   host: string;
+  /** A forwarded port's host (`<port>--<name>--<namespace>.<domain>`): which port, who may use it. */
+  port?: { number: number; visibility: PortVisibility };
 }
+
+export type PortVisibility = 'private' | 'shared' | 'public';
 
 const PATH_PREFIX = /^\/gitspaces\/([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9]*)(\/.*)?$/;
 
@@ -58,6 +62,9 @@ export class RouteTable {
   private readonly secrets: Informer<SecretObject>;
   private readonly hosts = new Map<string, string>();
   private readonly hostOf = new Map<string, string>();
+  /** Forwarded ports' hosts → Gitspace key and port, and each Gitspace's port hosts. */
+  private readonly portHosts = new Map<string, { key: string; port: number; visibility: PortVisibility }>();
+  private readonly portHostsOf = new Map<string, string[]>();
 
   constructor(gitspaces: Informer<Gitspace>, infras: Informer<GitspaceInfra>, secrets: Informer<SecretObject>) {
     this.gitspaces = gitspaces;
@@ -72,6 +79,10 @@ export class RouteTable {
         this.hosts.set(host, key);
         this.hostOf.set(key, host);
       }
+      this.unindexPorts(key);
+      const ports = (g.status?.route?.ports ?? []).map((p) => ({ host: normaliseHost(p.host), port: p.port, visibility: p.visibility ?? 'private' }));
+      for (const p of ports) this.portHosts.set(p.host, { key, port: p.port, visibility: p.visibility });
+      if (ports.length) this.portHostsOf.set(key, ports.map((p) => p.host));
     };
     gitspaces.on({
       add: index,
@@ -84,6 +95,7 @@ export class RouteTable {
         const host = this.hostOf.get(key);
         if (host && this.hosts.get(host) === key) this.hosts.delete(host);
         this.hostOf.delete(key);
+        this.unindexPorts(key);
       },
     });
     // An infra that appears (the informers sync in parallel) or changes its domain re-derives the
@@ -91,7 +103,12 @@ export class RouteTable {
     const reindex = (i: GitspaceInfra) => {
       for (const g of gitspaces.list()) if (g.spec.infraRef.name === i.metadata.name) index(g);
     };
-    infras.on({ add: reindex, update: (_, i) => { reindex(i); } })
+    infras.on({ add: reindex, update: (_, i) => { reindex(i); } });
+  }
+
+  private unindexPorts(key: string): void {
+    for (const h of this.portHostsOf.get(key) ?? []) if (this.portHosts.get(h)?.key === key) this.portHosts.delete(h);
+    this.portHostsOf.delete(key);
   }
 
   private hostFor(g: Gitspace): string | undefined {
@@ -131,6 +148,14 @@ export class RouteTable {
 
   /** The Gitspace this request is for, or undefined (not ours: the gateway's own endpoints, or 404). */
   match(host: string, path: string): Match | undefined {
+    const port = this.portHosts.get(host);
+    if (port) {
+      const g = this.gitspaces.get(port.key);
+      if (!g) return undefined;
+      // Public only while the infra allows public ports (the runner says so too; this is the gate).
+      const visibility = port.visibility === 'public' && !this.infras.get(g.spec.infraRef.name)?.spec.gateway.allowPublicPorts ? 'shared' : port.visibility;
+      return { target: this.target(g), path, cookiePath: '/', kind: 'port', host, port: { number: port.port, visibility } };
+    }
     const byHost = this.hosts.get(host);
     if (byHost) {
       const g = this.gitspaces.get(byHost);

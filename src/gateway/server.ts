@@ -47,7 +47,15 @@ export interface GatewayOptions {
 
 /** The gateway path on a Gitspace's host that opens an SSH session (over a WebSocket). */
 
-type HostClass = 'host' | 'path' | 'gateway';
+type HostClass = 'host' | 'path' | 'port' | 'gateway';
+
+/** Who a public port's (or a preflight's) requests come from: nobody in particular. */
+const ANONYMOUS: Identity = { sub: '', exp: 0 };
+
+/** A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method. */
+function isPreflight(req: IncomingMessage): boolean {
+  return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined;
+}
 
 /** A per-client bucket of allowed authentication failures. */
 class FailureLimiter {
@@ -281,8 +289,14 @@ export class Gateway {
     this.metrics.authFailures.inc({ reason });
   }
 
-  /** Who the token belongs to, if they may use this Gitspace; else the status to answer. */
-  private async authorise(token: string | undefined, t: Target, client: string): Promise<Identity | number> {
+  /**
+   * Who the token belongs to, if they may use this Gitspace (or this forwarded port); else the
+   * status to answer. A public port needs no token, and neither does a CORS preflight to a port
+   * (browsers never send credentials with one); a shared port takes any valid token of the issuer.
+   */
+  private async authorise(token: string | undefined, m: Match, client: string, req?: IncomingMessage): Promise<Identity | number> {
+    const t = m.target;
+    if (m.port && (m.port.visibility === 'public' || (req && isPreflight(req)))) return ANONYMOUS;
     if (this.limiter.blocked(client)) {
       this.metrics.authFailures.inc({ reason: 'rate_limited' });
       return 429;
@@ -304,7 +318,7 @@ export class Gateway {
       this.authFailed(client, reason);
       return reason === 'jwks_unavailable' ? 503 : 401;
     }
-    if (id.sub !== t.owner && !t.sharedWith.includes(id.sub)) {
+    if (m.port?.visibility !== 'shared' && id.sub !== t.owner && !t.sharedWith.includes(id.sub)) {
       this.metrics.authFailures.inc({ reason: 'not_owner' });
       return 403;
     }
@@ -315,9 +329,10 @@ export class Gateway {
     const t = m.target;
     if (!t.upstream || !t.secret) return undefined;
     return {
-      upstream: t.upstream, path: m.path, secret: t.secret, user: id.sub, clientIP: clientIP(req), host: m.host,
+      upstream: t.upstream, path: m.path, secret: t.secret, user: id.sub, clientIP: clientIP(req), host: req.headers.host ?? m.host,
       proto: this.o.tls || req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http',
       ...(m.kind === 'path' ? { prefix: m.cookiePath.replace(/\/$/, '') } : {}),
+      ...(m.port ? { port: m.port.number } : {}),
     };
   }
 
@@ -353,12 +368,13 @@ export class Gateway {
     const client = clientIP(req);
     const query = m.path.includes('?') ? new URLSearchParams(m.path.slice(m.path.indexOf('?') + 1)) : undefined;
     const exchange = query?.get('token');
-    if (query && exchange !== undefined && exchange !== null && (req.method === 'GET' || req.method === 'HEAD')) {
+    // (A public port needs no session: its token, if any, is simply not passed on.)
+    if (query && exchange !== undefined && exchange !== null && (req.method === 'GET' || req.method === 'HEAD') && m.port?.visibility !== 'public') {
       await this.exchange(req, res, m, exchange, query);
       return;
     }
     const bearerToken = bearer(req);
-    const who = await this.authorise(bearerToken ?? cookieToken(req), m.target, client);
+    const who = await this.authorise(bearerToken ?? cookieToken(req), m, client, req);
     if (typeof who === 'number') {
       plain(res, who, undefined, who === 401 ? { 'www-authenticate': 'Bearer realm="gitspaces"' } : {});
       return;
@@ -384,7 +400,7 @@ export class Gateway {
    * the address bar, history or a Referer.
    */
   private async exchange(req: IncomingMessage, res: ServerResponse, m: Match, token: string, query: URLSearchParams): Promise<void> {
-    const who = await this.authorise(token, m.target, clientIP(req));
+    const who = await this.authorise(token, m, clientIP(req));
     if (typeof who === 'number') {
       plain(res, who);
       return;
@@ -417,7 +433,7 @@ export class Gateway {
       return;
     }
     void (async () => {
-      const who = await this.authorise(bearer(req) ?? cookieToken(req), m.target, clientIP(req));
+      const who = await this.authorise(bearer(req) ?? cookieToken(req), m, clientIP(req));
       if (typeof who === 'number') {
         refuseUpgrade(socket, who);
         return;

@@ -1,7 +1,7 @@
 // The startup payload a VM boots with (GCE `startup-script` metadata, EC2 `UserData`, or the
 // local provider's process): a shell script that writes the agent's config and execs the agent.
 // The local provider runs exactly this script, so the local path tests what cloud VMs run.
-import { isPoolBoot, type AgentBoot } from '../api/agent.ts';
+import { CODE_SERVER_VERSION, isPoolBoot, type AgentBoot } from '../api/agent.ts';
 
 export interface StartupOptions {
   /** Directory for the agent's files (cloud: /var/lib/gitspaces; local: the instance directory). */
@@ -33,6 +33,14 @@ export function startupScript(boot: AgentBoot, o: StartupOptions = {}): string {
     payload.replace(/(.{76})/g, '$1\n').trimEnd(),
     'GITSPACES_PAYLOAD',
     `mv "$root/${file}.tmp" "$root/${file}"`,
+    // The browser IDE: the pinned code-server unless the image has one (pre-bake it: README).
+    ...(!isPoolBoot(boot) && boot.ide.type === 'vscode-web'
+      ? [
+          'if [ -z "${GITSPACES_CODE_SERVER:-}" ] && ! command -v code-server >/dev/null 2>&1; then',
+          `  npm install -g --no-audit --no-fund code-server@${CODE_SERVER_VERSION} >&2 || echo "gitspaces: could not install code-server" >&2`,
+          'fi',
+        ]
+      : []),
     'config="$root/agent.json"',
     '[ -f "$config" ] || config="$root/pool.json"',
     'echo $$ > "$root/agent.pid"',

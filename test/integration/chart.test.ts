@@ -246,7 +246,7 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
         ports: { controlPlane: await freePort(), gateway: await freePort(), operatorHealth: await freePort() },
       });
       await stack.start();
-      const g = await stack.createGitspace('rbacapp', `file://${repo}`, makeSshKey().publicLine);
+      const g = await stack.createGitspace('rbacapp', `file://${repo}`, makeSshKey().publicLine, { ide: 'ssh' });
       expect(g.phase).to.equal('Running');
 
       // The gateway (reading Gitspaces and hop Secrets in another namespace) lets the owner in.

@@ -194,6 +194,25 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     expect(deniedErr).to.include('the gateway refused the SSH connection: 403');
   });
 
+  it('`gitspaces ssh-config` prints the entry desktop IDEs use, and ssh connects with it alone', async () => {
+    const keyFile = join(work, 'id_ecdsa_cfg');
+    writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+    const cli = spawnSync(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'ssh-config', '--gateway', `http://127.0.0.1:${gw.port}`, '--identity-file', keyFile, '--command', `${process.execPath} ${join(ROOT, 'src/cli/main.ts')}`, HOST], { encoding: 'utf8' });
+    expect(cli.status, cli.stderr).to.equal(0);
+    expect(cli.stdout).to.include(`Host ${HOST}\n`).and.include('  User gitspace\n').and.include(' ssh --gateway http://127.0.0.1:');
+    const config = join(work, 'ssh_config');
+    writeFileSync(config, cli.stdout);
+    const child = spawn('ssh', ['-F', config, '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', HOST, 'pwd'], {
+      env: { ...process.env, GITSPACES_TOKEN: await issuer.token(OWNER) },
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    expect(await new Promise<number | null>((r) => child.on('close', r)), err).to.equal(0);
+    expect(out.trim()).to.match(/\/repo$/);
+  });
+
   it('refuses a table of hostile requests with the right status, and none reaches the agent', async () => {
     const owner = await issuer.token(OWNER);
     const stranger = await issuer.token(STRANGER);

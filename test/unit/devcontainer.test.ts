@@ -21,7 +21,7 @@ describe('devcontainer.json', () => {
       "postCreateCommand": "npm ci",
       "postStartCommand": { "server": ["npm", "start"], "watch": "npm run watch" },
       "forwardPorts": [3000, "db:5432", 70000],
-      "customizations": { "vscode": { "extensions": ["dbaeumer.vscode-eslint"] } },
+      "customizations": { "vscode": { "extensions": ["dbaeumer.vscode-eslint"], "settings": { "editor.tabSize": 2 } } },
       "remoteUser": "node"
     }`);
     expect(plan.env).to.deep.equal({ A: '1', B: '2' });
@@ -29,10 +29,11 @@ describe('devcontainer.json', () => {
     expect(plan.postStartCommands).to.deep.equal([['npm', 'start'], ['bash', '-lc', 'npm run watch']]);
     expect(plan.forwardPorts).to.deep.equal([3000, 5432]);
     expect(plan.remoteUser).to.equal('node');
-    expect(plan.notApplied).to.deep.equal(['image', 'features', 'customizations.vscode.extensions']);
+    expect(plan.vscode).to.deep.equal({ extensions: ['dbaeumer.vscode-eslint'], settings: { 'editor.tabSize': 2 } });
+    expect(plan.notApplied).to.deep.equal(['image', 'features']);
   });
 
   it('is empty without a file', () => {
-    expect(planDevcontainer(undefined)).to.deep.equal({ env: {}, postCreateCommands: [], postStartCommands: [], forwardPorts: [], notApplied: [] });
+    expect(planDevcontainer(undefined)).to.deep.equal({ env: {}, postCreateCommands: [], postStartCommands: [], forwardPorts: [], vscode: { extensions: [], settings: {} }, notApplied: [] });
   });
 });

@@ -2,7 +2,8 @@
 import { expect } from 'chai';
 import type { Gitspace, GitspaceInfra } from '../../src/api/index.ts';
 import { decide, FAST_POLL_MS, type DecideInput } from '../../src/controllers/runner/decide.ts';
-import { gatewayHost, instanceName, parseDuration, route, userURLs } from '../../src/controllers/runner/naming.ts';
+import { gatewayHost, instanceName, parseDuration, publishedPorts, route, userURLs } from '../../src/controllers/runner/naming.ts';
+import { sshConfig } from '../../src/cli/ssh-config.ts';
 
 const now = Date.parse('2026-11-23T12:00:00Z');
 const ready = (lastActivityTime = new Date(now).toISOString()) => ({ reachable: true as const, state: 'ready' as const, lastActivityTime });
@@ -83,6 +84,37 @@ describe('runner naming', () => {
     expect(url({ type: 'jetbrains', product: 'goland' })).to.match(/^jetbrains-gateway:\/\/connect#.*host=web--team-a\.gs\.example\.com.*productCode=GO/);
     expect(url({ type: 'ssh' })).to.equal("ssh -o ProxyCommand='gitspaces ssh %h' web--team-a.gs.example.com");
     expect(userURLs(gs({}), infra, checkout).ports).to.deep.equal({ 3000: 'https://3000--web--team-a.gs.example.com/' });
+  });
+
+  it('publishes spec.ports and the devcontainer\'s forwardPorts; public only where the infra allows it', () => {
+    const g = gs({});
+    g.spec.ports = [{ port: 3000, name: 'web', visibility: 'public' }, { port: 5000, visibility: 'shared' }];
+    const withForwarded = publishedPorts(g, infra, [3000, 8080]);
+    expect(withForwarded).to.deep.equal([
+      { port: 3000, name: 'web', visibility: 'shared', protocol: 'http', host: '3000--web--team-a.gs.example.com' },
+      { port: 5000, visibility: 'shared', protocol: 'http', host: '5000--web--team-a.gs.example.com' },
+      { port: 8080, visibility: 'private', protocol: 'http', host: '8080--web--team-a.gs.example.com' },
+    ]);
+    const open = { spec: { gateway: { ...infra.spec.gateway, allowPublicPorts: true } } } as unknown as GitspaceInfra;
+    expect(publishedPorts(g, open)[0]?.visibility).to.equal('public');
+    expect(userURLs(g, infra, '/home/gitspace/shop', withForwarded).ports).to.deep.equal({
+      3000: 'https://3000--web--team-a.gs.example.com/', 5000: 'https://5000--web--team-a.gs.example.com/', 8080: 'https://8080--web--team-a.gs.example.com/',
+    });
+  });
+
+  it('prints the ssh config entry desktop IDEs use (gitspaces ssh as ProxyCommand)', () => {
+    const text = sshConfig(['web--team-a.gs.example.com'], { gateway: 'https://gs.example.com', identityFile: '~/.ssh/id_ed25519' });
+    expect(text).to.equal([
+      'Host web--team-a.gs.example.com',
+      '  HostName web--team-a.gs.example.com',
+      '  User gitspace',
+      '  ProxyCommand gitspaces ssh --gateway https://gs.example.com %h',
+      '  IdentityFile ~/.ssh/id_ed25519',
+      '  IdentitiesOnly yes',
+      '  StrictHostKeyChecking accept-new',
+      '  ServerAliveInterval 30',
+      '',
+    ].join('\n'));
   });
 
   it('parses Go durations', () => {

@@ -9,6 +9,7 @@ export interface TaskSpec {
   ide?: { type: string; product?: string };
   machineType: string;
   sshPublicKeys?: string[];
+  ports?: { port: number; name?: string; visibility?: string; protocol?: string }[];
   state: string;
 }
 

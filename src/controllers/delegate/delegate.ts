@@ -249,6 +249,8 @@ export class Delegate {
         machineType: t.spec.machineType,
         ...(t.spec.ide ? { ide: t.spec.ide as Gitspace['spec']['ide'] } : {}),
         ...(t.spec.sshPublicKeys ? { sshPublicKeys: t.spec.sshPublicKeys } : {}),
+        // The API server validates them (visibility, protocol, bounds) and refuses the task if not.
+        ...(t.spec.ports ? { ports: t.spec.ports as Gitspace['spec']['ports'] } : {}),
         state: want === 'Stopped' ? 'Stopped' : 'Running',
       },
     };

@@ -24,8 +24,30 @@ export function checkoutPath(gs: Gitspace, home: string): string {
   return `${home}/${repoDirName(gs.spec.repository.url)}`;
 }
 
+type RoutePort = NonNullable<NonNullable<GitspaceStatus['route']>['ports']>[number];
+
+/**
+ * The ports the gateway publishes: spec.ports, then the devcontainer's forwardPorts the agent
+ * reported (private). A public port is served as shared unless the infra allows public ports.
+ */
+export function publishedPorts(gs: Gitspace, infra: GitspaceInfra, forwardPorts: number[] = []): RoutePort[] {
+  const host = gatewayHost(gs, infra);
+  const declared = gs.spec.ports ?? [];
+  const extra = forwardPorts.filter((p) => !declared.some((d) => d.port === p)).map((port) => ({ port }));
+  return [...declared, ...extra].map((p: { port: number; name?: string; visibility?: RoutePort['visibility']; protocol?: RoutePort['protocol'] }) => {
+    const wanted = p.visibility ?? 'private';
+    return {
+      port: p.port,
+      ...(p.name ? { name: p.name } : {}),
+      visibility: wanted === 'public' && !infra.spec.gateway.allowPublicPorts ? 'shared' : wanted,
+      protocol: p.protocol ?? 'http',
+      host: `${String(p.port)}--${host}`,
+    };
+  });
+}
+
 /** Links the user clicks, by IDE (the shapes VS Code, Cursor, Windsurf and JetBrains Gateway open). */
-export function userURLs(gs: Gitspace, infra: GitspaceInfra, checkout: string): NonNullable<GitspaceStatus['urls']> {
+export function userURLs(gs: Gitspace, infra: GitspaceInfra, checkout: string, ports: RoutePort[] = publishedPorts(gs, infra)): NonNullable<GitspaceStatus['urls']> {
   const host = gatewayHost(gs, infra);
   const scheme = infra.spec.gateway.tlsSecretRef ? 'https' : 'http';
   const alias = host; // the ssh config Host entry written by `gitspaces ssh-config`
@@ -40,9 +62,9 @@ export function userURLs(gs: Gitspace, infra: GitspaceInfra, checkout: string): 
     jetbrains: `jetbrains-gateway://connect#type=ssh&deploy=true&host=${alias}&port=22&user=gitspace&projectPath=${folder}&productCode=${jetbrainsCode(gs.spec.ide?.product)}`,
     ssh,
   };
-  const ports: Record<string, string> = {};
-  for (const p of gs.spec.ports ?? []) ports[String(p.port)] = `${p.protocol === 'https' ? 'https' : scheme}://${p.port}--${host}/`;
-  return { ide: byIDE[ide] ?? byIDE['vscode-web'], ssh, ...(Object.keys(ports).length ? { ports } : {}) };
+  const links: Record<string, string> = {};
+  for (const p of ports) links[String(p.port)] = `${scheme}://${p.host}/`;
+  return { ide: byIDE[ide] ?? byIDE['vscode-web'], ssh, ...(Object.keys(links).length ? { ports: links } : {}) };
 }
 
 function jetbrainsCode(product: string | undefined): string {
@@ -50,23 +72,12 @@ function jetbrainsCode(product: string | undefined): string {
   return codes[product ?? ''] ?? 'IU';
 }
 
-export function route(gs: Gitspace, infra: GitspaceInfra, upstream: string | undefined): NonNullable<GitspaceStatus['route']> {
-  const host = gatewayHost(gs, infra);
+export function route(gs: Gitspace, infra: GitspaceInfra, upstream: string | undefined, ports: RoutePort[] = publishedPorts(gs, infra)): NonNullable<GitspaceStatus['route']> {
   return {
-    host,
+    host: gatewayHost(gs, infra),
     path: `/gitspaces/${gs.metadata.namespace ?? ''}/${gs.metadata.name ?? ''}/`,
     ...(upstream ? { upstream } : {}),
-    ...(gs.spec.ports?.length
-      ? {
-          ports: gs.spec.ports.map((p) => ({
-            port: p.port,
-            ...(p.name ? { name: p.name } : {}),
-            visibility: p.visibility ?? 'private',
-            protocol: p.protocol ?? 'http',
-            host: `${p.port}--${host}`,
-          })),
-        }
-      : {}),
+    ...(ports.length ? { ports } : {}),
   };
 }
 

@@ -23,7 +23,7 @@ import type { WarmPool } from '../pool/warm-pool.ts';
 import { claimAgent, type AgentClaim, type AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
 import type { InstanceObserver } from './observer.ts';
-import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, route, userURLs } from './naming.ts';
+import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, publishedPorts, route, userURLs } from './naming.ts';
 
 export type { Secret };
 
@@ -51,6 +51,16 @@ export interface RunnerDeps {
   vmHome?: string;
   /** One list per infra per interval, shared by all its Gitspaces (and the warm pool). */
   observer: InstanceObserver;
+}
+
+/** What the agent said about itself (nothing when it could not be asked). */
+interface AgentObservation {
+  view?: AgentView;
+  checkout?: string;
+  lastActivity?: string;
+  status?: number;
+  forwardPorts?: number[];
+  extensionsFailed?: { id: string; error: string }[];
 }
 
 /** A reason to wait that is shown as a condition rather than retried as an error. */
@@ -288,7 +298,7 @@ export class RunnerReconciler implements Reconciler {
     return { inst, claimed: false };
   }
 
-  private async observeAgent(inst: Instance | undefined, token: string): Promise<{ view?: AgentView; checkout?: string; lastActivity?: string; status?: number }> {
+  private async observeAgent(inst: Instance | undefined, token: string): Promise<AgentObservation> {
     if (inst?.state !== 'running' || !inst.privateIP) return {};
     const r = await this.d.probe(inst.privateIP, inst.agentPort, token);
     if (!r.ok) return { view: { reachable: false, error: r.error }, ...(r.status ? { status: r.status } : {}) };
@@ -299,6 +309,8 @@ export class RunnerReconciler implements Reconciler {
       view: { reachable: true, state: h.state, ...(current ? { step: { name: current.name, ...(current.message ? { message: current.message } : {}) } } : {}), lastActivityTime: h.lastActivityTime },
       checkout: h.checkout,
       lastActivity: h.lastActivityTime,
+      forwardPorts: h.forwardPorts,
+      extensionsFailed: h.ide.extensionsFailed ?? [],
     };
   }
 
@@ -307,7 +319,7 @@ export class RunnerReconciler implements Reconciler {
     infra: GitspaceInfra,
     d: Decision,
     inst: Instance | undefined,
-    agent: { checkout?: string; lastActivity?: string } | undefined,
+    agent: AgentObservation | undefined,
   ): GitspaceStatus {
     const gen = gs.metadata.generation;
     const old = gs.status ?? {};
@@ -330,10 +342,18 @@ export class RunnerReconciler implements Reconciler {
       status.instance = { ...old.instance };
     }
     const upstream = inst?.privateIP ? `http://${inst.privateIP}:${inst.agentPort}` : undefined;
-    if (status.instance) status.route = route(gs, infra, d.phase === 'Running' ? upstream : undefined);
-    // The agent knows the checkout path; while it cannot be asked (stopped), keep the links we had.
-    const urls = agent?.checkout ? userURLs(gs, infra, agent.checkout) : (old.urls ?? userURLs(gs, infra, checkoutPath(gs, this.d.vmHome ?? '/home/gitspace')));
-    status.urls = urls;
+    // The agent knows the devcontainer's forwardPorts and the checkout path; while it cannot be
+    // asked (stopped), keep what we had.
+    const ports = publishedPorts(gs, infra, agent?.forwardPorts ?? old.route?.ports?.map((p) => p.port) ?? []);
+    if (status.instance) status.route = route(gs, infra, d.phase === 'Running' ? upstream : undefined, ports);
+    status.urls = agent?.checkout ? userURLs(gs, infra, agent.checkout, ports) : (old.urls ?? userURLs(gs, infra, checkoutPath(gs, this.d.vmHome ?? '/home/gitspace'), ports));
+    // Extensions the browser IDE could not install are shown, not dropped.
+    const failed = agent?.extensionsFailed;
+    if (failed?.length) {
+      status.conditions = setCondition(status.conditions, { type: 'ExtensionsInstalled', status: 'False', reason: 'InstallFailed', message: `not installed: ${failed.map((f) => `${f.id} (${f.error})`).join('; ')}`.slice(0, 1024) }, gen, new Date(this.now()));
+    } else if (failed && old.conditions?.some((c) => c.type === 'ExtensionsInstalled')) {
+      status.conditions = setCondition(status.conditions, { type: 'ExtensionsInstalled', status: 'True', reason: 'Installed', message: '' }, gen, new Date(this.now()));
+    }
     // To the minute: an active user must not turn every reconcile into a status write (each write
     // is an event that brings the next reconcile). Idle timeouts are 5 minutes or more.
     const activity = agent?.lastActivity ? toMinute(agent.lastActivity) : old.lastActivityTime;

@@ -5,8 +5,9 @@
 // its instances again: nothing is kept only in memory.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_HTTP_PORT } from '../../api/agent.ts';
+import { AGENT_HTTP_PORT, CODE_SERVER_VERSION } from '../../api/agent.ts';
 import { startupScript } from '../startup.ts';
 import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type VmProvider } from '../types.ts';
 
@@ -19,6 +20,12 @@ export interface LocalProviderOptions {
   addressPrefix?: string;
   /** Grace period between SIGTERM and SIGKILL on stop. */
   stopGraceMs?: number;
+  /**
+   * The code-server the agents run for vscode-web (default $GITSPACES_CODE_SERVER, else the one
+   * scripts/fetch-code-server.sh installs into the cache). Always set, so the startup script never
+   * installs one globally on a developer's machine.
+   */
+  codeServer?: string;
 }
 
 /** What an instance directory records about itself (instance.json). */
@@ -36,13 +43,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class LocalProvider implements VmProvider {
   readonly kind = 'local' as const;
-  private readonly o: Required<LocalProviderOptions>;
+  private readonly o: Required<Omit<LocalProviderOptions, 'codeServer'>> & Pick<LocalProviderOptions, 'codeServer'>;
   /** Serialises address allocation and directory creation within this process. */
   private lock: Promise<unknown> = Promise.resolve();
 
   constructor(o: LocalProviderOptions) {
     this.o = { addressPrefix: '127.10', stopGraceMs: 5_000, ...o };
     mkdirSync(this.o.baseDir, { recursive: true });
+  }
+
+  private get codeServer(): string {
+    const cache = process.env.GITSPACES_CACHE ?? join(homedir(), '.cache', 'gitspaces');
+    return this.o.codeServer ?? process.env.GITSPACES_CODE_SERVER ?? join(cache, `code-server-${CODE_SERVER_VERSION}`, 'node_modules', '.bin', 'code-server');
   }
 
   private dir(name: string): string {
@@ -172,7 +184,7 @@ export class LocalProvider implements VmProvider {
       cwd: d,
       detached: true,
       stdio: ['ignore', log, log],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(d, 'home'), LANG: 'C.UTF-8', GITSPACES_ROOT: d },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(d, 'home'), LANG: 'C.UTF-8', GITSPACES_ROOT: d, GITSPACES_CODE_SERVER: this.codeServer },
     });
     closeSync(log);
     child.unref();

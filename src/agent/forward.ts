@@ -1,0 +1,56 @@
+// Forwarding a request or a WebSocket upgrade from the agent's port to something only the agent can
+// reach: code-server's unix socket, or a forwarded port on the VM's loopback. The per-Gitspace
+// secret stays with the agent.
+import { request, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { PORT_HEADER, SECRET_HEADER } from '../api/agent.ts';
+
+export type Target = { socketPath: string } | { host: string; port: number };
+
+const KEPT_BACK = new Set([SECRET_HEADER, PORT_HEADER]);
+
+function forwardHeaders(req: IncomingMessage): OutgoingHttpHeaders {
+  return Object.fromEntries(Object.entries(req.headers).filter(([k]) => !KEPT_BACK.has(k)));
+}
+
+export function forward(target: Target, req: IncomingMessage, res: ServerResponse, what: string): void {
+  const up = request({ ...target, method: req.method, path: req.url, headers: forwardHeaders(req) }, (ur) => {
+    res.writeHead(ur.statusCode ?? 502, ur.headers);
+    ur.pipe(res);
+  });
+  up.on('error', () => {
+    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+    res.end(`${what} is not reachable\n`);
+  });
+  req.pipe(up);
+}
+
+/** Forwards an upgrade byte for byte once the target has switched protocols. */
+export function forwardUpgrade(target: Target, req: IncomingMessage, socket: Duplex, head: Buffer, onData: () => void): void {
+  const up = request({ ...target, method: req.method, path: req.url, headers: forwardHeaders(req) });
+  up.on('upgrade', (res, peer, peerHead: Buffer) => {
+    const lines = [`HTTP/1.1 101 ${res.statusMessage ?? 'Switching Protocols'}`];
+    for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i] ?? ''}: ${res.rawHeaders[i + 1] ?? ''}`);
+    socket.write(lines.join('\r\n') + '\r\n\r\n');
+    if (peerHead.length) socket.write(peerHead);
+    if (head.length) peer.write(head);
+    socket.on('data', onData);
+    peer.pipe(socket).pipe(peer);
+    const close = () => {
+      peer.destroy();
+      socket.destroy();
+    };
+    peer.on('close', close);
+    peer.on('error', close);
+    socket.on('close', close);
+    socket.on('error', close);
+  });
+  up.on('response', (res) => {
+    socket.end(`HTTP/1.1 ${String(res.statusCode ?? 502)} ${res.statusMessage ?? ''}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    res.resume();
+  });
+  up.on('error', () => {
+    if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  up.end();
+}
