@@ -32,6 +32,10 @@ export interface StackOptions {
   ports: { controlPlane: number; gateway: number; operatorHealth: number };
   /** The GitspaceInfra's spec.gateway.allowPublicPorts. */
   allowPublicPorts?: boolean;
+  /** A warm pool of local VMs for the infra. */
+  pool?: { minReady: number; max: number };
+  /** Another token issuer for the infra (default: the control plane). */
+  issuer?: { url: string; audience: string };
   progress?: (line: string) => void;
 }
 
@@ -150,9 +154,11 @@ export class Stack {
       metadata: { name: this.o.infraName },
       spec: {
         provider: { local: { baseDir: this.localDir } },
-        machineTypes: [{ name: 'small', providerType: 'local' }],
+        // 'unpooled' is the same local VM without a warm pool (what a cold start gets).
+        machineTypes: [{ name: 'small', providerType: 'local' }, { name: 'unpooled', providerType: 'local' }],
         gateway: { domain: DOMAIN, ...(this.o.allowPublicPorts ? { allowPublicPorts: true } : {}) },
-        auth: { issuer: this.controlPlaneURL, audience: 'gitspaces' },
+        auth: this.o.issuer ? { issuer: this.o.issuer.url, audience: this.o.issuer.audience } : { issuer: this.controlPlaneURL, audience: 'gitspaces' },
+        ...(this.o.pool ? { pool: [{ machineType: 'small', zone: 'local', ...this.o.pool }] } : {}),
       },
     };
     const client = new KubeClient(fromKubeconfigText(readFileSync(this.o.kubeconfig, 'utf8')));
