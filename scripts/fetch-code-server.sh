@@ -7,18 +7,7 @@ version="${CODE_SERVER_VERSION:-4.139.1}"
 cache="${GITSPACES_CACHE:-$HOME/.cache/gitspaces}/code-server-$version"
 bin="$cache/node_modules/.bin/code-server"
 if [ ! -x "$bin" ] || [ ! -f "$cache/.complete" ]; then
-  need=()
-  for p in g++ make python3 pkg-config libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev; do
-    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-  done
-  if [ ${#need[@]} -gt 0 ]; then
-    echo "installing Debian packages code-server builds with: ${need[*]}" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y --no-install-recommends "${need[@]}" >&2 \
-      || { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends "${need[@]}" >&2; }
-  fi
+  bash "$(dirname "$0")/apt-install.sh" g++ make python3 pkg-config libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev
   echo "installing code-server $version into $cache (once, about 3 minutes)" >&2
   rm -rf "$cache"
   mkdir -p "$cache"

@@ -6,17 +6,7 @@
 # is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-missing=()
-command -v chromium >/dev/null || missing+=(chromium)
-command -v lua5.1 >/dev/null || missing+=(lua5.1)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${missing[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
-    || { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
-fi
+bash scripts/apt-install.sh chromium lua5.1
 bash scripts/build-envtest.sh >/dev/null
 bash scripts/fetch-helm.sh >/dev/null
 bash scripts/fetch-code-server.sh >/dev/null
