@@ -97,7 +97,7 @@ export class Agent {
       steps: this.steps,
       ide: { type: this.config.ide.type, ready: this.ideReady, ...(this.extensionsFailed.length ? { extensionsFailed: this.extensionsFailed } : {}) },
       checkout: this.checkout,
-      forwardPorts: [...new Set([...this.plan.forwardPorts, ...this.config.ports.map((p) => p.port)])],
+      forwardPorts: this.forwardPorts(),
       devcontainer: { found: this.devcontainerFound, notApplied: this.plan.notApplied, containerBuild: 'skipped' },
       lastActivityTime: this.lastActivity.toISOString(),
     };
@@ -205,11 +205,16 @@ export class Agent {
     socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   }
 
-  /** The port a forwarded-port request names, if the Gitspace declares it (spec.ports, forwardPorts). */
+  /** The ports this Gitspace publishes: devcontainer forwardPorts and spec.ports. */
+  private forwardPorts(): number[] {
+    return [...new Set([...this.plan.forwardPorts, ...this.config.ports.map((p) => p.port)])];
+  }
+
+  /** The port a forwarded-port request names, if the Gitspace declares it. */
   private declaredPort(req: IncomingMessage): number | undefined {
     const raw = req.headers[PORT_HEADER];
     const port = typeof raw === 'string' ? Number(raw) : NaN;
-    return this.health().forwardPorts.includes(port) ? port : undefined;
+    return this.forwardPorts().includes(port) ? port : undefined;
   }
 
   private forwardPort(req: IncomingMessage, res: ServerResponse): void {

@@ -2,7 +2,7 @@
 // only the agent's user can open, so `--auth none` is safe: every request reaches it through the
 // agent, which has checked the per-Gitspace secret. The agent proxies HTTP and WebSockets to it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { run } from './run.ts';
@@ -42,6 +42,15 @@ export class CodeServer {
     this.socket = o.socket;
   }
 
+  /**
+   * How to run it: the npm package's entry script runs on the agent's own Node (code-server needs
+   * Node 24 and its native modules were built for it; `#!/usr/bin/env node` could find another).
+   */
+  private command(): [string, string[]] {
+    const real = realpathSync(this.o.bin);
+    return real.endsWith('.js') ? [process.execPath, [real]] : [this.o.bin, []];
+  }
+
   private get userDataDir(): string {
     return join(this.o.dataDir, 'user-data');
   }
@@ -67,7 +76,8 @@ export class CodeServer {
   async installExtensions(ids: string[]): Promise<{ id: string; error: string }[]> {
     const failed: { id: string; error: string }[] = [];
     for (const id of ids) {
-      const r = await run(this.o.bin, ['--extensions-dir', this.extensionsDir, '--user-data-dir', this.userDataDir, '--install-extension', id], { env: this.o.env, timeoutMs: 120_000 });
+      const [cmd, pre] = this.command();
+      const r = await run(cmd, [...pre, '--extensions-dir', this.extensionsDir, '--user-data-dir', this.userDataDir, '--install-extension', id], { env: this.o.env, timeoutMs: 120_000 });
       if (r.code !== 0 || /failed|not found|error/i.test(r.output)) {
         failed.push({ id, error: lastLine(r.output) || `exit ${String(r.code)}` });
       }
@@ -84,7 +94,8 @@ export class CodeServer {
       '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
       '--user-data-dir', this.userDataDir, '--extensions-dir', this.extensionsDir, this.o.folder,
     ];
-    const child = spawn(this.o.bin, args, { cwd: this.o.folder, env: this.o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, pre] = this.command();
+    const child = spawn(cmd, [...pre, ...args], { cwd: this.o.folder, env: this.o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let output = '';
     const keep = (d: Buffer) => {

@@ -45,8 +45,6 @@ export interface GatewayOptions {
   authFailureRate?: number;
 }
 
-/** The gateway path on a Gitspace's host that opens an SSH session (over a WebSocket). */
-
 type HostClass = 'host' | 'path' | 'port' | 'gateway';
 
 /** Who a public port's (or a preflight's) requests come from: nobody in particular. */
