@@ -8,10 +8,12 @@ cache="${GITSPACES_CACHE:-$HOME/.cache/gitspaces}/code-server-$version"
 bin="$cache/node_modules/.bin/code-server"
 if [ ! -x "$bin" ] || [ ! -f "$cache/.complete" ]; then
   bash "$(dirname "$0")/apt-install.sh" g++ make python3 pkg-config libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev
-  # code-server's install scripts insist on Node 24: put the project's (npm ci installs it) first,
-  # whatever node the calling npm runs on (npm puts its own node's directory on scripts' PATH).
+  # code-server's install scripts insist on Node 24, and read it from $npm_config_user_agent: run
+  # the install on the project's Node 24 (npm ci installs it) with none of the calling npm's
+  # settings (under `npm test` those name the machine's Node).
   node24="$(cd "$(dirname "$0")/.." && pwd)/node_modules/node/bin/node"
   if [ -x "$node24" ]; then export PATH="$(dirname "$node24"):$PATH"; fi
+  for v in $(compgen -e | grep -i '^npm_'); do unset "$v"; done
   echo "installing code-server $version into $cache with node $(node --version) (once, about 2 minutes)" >&2
   rm -rf "$cache"
   mkdir -p "$cache"
