@@ -9,13 +9,12 @@
 // paced at 2/s after a burst of 5 per infra: the fastest any run could be). Then, with a
 // simulated 30 s boot on the GCE fake, the start time of a Gitspace that claims a warm-pool VM
 // versus a cold start.
-import { EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { PassThroughClient } from 'google-auth-library';
-import { AGENT_HTTP_PORT, LABELS, type Gitspace, type GitspaceInfra } from '../src/api/index.ts';
+import { AGENT_HTTP_PORT, type Gitspace, type GitspaceInfra } from '../src/api/index.ts';
 import { createOperator, type Operator } from '../src/controllers/operator.ts';
 import { GITSPACE_INFRAS, GITSPACES } from '../src/controllers/resources.ts';
-import { AwsProvider } from '../src/providers/aws/provider.ts';
-import { gceLabelKey } from '../src/providers/gcp/labels.ts';
+import { AwsProvider, INSTANCE_NAME_TAG } from '../src/providers/aws/provider.ts';
 import { GcpProvider } from '../src/providers/gcp/provider.ts';
 import { DEFAULT_RATES } from '../src/providers/instrumented.ts';
 import type { VmProvider } from '../src/providers/types.ts';
@@ -130,7 +129,7 @@ async function benchGce(client: KubeClient): Promise<void> {
     project: PROJECT, zones: ZONES, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], agentPort: AGENT_HTTP_PORT,
     client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
   });
-  const agent = new AgentDouble(() => Promise.resolve(false));
+  const agent = new AgentDouble((address) => Promise.resolve([...fake.instances.values()].find((i) => i.networkIP === address)?.name));
   const op = await startOperator(client, { 'bench-gcp': provider }, agent);
   try {
     await applyInfra(client, 'bench-gcp', { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], zones: ZONES } });
@@ -158,7 +157,15 @@ async function benchAws(client: KubeClient): Promise<void> {
   const ec2 = new EC2Client({ region: 'eu-west-1', endpoint: moto.endpoint, credentials });
   const { subnets, securityGroupId, ami } = await motoNetwork(ec2, 90, ['eu-west-1a', 'eu-west-1b'], 21);
   const provider = new AwsProvider({ region: 'eu-west-1', subnets, securityGroupIds: [securityGroupId], agentPort: AGENT_HTTP_PORT, agentSecurityGroupName: 'gitspaces-bench-aws-agents', client: { endpoint, credentials } });
-  const agent = new AgentDouble(() => Promise.resolve(false));
+  // The instance at an address, asked of moto once per address (the double asks on every probe).
+  const names = new Map<string, Promise<string | undefined>>();
+  const agent = new AgentDouble((address) => {
+    if (!names.has(address)) {
+      names.set(address, ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'private-ip-address', Values: [address] }] }))
+        .then((r) => r.Reservations?.[0]?.Instances?.[0]?.Tags?.find((t) => t.Key === INSTANCE_NAME_TAG)?.Value));
+    }
+    return names.get(address) ?? Promise.resolve(undefined);
+  });
   const op = await startOperator(client, { 'bench-aws': provider }, agent);
   try {
     await applyInfra(client, 'bench-aws', { aws: { region: 'eu-west-1', subnets, securityGroupIds: [securityGroupId] } }, { image: ami });
@@ -188,9 +195,7 @@ async function benchPool(client: KubeClient): Promise<void> {
     project: PROJECT, zones: ZONES, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], agentPort: AGENT_HTTP_PORT,
     client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
   });
-  const poolKey = gceLabelKey(LABELS.pool);
-  const pooledIPs = () => new Set([...fake.instances.values()].filter((i) => i.labels[poolKey]).map((i) => i.networkIP));
-  const agent = new AgentDouble((address) => Promise.resolve(pooledIPs().has(address)));
+  const agent = new AgentDouble((address) => Promise.resolve([...fake.instances.values()].find((i) => i.networkIP === address)?.name));
   const providers = { 'bench-cold': mk(), 'bench-pool': mk() };
   const op = await startOperator(client, providers, agent);
   const gcp = { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], zones: ZONES } };

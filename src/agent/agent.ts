@@ -9,11 +9,12 @@ import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { dirname, join } from 'node:path';
-import type { AgentBoot, AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
-import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, CODE_SERVER_VERSION, isPoolBoot, PORT_HEADER, repoDirName, SECRET_HEADER } from '../api/agent.ts';
+import type { AgentConfig, AgentHealth, BootFacts, StepName, StepStatus } from '../api/agent.ts';
+import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, CLAIM_PATH, CODE_SERVER_VERSION, PORT_HEADER, repoDirName, SECRET_HEADER } from '../api/agent.ts';
 import { CodeServer, codeServerBinary } from './code-server.ts';
 import { forward, forwardUpgrade } from './forward.ts';
-import { PooledAgent } from './pool.ts';
+import { UnclaimedAgent } from './unclaimed.ts';
+import { DevUser, UserError } from './user.ts';
 import { planDevcontainer, type DevcontainerPlan } from './devcontainer.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
 import { run } from './run.ts';
@@ -41,6 +42,8 @@ export class Agent {
   /** The browser IDE (vscode-web), once it serves the workbench. */
   private ide: CodeServer | undefined;
   private extensionsFailed: { id: string; error: string }[] = [];
+  /** The developer's user, once the user step (or, after a restart, start) has made sure of it. */
+  private devUser: DevUser | undefined;
 
   constructor(config: AgentConfig, root: string) {
     this.config = config;
@@ -70,6 +73,21 @@ export class Agent {
     return join(this.root, 'provisioned.json');
   }
 
+  private get user(): DevUser {
+    if (!this.devUser) throw new StepError('the user step has not run');
+    return this.devUser;
+  }
+
+  private async ensureUser(): Promise<DevUser> {
+    try {
+      this.devUser = await DevUser.ensure(this.config.user?.name ?? 'gitspace', this.config.home, this.config.user?.sudo ?? true);
+    } catch (e) {
+      if (e instanceof UserError) throw new StepError(e.message);
+      throw e;
+    }
+    return this.devUser;
+  }
+
   touch(): void {
     this.lastActivity = new Date();
   }
@@ -79,7 +97,8 @@ export class Agent {
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: this.config.home,
-      USER: process.env.USER ?? 'gitspace',
+      USER: this.devUser?.name ?? process.env.USER ?? 'gitspace',
+      LOGNAME: this.devUser?.name ?? process.env.USER ?? 'gitspace',
       LANG: 'C.UTF-8',
       SHELL: '/bin/bash',
       GITSPACE_NAME: this.config.gitspace.name,
@@ -93,6 +112,7 @@ export class Agent {
   health(): AgentHealth {
     return {
       state: this.failed ? 'failed' : this.steps.every((s) => s.status === 'done' || s.status === 'skipped') ? 'ready' : 'setting-up',
+      ...(this.config.instance ? { instance: this.config.instance } : {}),
       restart: this.restart,
       steps: this.steps,
       ide: { type: this.config.ide.type, ready: this.ideReady, ...(this.extensionsFailed.length ? { extensionsFailed: this.extensionsFailed } : {}) },
@@ -116,6 +136,12 @@ export class Agent {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = this.count(req.url);
+    if (path === CLAIM_PATH) {
+      // Claimed once, for good: a replayed or guessed token changes nothing.
+      res.writeHead(409, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'already claimed' }));
+      return;
+    }
     if (!secretMatches(this.config.secret, req.headers[SECRET_HEADER])) {
       res.writeHead(401, { 'content-type': 'text/plain' });
       res.end('unauthorised');
@@ -243,6 +269,15 @@ export class Agent {
       this.http?.listen(httpPort, address, resolve);
     });
     log('agent listening', { address, httpPort, sshPort, restart: this.restart });
+    if (this.restart) {
+      try {
+        await this.ensureUser();
+      } catch (e) {
+        this.failed = true;
+        log('user set-up failed', { error: (e as Error).message });
+        return;
+      }
+    }
     await this.runSteps();
   }
 
@@ -273,7 +308,7 @@ export class Agent {
     const { repository } = this.config;
     switch (name) {
       case 'user':
-        return `running as ${process.env.USER ?? String(process.getuid?.() ?? '')}`;
+        return (await this.ensureUser()).describe();
       case 'env':
         return `${this.config.env.length} variables`;
       case 'tools':
@@ -285,10 +320,10 @@ export class Agent {
       case 'gitCredentials':
         if (!repository.credentials) return 'skipped';
         if (!/^https?:\/\//.test(repository.url)) return 'skipped';
-        await storeCredentials(this.config.home, repository.url, repository.credentials);
+        await storeCredentials(this.user, repository.url, repository.credentials);
         return 'stored in the credential helper';
       case 'clone': {
-        await cloneRepository(this.config.home, repository.url, repository.ref, this.checkout);
+        await cloneRepository(this.user, repository.url, repository.ref, this.checkout);
         return undefined;
       }
       case 'ideSetup': {
@@ -323,6 +358,7 @@ export class Agent {
           log: (m) => {
             log(m);
           },
+          wrap: (argv) => this.user.wrap(argv),
         });
         this.ssh = sshServer;
         const ssh = `ssh on ${this.config.listen.address}:${this.config.listen.sshPort}`;
@@ -345,16 +381,19 @@ export class Agent {
   private async startCodeServer(): Promise<string> {
     const bin = codeServerBinary();
     if (!bin) throw new StepError(`the vscode-web IDE needs code-server (${CODE_SERVER_VERSION}): none on PATH and GITSPACES_CODE_SERVER is not set`);
+    const dataDir = join(this.config.home, '.local', 'share', 'code-server');
     const ide = new CodeServer({
       bin,
-      dataDir: join(this.config.home, '.local', 'share', 'code-server'),
-      // Its own socket next to the agent's files: a unix socket path must stay short.
-      socket: join(this.root, 'ide.sock'),
+      dataDir,
+      // A socket only the user (and the agent, root) can open; a unix socket path must stay short.
+      socket: join(this.user.runtimeDir(this.root), 'ide.sock'),
       folder: existsSync(this.checkout) ? this.checkout : this.config.home,
       env: this.env(),
       log,
+      wrap: (argv) => this.user.wrap(argv),
     });
     ide.applySettings(this.plan.vscode.settings);
+    await this.user.own(dataDir);
     if (!this.restart && this.plan.vscode.extensions.length) this.extensionsFailed = await ide.installExtensions(this.plan.vscode.extensions);
     await ide.start();
     this.ide = ide;
@@ -364,7 +403,7 @@ export class Agent {
 
   private async lifecycle(cmds: string[][]): Promise<string | undefined> {
     if (cmds.length === 0) return 'skipped';
-    const results = await Promise.all(cmds.map((argv) => run(argv[0] ?? 'true', argv.slice(1), { cwd: this.checkout, env: this.env(), timeoutMs: 60 * 60_000 })));
+    const results = await Promise.all(cmds.map((argv) => this.user.run(argv[0] ?? 'true', argv.slice(1), { cwd: this.checkout, env: this.env(), timeoutMs: 60 * 60_000 })));
     const bad = results.find((r) => r.code !== 0);
     if (bad) throw new StepError(`exited ${bad.code}: ${bad.output.trim().split('\n').slice(-3).join(' | ')}`);
     return undefined;
@@ -387,26 +426,30 @@ export class Agent {
   }
 }
 
-/** Runs the agent for a Gitspace's config, or a pool VM's agent that becomes one when claimed. */
-export async function runAgent(configPath: string): Promise<void> {
+/**
+ * Runs the agent from its directory: as its Gitspace when it has been claimed (agent.json), else
+ * from its boot facts, waiting for the one claim that makes it a Gitspace's.
+ */
+export async function runAgent(root: string): Promise<void> {
   let current: { stop(): Promise<void> } | undefined;
   const shutdown = () => {
     void (current?.stop() ?? Promise.resolve()).then(() => process.exit(0));
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
-  const boot = JSON.parse(readFileSync(configPath, 'utf8')) as AgentBoot;
-  if (isPoolBoot(boot)) {
-    const pooled = new PooledAgent(boot, dirname(configPath), async (agentPath) => {
-      const agent = Agent.fromFile(agentPath);
-      current = agent;
-      await agent.start();
-    });
-    current = pooled;
-    await pooled.start();
+  const configPath = join(root, 'agent.json');
+  if (existsSync(configPath)) {
+    const agent = Agent.fromFile(configPath);
+    current = agent;
+    await agent.start();
     return;
   }
-  const agent = Agent.fromConfig(boot, dirname(configPath));
-  current = agent;
-  await agent.start();
+  const facts = JSON.parse(readFileSync(join(root, 'boot.json'), 'utf8')) as BootFacts;
+  const unclaimed = new UnclaimedAgent(facts, root, async (config) => {
+    const agent = Agent.fromConfig(config, root);
+    current = agent;
+    await agent.start();
+  });
+  current = unclaimed;
+  await unclaimed.start();
 }

@@ -30,6 +30,8 @@ export interface CodeServerOptions {
   folder: string;
   env: NodeJS.ProcessEnv;
   log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Runs it as the developer's user (DevUser.wrap). */
+  wrap: (argv: string[]) => string[];
 }
 
 export class CodeServer {
@@ -48,7 +50,8 @@ export class CodeServer {
    */
   private command(): [string, string[]] {
     const real = realpathSync(this.o.bin);
-    return real.endsWith('.js') ? [process.execPath, [real]] : [this.o.bin, []];
+    const [cmd = this.o.bin, ...pre] = this.o.wrap(real.endsWith('.js') ? [process.execPath, real] : [this.o.bin]);
+    return [cmd, pre];
   }
 
   private get userDataDir(): string {

@@ -3,7 +3,7 @@
 // credential store outside the checkout.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from './run.ts';
+import type { DevUser } from './user.ts';
 
 export class StepError extends Error {}
 
@@ -19,23 +19,24 @@ export function tokenUsername(url: string): string {
   return 'x-oauth-basic';
 }
 
-export async function storeCredentials(home: string, url: string, creds: { username: string; password: string }): Promise<void> {
-  const env = gitEnv(home);
-  const helper = await run('git', ['config', '--global', 'credential.helper', 'store'], { env });
+/** As the developer's user: the store is a 0600 file in that user's home. */
+export async function storeCredentials(user: DevUser, url: string, creds: { username: string; password: string }): Promise<void> {
+  const env = gitEnv(user.home);
+  const helper = await user.run('git', ['config', '--global', 'credential.helper', 'store'], { env });
   if (helper.code !== 0) throw new StepError(`git config failed: ${helper.output.trim()}`);
   const u = new URL(url);
   const input = `protocol=${u.protocol.replace(':', '')}\nhost=${u.host}\nusername=${creds.username || tokenUsername(url)}\npassword=${creds.password}\n\n`;
-  const r = await run('git', ['credential', 'approve'], { env, input });
+  const r = await user.run('git', ['credential', 'approve'], { env, input });
   if (r.code !== 0) throw new StepError('git credential approve failed');
 }
 
-export async function cloneRepository(home: string, url: string, ref: string | undefined, dir: string): Promise<void> {
-  const env = gitEnv(home);
+export async function cloneRepository(user: DevUser, url: string, ref: string | undefined, dir: string): Promise<void> {
+  const env = gitEnv(user.home);
   if (existsSync(join(dir, '.git'))) return; // the disk survived a restart: keep the user's work
-  const clone = await run('git', ['clone', '--no-progress', '--', url, dir], { env, timeoutMs: 30 * 60_000 });
+  const clone = await user.run('git', ['clone', '--no-progress', '--', url, dir], { env, timeoutMs: 30 * 60_000 });
   if (clone.code !== 0) throw new StepError(`git clone ${url} failed: ${lastLine(clone.output)}`);
   if (ref) {
-    const co = await run('git', ['checkout', '--quiet', ref, '--'], { cwd: dir, env });
+    const co = await user.run('git', ['checkout', '--quiet', ref, '--'], { cwd: dir, env });
     if (co.code !== 0) throw new StepError(`git checkout ${ref} failed: ${lastLine(co.output)}`);
   }
 }

@@ -16,6 +16,8 @@ export interface SshOptions {
   env: () => NodeJS.ProcessEnv;
   onActivity: () => void;
   log: (msg: string) => void;
+  /** Runs shells and commands as the developer's user (DevUser.wrap). */
+  wrap: (argv: string[]) => string[];
 }
 
 function hostKey(file: string): string {
@@ -107,7 +109,8 @@ export function startSshServer(o: SshOptions): Promise<ssh2.Server> {
   function attach(channel: ServerChannel, argv: string[], extraEnv: Record<string, string>): void {
     let child: ChildProcess;
     try {
-      child = spawn(argv[0] ?? 'bash', argv.slice(1), { cwd: o.cwd(), env: { ...o.env(), ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'] });
+      const [cmd = 'bash', ...args] = o.wrap(argv);
+      child = spawn(cmd, args, { cwd: o.cwd(), env: { ...o.env(), ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'] });
     } catch (e) {
       channel.stderr.write(`cannot start shell: ${(e as Error).message}\n`);
       channel.exit(127);

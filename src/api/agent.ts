@@ -1,5 +1,5 @@
-// The contract between the runner and the agent on a VM: the startup payload the runner writes and
-// `agent` reads.
+// The contract between the runner and the agent on a VM: the boot facts a VM starts with, the
+// claim that makes it a Gitspace's, and what the agent answers.
 // Plain data, so the agent stays small and runs anywhere.
 
 export interface AgentConfig {
@@ -21,31 +21,50 @@ export interface AgentConfig {
   secret: string;
   /** The VM user's home; the checkout goes to <home>/<repo name>. */
   home: string;
+  /** The developer's user (the agent creates it when it runs as root) and whether it may sudo. */
+  user?: { name: string; sudo: boolean };
+  /** The instance the agent was booted as (from its boot facts). */
+  instance?: string;
+}
+
+/** Where the agent bundle comes from: the startup script downloads `<baseURL>/<version>/<file>`. */
+export interface AgentBundleRef {
+  version: string;
+  baseURL: string;
+  /** sha256 of each architecture's tarball (the script picks by `uname -m`). */
+  sha256: Partial<Record<'x64' | 'arm64', string>>;
 }
 
 /**
- * The boot payload of a warm-pool VM: no Gitspace yet, only how to listen and the pool secret.
- * The runner claims the VM by POSTing an AgentConfig to CLAIM_PATH with the pool secret; the
- * agent stores it next to its boot payload (so a reboot resumes as that Gitspace) and goes on as
- * a normal agent.
+ * What a VM boots with, in its instance metadata / UserData: non-secret facts only. Anyone who
+ * may read the instance may read these. The Gitspace's configuration (hop secret, git
+ * credentials, SSH keys) arrives later over the agent port, in a claim that carries the one-time
+ * enrolment token whose SHA-256 is here (the token itself never is).
  */
-export interface PoolBootConfig {
-  pool: { infra: string; machineType: string; secret: string };
+export interface BootFacts {
+  /** The instance's own name; the agent reports it before it is claimed. */
+  instance: string;
+  /** Hex SHA-256 of the one-time enrolment token. */
+  enrolmentSha256: string;
   listen: { address: string; httpPort: number; sshPort: number };
-  home: string;
+  /** The developer's user and home (the checkout goes to <home>/<repo name>). */
+  user: { name: string; home: string; sudo: boolean };
+  /** Where to fetch the agent from (absent: the image or the caller provides it). */
+  bundle?: AgentBundleRef;
+  /** A warm-pool VM: which pool it belongs to (informational). */
+  pool?: { infra: string; machineType: string };
 }
 
-/** What a VM boots with: a Gitspace's agent config, or a pool VM waiting to be claimed. */
-export type AgentBoot = AgentConfig | PoolBootConfig;
-
-export function isPoolBoot(b: AgentBoot): b is PoolBootConfig {
-  return 'pool' in b;
-}
+/** What the operator POSTs to CLAIM_PATH: the Gitspace's configuration, less what the VM decides. */
+export type Claim = Omit<AgentConfig, 'listen' | 'home' | 'user' | 'instance'>;
 
 export const SECRET_HEADER = 'x-gitspaces-secret';
 /** Set by the gateway on a forwarded port's requests: which VM port they are for. */
 export const PORT_HEADER = 'x-gitspaces-port';
+/** Claiming an unclaimed VM: POST with `authorization: Bearer <enrolment token>` and a Claim. */
 export const CLAIM_PATH = '/v1/claim';
+/** Console lines the startup script writes when it cannot start the agent (the operator reads them). */
+export const BOOT_FAILURE_PREFIX = 'gitspaces-boot: failed';
 /** The agent's upgrade that bridges to its SSH server (the gateway carries SSH over it). */
 export const AGENT_SSH_PATH = '/v1/ssh';
 /** The agent's activity endpoint: POST marks activity, GET reads the last. */
@@ -76,8 +95,10 @@ export interface StepStatus {
 
 /** What GET /healthz answers (the operator's view of the VM). */
 export interface AgentHealth {
-  /** `pooled`: a warm-pool VM waiting to be claimed (then only `state` is meaningful). */
-  state: 'pooled' | 'setting-up' | 'ready' | 'failed';
+  /** `unclaimed`: booted, waiting for its claim (then only `state` and `instance` mean anything). */
+  state: 'unclaimed' | 'setting-up' | 'ready' | 'failed';
+  /** The instance this agent was booted as (its boot facts). */
+  instance?: string;
   restart: boolean;
   steps: StepStatus[];
   ide: { type: string; ready: boolean; extensionsFailed?: { id: string; error: string }[] };

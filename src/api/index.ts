@@ -7,3 +7,4 @@ export type { GitspaceInfra, GitspaceInfraSpec, GitspaceInfraStatus, MachineType
 export { allCRDs, gitspaceCRD, gitspaceInfraCRD, type CustomResourceDefinition } from './crds.ts';
 export * from './agent.ts';
 export * from './resources.ts';
+export * from './bundle.ts';

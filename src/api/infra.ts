@@ -220,6 +220,25 @@ const auth = withRules(
   { rule: '!(has(self.jwksURI) && has(self.jwksSecretRef))', message: 'set jwksURI or jwksSecretRef, not both', fieldPath: '.jwksSecretRef' },
 );
 
+const vm = object(
+  {
+    sudo: boolean({
+      description: "Whether the developer's `gitspace` user may use sudo on the VM (as in Codespaces). Default true.",
+      default: true,
+    }),
+    agentBundleBaseURL: withRules(string({
+      description:
+        'Where VMs download the agent bundle from: <base>/<version>/gitspaces-agent-<version>-linux-<arch>.tar.gz (a mirror for air-gapped networks). Defaults to the gateway (https://<gateway.domain>/.gitspaces/agent). The startup script checks the sha256 the operator wrote into it, so plain http is allowed.',
+      minLength: 1,
+      maxLength: 2048,
+    }), {
+      rule: "isURL(self) && url(self).getScheme() in ['https', 'http']",
+      message: 'must be an http or https URL',
+    }),
+  },
+  { description: 'How VMs are set up: the developer user and where the agent comes from.' },
+);
+
 export const infraSpecSchema = withRules(
   object(
     {
@@ -245,6 +264,7 @@ export const infraSpecSchema = withRules(
       }),
       auth,
       idleTimeout: idleDuration('Default idle time after which a Running Gitspace is stopped; 0 disables.', '1h'),
+      vm,
     },
     { description: 'Desired state of a GitspaceInfra.', required: ['provider', 'machineTypes', 'gateway'] },
   ),

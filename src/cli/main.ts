@@ -9,7 +9,7 @@ const usage = `usage: gitspaces <command> [flags]
 commands:
   operator   run the controllers (--health-port 8081, --leader-elect, --workers 4, --local-dir DIR,
              --gce-endpoint URL / --ec2-endpoint URL to talk to a fake or moto)
-  agent      run the VM agent (--config /var/lib/gitspaces/agent.json)
+  agent      run the VM agent (--root /var/lib/gitspaces: its boot facts, then its claimed config)
   gateway    run the authenticated gateway (--port 8080, --tls-cert/--tls-key FILE,
              --activity-interval-ms, --idle-ms, --drain-ms, --jwks-cooldown-ms)
   control-plane  the reference control plane (--port 8090 --db FILE --issuer URL --user TOKEN=SUBJECT,
@@ -28,13 +28,8 @@ switch (command) {
     break;
   }
   case 'agent': {
-    const config = flag(rest, '--config');
-    if (!config) {
-      process.stderr.write('gitspaces agent: --config is required\n');
-      process.exit(2);
-    }
     const { runAgent } = await import('../agent/agent.ts');
-    await runAgent(config);
+    await runAgent(flag(rest, '--root') ?? '/var/lib/gitspaces');
     break;
   }
   case 'gateway': {

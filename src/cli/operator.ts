@@ -1,7 +1,9 @@
 // `gitspaces operator`: all controllers, leader-elected, with the concrete providers wired in.
+import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { createOperator } from '../controllers/operator.ts';
+import type { BundleManifest } from '../api/index.ts';
+import { createOperator, type OperatorOptions } from '../controllers/operator.ts';
 import { KubeClient } from '../runtime/kube.ts';
 import { createLogger } from '../runtime/log.ts';
 import { flag, hasFlag, podNamespace, secretFrom } from './flags.ts';
@@ -21,6 +23,17 @@ function delegateOptions(argv: string[]): { delegate?: { url: string; token: str
       name: flag(argv, '--delegate-name') ?? hostname(),
     },
   };
+}
+
+/**
+ * The agent bundles this operator offers VMs (the image carries them; the gateway serves the
+ * same directory): their version and sha256 per architecture, from its manifest.json.
+ */
+export function agentBundleOption(dir: string | undefined): Pick<OperatorOptions, 'agentBundle'> {
+  if (!dir) return {};
+  const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as BundleManifest;
+  const sha256 = Object.fromEntries(Object.entries(m.files).map(([arch, f]) => [arch, f.sha256]));
+  return { agentBundle: { version: m.version, sha256 } };
 }
 
 export async function runOperator(argv: string[]): Promise<void> {
@@ -58,6 +71,7 @@ export async function runOperator(argv: string[]): Promise<void> {
       : {}),
     ...(flag(argv, '--identity') ? { identity: flag(argv, '--identity') } : {}),
     ...delegateOptions(argv),
+    ...agentBundleOption(flag(argv, '--agent-bundles') ?? process.env.GITSPACES_AGENT_BUNDLES),
   });
   const stop = (sig: string) => {
     log.info('shutting down', { signal: sig });

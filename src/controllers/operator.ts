@@ -15,6 +15,7 @@ import { OrphanSweeper, type SweepOptions } from './sweep/orphans.ts';
 import { GITSPACE_INFRAS, GITSPACES, SECRETS } from './resources.ts';
 import { Delegate } from './delegate/delegate.ts';
 import { WarmPool } from './pool/warm-pool.ts';
+import { Enrolment, type EnrolmentDeps } from './enrolment.ts';
 import { probeAgent, type AgentClaim, type AgentProbe } from './runner/agent-probe.ts';
 import { InstanceObserver } from './runner/observer.ts';
 import { RunnerReconciler, type ProviderFor, type Secret } from './runner/reconciler.ts';
@@ -36,9 +37,11 @@ export interface OperatorOptions {
   now?: () => number;
   /** Orphan sweep; default every 5 minutes for VMs older than 15 minutes. */
   sweep?: SweepOptions | false;
-  /** The operator's namespace (warm-pool secrets live there). */
+  /** The operator's namespace (the enrolment key's Secret lives there). */
   namespace?: string;
-  /** Hands a pooled VM its Gitspace (tests replace it with their agent double). */
+  /** The agent bundles VMs download (version, sha256 per architecture); without, images must bring the agent. */
+  agentBundle?: EnrolmentDeps['bundle'];
+  /** Hands an unclaimed VM its Gitspace (tests replace it with their agent double). */
   claim?: AgentClaim;
   /** How old a shared instance list may be (default 1 s). */
   observeIntervalMs?: number;
@@ -94,8 +97,9 @@ export function createOperator(o: OperatorOptions): Operator {
   const observer = new InstanceObserver(o.observeIntervalMs ?? 1_000);
   // The infra controller is built after the pool; settled creates reach it through this.
   const infraRef: { controller?: Controller } = {};
+  const enrolment = new Enrolment({ client: o.client, secrets, namespace: o.namespace ?? 'default', ...(o.agentBundle ? { bundle: o.agentBundle } : {}) });
   const pool = new WarmPool({
-    client: o.client, gitspaces, secrets, observer, probe, log: o.log.child({ component: 'pool' }), namespace: o.namespace ?? 'default',
+    client: o.client, gitspaces, enrolment, observer, probe, log: o.log.child({ component: 'pool' }),
     ...(o.now ? { now: o.now } : {}),
     onSettled: (name) => {
       infraRef.controller?.queue.add(name);
@@ -109,7 +113,7 @@ export function createOperator(o: OperatorOptions): Operator {
       workers: o.workers ?? 4,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspace' }),
-      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor, probe, pool, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}) }),
+      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor, probe, pool, enrolment, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}) }),
     }),
   );
   runner.watch(gitspaces);

@@ -2,7 +2,7 @@
 // behind it. Instances are identified by a deterministic name derived from the Gitspace's UID, so
 // "create" is idempotent: a second create of the same name finds the first instance.
 import type { ProviderKind } from '../api/index.ts';
-import type { AgentBoot } from '../api/agent.ts';
+import type { BootFacts } from '../api/agent.ts';
 
 export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'terminated';
 
@@ -31,8 +31,8 @@ export interface CreateRequest {
   image?: string;
   /** Labels/tags that mark the instance as ours and tie it to its Gitspace. */
   labels: Record<string, string>;
-  /** What the VM's startup payload hands to the agent (a Gitspace's config, or a pool VM's). */
-  agent: AgentBoot;
+  /** The VM's non-secret boot facts (its startup payload); its configuration comes by claim. */
+  agent: BootFacts;
   /**
    * The caller has just seen (in a list of every zone, made after any earlier create of this name
    * returned) that no instance of this name exists, so the provider may skip its own lookup and
@@ -98,4 +98,9 @@ export interface VmProvider {
   verify(): Promise<void>;
   /** Creates or corrects the rule that admits only `rule.sourceRanges` to the agent ports. */
   ensureNetwork(rule: NetworkRule): Promise<NetworkState>;
+  /**
+   * The tail of the instance's console (GCE serial port 1, EC2 console output, the local
+   * instance's log), where the startup script reports why it could not start the agent.
+   */
+  consoleOutput?(inst: Instance): Promise<string>;
 }

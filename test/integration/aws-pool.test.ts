@@ -62,7 +62,7 @@ describe('AWS infra: security group, credentials and warm pool against moto', fu
     });
     agent = new AgentDouble(async (address) => {
       const found = await instances([{ Name: 'private-ip-address', Values: [address] }]);
-      return found.some((i) => tagsOf(i)[LABELS.pool] !== undefined);
+      return found[0] ? tagsOf(found[0])[INSTANCE_NAME_TAG] : undefined;
     });
     op = await startInProcessOperator({ provider: aws, agent, sweep: false });
   });

@@ -179,7 +179,7 @@ describe('GCP provider against the GCE fake', function () {
 
   it('sweeps a VM labelled as ours whose Gitspace is gone, and never touches an unlabelled VM', async () => {
     const p = provider();
-    const base = testCreateRequest('gs-ghost', { machineType: { providerType: 'e2-standard-2' }, image: IMAGE, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: 'gcp', [LABELS.gitspaceUID]: 'dead-beef-0000', [LABELS.gitspaceName]: 'ghost', [LABELS.gitspaceNamespace]: 'default' } }, { namespace: 'default', name: 'ghost', uid: 'dead-beef-0000' });
+    const base = testCreateRequest('gs-ghost', { machineType: { providerType: 'e2-standard-2' }, image: IMAGE, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: 'gcp', [LABELS.gitspaceUID]: 'dead-beef-0000', [LABELS.gitspaceName]: 'ghost', [LABELS.gitspaceNamespace]: 'default' } });
     await p.create(base);
     await p.create({ ...base, name: 'not-ours', labels: { team: 'data' } });
     await eventually('the orphan to be swept', 20_000, () => !fake.instances.has('europe-west1-b/gs-ghost'));

@@ -15,7 +15,7 @@ describe('local provider', function () {
   let dir: string;
   const agentCommand = [process.execPath, join(ROOT, 'src/cli/main.ts')];
   const req = (name: string) =>
-    testCreateRequest(name, { labels: { 'gitspaces.dev/infra': 'test', 'gitspaces.dev/gitspace-uid': name } }, { namespace: 'ns', name, uid: name });
+    testCreateRequest(name, { labels: { 'gitspaces.dev/infra': 'test', 'gitspaces.dev/gitspace-uid': name } });
   const pidOf = (name: string) => Number(readFileSync(join(dir, name, 'agent.pid'), 'utf8'));
 
   before(() => {

@@ -86,38 +86,38 @@ export class InMemoryProvider implements VmProvider {
 }
 
 /**
- * Agents for VMs that run none (moto does not boot anything): a Gitspace's VM is ready at once; a
- * warm-pool VM (recognised by its pool label the first time it is probed) answers "pooled" to the
- * pool secret and 401 to anything else until it is claimed, then "ready" to the claimant's secret
- * only — the same protocol the real agent speaks.
+ * Agents for VMs that run none (moto does not boot anything): every VM answers "unclaimed" with
+ * its instance name until it is claimed, then "ready" to the claimant's secret only — the same
+ * protocol the real agent speaks (it does not check the token: the real agent's tests do).
  */
 export class AgentDouble {
-  private readonly vms = new Map<string, { poolSecret?: string; claimed?: string }>();
-  private readonly isPoolVM: (address: string) => Promise<boolean>;
+  private readonly vms = new Map<string, { claimed?: string }>();
+  private readonly instanceAt: (address: string) => Promise<string | undefined>;
   readonly claims: string[] = [];
+  /** The enrolment tokens claims came with, in order. */
+  readonly tokens: string[] = [];
 
-  constructor(isPoolVM: (address: string) => Promise<boolean>) {
-    this.isPoolVM = isPoolVM;
+  /** `instanceAt` names the instance at an address (what the real agent knows from its boot facts). */
+  constructor(instanceAt: (address: string) => Promise<string | undefined>) {
+    this.instanceAt = instanceAt;
   }
 
   readonly probe: AgentProbe = async (address, _port, secret) => {
-    let vm = this.vms.get(address);
-    if (!vm) {
-      vm = (await this.isPoolVM(address)) ? { poolSecret: secret } : {};
-      this.vms.set(address, vm);
-    }
-    const unauthorised = { ok: false as const, error: 'agent answered 401', status: 401 };
-    if (vm.claimed !== undefined) return secret === vm.claimed ? { ok: true, health: readyHealth() } : unauthorised;
-    if (vm.poolSecret !== undefined) return secret === vm.poolSecret ? { ok: true, health: { ...readyHealth(), state: 'pooled' } } : unauthorised;
-    return { ok: true, health: readyHealth() };
+    const vm = this.vms.get(address) ?? {};
+    this.vms.set(address, vm);
+    if (vm.claimed !== undefined) return secret === vm.claimed ? { ok: true, health: readyHealth() } : { ok: false, error: 'agent answered 401', status: 401 };
+    const instance = await this.instanceAt(address);
+    if (!instance) return { ok: false, error: 'connect ECONNREFUSED' };
+    return { ok: true, health: { ...readyHealth(), state: 'unclaimed', instance } };
   };
 
-  readonly claim: AgentClaim = (address, _port, poolSecret, config) => {
-    const vm = this.vms.get(address);
-    if (!vm?.poolSecret || vm.poolSecret !== poolSecret) return Promise.resolve('agent refused the claim (401)');
+  readonly claim: AgentClaim = (address, _port, token, claim) => {
+    const vm = this.vms.get(address) ?? {};
+    this.vms.set(address, vm);
     if (vm.claimed !== undefined) return Promise.resolve('agent refused the claim (409): already claimed');
-    vm.claimed = config.secret;
-    this.claims.push(config.gitspace.uid);
+    vm.claimed = claim.secret;
+    this.claims.push(claim.gitspace.uid);
+    this.tokens.push(token);
     return Promise.resolve(undefined);
   };
 }
@@ -131,22 +131,16 @@ export function readyHealth(): AgentHealth {
 }
 
 /** A CreateRequest as the runner would send, for tests that call a provider directly. */
-export function testCreateRequest(name: string, over: Partial<CreateRequest> = {}, gitspace = { namespace: 'ns', name: 'x', uid: 'u' }): CreateRequest {
+export function testCreateRequest(name: string, over: Partial<CreateRequest> = {}): CreateRequest {
   return {
     name,
     machineType: { providerType: 'local' },
     labels: {},
     agent: {
-      gitspace,
-      repository: { url: 'file:///nowhere' },
-      devcontainerPath: '.devcontainer/devcontainer.json',
-      ide: { type: 'ssh' },
-      sshPublicKeys: [],
-      env: [],
-      ports: [],
+      instance: name,
+      enrolmentSha256: '0'.repeat(64),
       listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
-      secret: 's',
-      home: '/home/gitspace',
+      user: { name: 'gitspace', home: '/home/gitspace', sudo: true },
     },
     ...over,
   };

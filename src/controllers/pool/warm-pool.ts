@@ -1,25 +1,22 @@
 // Warm pools: per GitspaceInfra pool entry (machine type, zone), keep `minReady` booted, unclaimed
-// VMs and never more than `max`. A pooled VM boots with a PoolBootConfig (no Gitspace, the pool
-// secret) and is labelled with the pool; the runner claims one for a new Gitspace instead of
-// creating a VM (reserve → status intent → relabel → POST /v1/claim), and the infra controller
-// calls reconcile() to refill in the background.
+// VMs and never more than `max`. A pooled VM boots with boot facts like any other (no Gitspace, no
+// secret: the hash of its own one-time enrolment token) and is labelled with the pool; the runner
+// claims one for a new Gitspace instead of creating a VM (reserve → status intent → relabel →
+// POST /v1/claim with that VM's token), and the infra controller calls reconcile() to refill in
+// the background.
 //
 // What counts as claimed is derived, not remembered: a VM named in any Gitspace's
 // status.instance.name, or carrying a Gitspace UID label, is not the pool's any more. The only
 // in-memory state is the short-lived reservation between reserve() and the status write.
 import { randomBytes } from 'node:crypto';
-import {
-  AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY,
-  type Gitspace, type GitspaceInfra, type GitspaceInfraStatus, type PoolBootConfig,
-} from '../../api/index.ts';
+import { LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra, type GitspaceInfraStatus } from '../../api/index.ts';
 import type { Instance, VmProvider } from '../../providers/types.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import type { KubeClient } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { SECRETS } from '../resources.ts';
 import type { AgentProbe } from '../runner/agent-probe.ts';
 import type { InstanceObserver } from '../runner/observer.ts';
-import { createTokenSecret, secretValue, type Secret } from '../token-secret.ts';
+import type { Enrolment } from '../enrolment.ts';
 
 export type PoolStatus = NonNullable<GitspaceInfraStatus['pool']>;
 
@@ -34,32 +31,23 @@ export interface PoolResult {
 export interface WarmPoolDeps {
   client: KubeClient;
   gitspaces: Informer<Gitspace>;
-  secrets: Informer<Secret>;
+  enrolment: Enrolment;
   observer: InstanceObserver;
   probe: AgentProbe;
   log: Logger;
-  /** Where the pool secrets live (the operator's namespace). */
-  namespace: string;
-  vmHome?: string;
   now?: () => number;
   /** Called when a background create finishes (the infra is reconciled again). */
   onSettled?: (infra: string) => void;
 }
 
 const RESERVATION_MS = 60_000;
-const POOL_SECRET_KEY = 'token';
-
-export function poolSecretName(infra: string): string {
-  return `gitspaces-pool-${infra}`.slice(0, 253);
-}
 
 export class WarmPool {
   private readonly d: WarmPoolDeps;
-  /** Pooled VMs whose agent answered "pooled", by infra → name. */
+  /** Pooled VMs whose agent answered "unclaimed", by infra → name. */
   private readonly ready = new Map<string, Map<string, Instance>>();
   /** name → when it was reserved (until the claimant's status names it). */
   private readonly reserved = new Map<string, number>();
-  private readonly secretCache = new Map<string, string>();
   /** Creates under way, by infra → name → pool entry (counted as provisioning members). */
   private readonly creating = new Map<string, Map<string, { machineType: string; zone: string }>>();
   /** The last background create failure per infra, for the PoolReady condition. */
@@ -71,21 +59,6 @@ export class WarmPool {
 
   private now(): number {
     return (this.d.now ?? Date.now)();
-  }
-
-  /** The pool's shared secret for an infra (a Secret in the operator's namespace, created once). */
-  async secret(infra: string): Promise<string> {
-    const cached = this.secretCache.get(infra);
-    if (cached) return cached;
-    const name = poolSecretName(infra);
-    const inCache = this.d.secrets.get(`${this.d.namespace}/${name}`);
-    let token = inCache ? secretValue(inCache, POOL_SECRET_KEY) : '';
-    if (!token) {
-      const metadata = { name, namespace: this.d.namespace, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infra } };
-      token = secretValue(await createTokenSecret(this.d.client, metadata, POOL_SECRET_KEY), POOL_SECRET_KEY);
-    }
-    this.secretCache.set(infra, token);
-    return token;
   }
 
   /** VM names some Gitspace's status points at, plus live reservations. */
@@ -127,7 +100,6 @@ export class WarmPool {
   async reconcile(infra: GitspaceInfra, provider: VmProvider): Promise<PoolResult> {
     const infraName = infra.metadata.name ?? '';
     const entries = infra.spec.pool ?? [];
-    const secret = entries.length ? await this.secret(infraName) : '';
     const claimed = this.claimed();
     const all = await this.d.observer.all(infraName, provider);
     const pooled = all.filter((i) => i.labels[LABELS.pool] && !i.labels[LABELS.gitspaceUID] && !claimed.has(i.name));
@@ -138,9 +110,10 @@ export class WarmPool {
       (entries.length ? pooled : []).map(async (i) => {
         if (i.state === 'stopped' || i.state === 'stopping') return void broken.push(i); // pool VMs are kept booted
         if (i.state !== 'running' || !i.privateIP) return;
-        const r = await this.d.probe(i.privateIP, i.agentPort, secret);
-        if (r.ok && r.health.state === 'failed') broken.push(i);
-        else if (r.ok) ready.set(i.name, i);
+        // An unclaimed agent answers anyone: there is no secret to send it.
+        const r = await this.d.probe(i.privateIP, i.agentPort, '');
+        if (r.ok && r.health.state === 'unclaimed' && r.health.instance === i.name) ready.set(i.name, i);
+        else if (r.ok) broken.push(i); // failed, or claimed without a Gitspace to show for it
       }),
     );
     this.ready.set(infraName, ready);
@@ -169,7 +142,7 @@ export class WarmPool {
     // Pool VMs of entries that were removed from the spec.
     for (const i of pooled) if (!kept.has(i.name) && !toDelete.includes(i)) toDelete.push(i);
 
-    for (const c of toCreate) this.createInBackground(infra, provider, c, secret, creating);
+    for (const c of toCreate) this.createInBackground(infra, provider, c, creating);
     await Promise.all([
       ...toDelete.map(async (i) => {
         ready.delete(i.name);
@@ -183,7 +156,7 @@ export class WarmPool {
   }
 
   /**
-   * Before the infra goes: deletes its pool VMs and the pool secret. Returns how many pool VMs
+   * Before the infra goes: deletes its pool VMs. Returns how many pool VMs
    * were still there (the caller comes back until none are).
    */
   async retire(infra: GitspaceInfra, provider: VmProvider): Promise<number> {
@@ -191,8 +164,6 @@ export class WarmPool {
     const r = await this.reconcile({ ...infra, spec: { ...infra.spec, pool: [] } }, provider);
     if (r.deleted === 0) {
       const name = infra.metadata.name ?? '';
-      await this.d.client.delete(SECRETS, this.d.namespace, poolSecretName(name)).catch(() => undefined);
-      this.secretCache.delete(name);
       this.ready.delete(name);
       this.creating.delete(name);
     }
@@ -200,11 +171,11 @@ export class WarmPool {
   }
 
   /** Boots one pool VM without holding up the infra's reconcile (a cloud boot takes tens of seconds). */
-  private createInBackground(infra: GitspaceInfra, provider: VmProvider, c: { machineType: string; zone: string }, secret: string, creating: Map<string, { machineType: string; zone: string }>): void {
+  private createInBackground(infra: GitspaceInfra, provider: VmProvider, c: { machineType: string; zone: string }, creating: Map<string, { machineType: string; zone: string }>): void {
     const infraName = infra.metadata.name ?? '';
     const name = `gsp-${randomBytes(6).toString('hex')}`;
     creating.set(name, c);
-    const done = this.createOne(infra, provider, c, secret, name).then(
+    const done = this.createOne(infra, provider, c, name).then(
       () => {
         this.lastError.delete(infraName);
       },
@@ -232,22 +203,18 @@ export class WarmPool {
     await Promise.all([...this.pending]);
   }
 
-  private async createOne(infra: GitspaceInfra, provider: VmProvider, c: { machineType: string; zone: string }, secret: string, name: string): Promise<void> {
+  private async createOne(infra: GitspaceInfra, provider: VmProvider, c: { machineType: string; zone: string }, name: string): Promise<void> {
     const infraName = infra.metadata.name ?? '';
     const mt = infra.spec.machineTypes.find((m) => m.name === c.machineType);
     if (!mt) return;
-    const boot: PoolBootConfig = {
-      pool: { infra: infraName, machineType: c.machineType, secret },
-      listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
-      home: this.d.vmHome ?? '/home/gitspace',
-    };
+    const boot = await this.d.enrolment.boot(infra, name, { infra: infraName, machineType: c.machineType });
     const inst = await provider.create({
       name,
       zone: c.zone,
       machineType: mt,
       image: infra.spec.image,
-      labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infraName, [LABELS.pool]: c.machineType, [LABELS.poolZone]: c.zone },
-      agent: boot,
+      labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: infraName, [LABELS.pool]: c.machineType, [LABELS.poolZone]: c.zone, ...boot.labels },
+      agent: boot.facts,
     });
     this.d.observer.put(infraName, name, inst);
     this.d.log.info('created pool VM', { infra: infraName, instance: name, zone: inst.zone, machineType: c.machineType });

@@ -1,29 +1,49 @@
-// Talks to a VM's agent: GET /healthz (how it is) and, for a warm-pool VM, POST /v1/claim (become
-// this Gitspace). Both carry a shared secret: the Gitspace's, or the pool's for a pooled VM.
+// Talks to a VM's agent: GET /healthz (how it is) and, for a VM not yet claimed, POST /v1/claim
+// (become this Gitspace) with the VM's one-time enrolment token. Health carries the Gitspace's hop
+// secret; an unclaimed agent answers health to anyone (it has nothing secret to say).
+// A VM is its user's (root or sudo): every call has an overall deadline and a size cap, so an
+// agent that drips bytes or streams without end cannot hold a worker or grow our memory.
 import { request } from 'node:http';
-import { CLAIM_PATH, SECRET_HEADER, type AgentConfig, type AgentHealth } from '../../api/index.ts';
+import { CLAIM_PATH, SECRET_HEADER, type AgentHealth, type Claim } from '../../api/index.ts';
 
 export type ProbeResult = { ok: true; health: AgentHealth } | { ok: false; error: string; status?: number };
 
 export type AgentProbe = (address: string, port: number, secret: string) => Promise<ProbeResult>;
 
-/** Hands a pooled VM its Gitspace; resolves to an error text, or undefined when claimed. */
-export type AgentClaim = (address: string, port: number, poolSecret: string, config: AgentConfig) => Promise<string | undefined>;
+/** Hands an unclaimed VM its Gitspace; resolves to an error text, or undefined when claimed. */
+export type AgentClaim = (address: string, port: number, token: string, claim: Claim) => Promise<string | undefined>;
 
-function call(address: string, port: number, secret: string, path: string, body?: string): Promise<{ status: number; text: string } | { error: string }> {
+const DEADLINE_MS = 5_000;
+const MAX_ANSWER_BYTES = 256 * 1024;
+
+function call(address: string, port: number, headers: Record<string, string>, path: string, body?: string): Promise<{ status: number; text: string } | { error: string }> {
   return new Promise((resolve) => {
-    const headers: Record<string, string> = { [SECRET_HEADER]: secret };
     if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
     const req = request({ host: address, port, path, method: body === undefined ? 'GET' : 'POST', headers, timeout: 2_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
+      let size = 0;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_ANSWER_BYTES) res.destroy(new Error(`the agent's answer exceeds ${String(MAX_ANSWER_BYTES)} bytes`));
+        else chunks.push(c);
+      });
       res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, text });
+        clearTimeout(deadline);
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+      });
+      const fail = (e: Error) => {
+        clearTimeout(deadline);
+        resolve({ error: e.message }); // a second resolve (after end) changes nothing
+      };
+      res.on('error', fail);
+      res.on('close', () => {
+        if (!res.complete) fail(new Error('the agent closed the connection mid-answer'));
       });
     });
+    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${String(DEADLINE_MS / 1000)} s`)), DEADLINE_MS);
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', (e) => {
+      clearTimeout(deadline);
       resolve({ error: e.message });
     });
     req.end(body);
@@ -31,9 +51,9 @@ function call(address: string, port: number, secret: string, path: string, body?
 }
 
 export const probeAgent: AgentProbe = async (address, port, secret) => {
-  const r = await call(address, port, secret, '/healthz');
+  const r = await call(address, port, { [SECRET_HEADER]: secret }, '/healthz');
   if ('error' in r) return { ok: false, error: r.error };
-  if (r.status !== 200) return { ok: false, error: `agent answered ${r.status}`, status: r.status };
+  if (r.status !== 200) return { ok: false, error: `agent answered ${String(r.status)}`, status: r.status };
   try {
     return { ok: true, health: JSON.parse(r.text) as AgentHealth };
   } catch {
@@ -41,15 +61,15 @@ export const probeAgent: AgentProbe = async (address, port, secret) => {
   }
 };
 
-export const claimAgent: AgentClaim = async (address, port, poolSecret, config) => {
-  const r = await call(address, port, poolSecret, CLAIM_PATH, JSON.stringify(config));
+export const claimAgent: AgentClaim = async (address, port, token, claim) => {
+  const r = await call(address, port, { authorization: `Bearer ${token}` }, CLAIM_PATH, JSON.stringify(claim));
   if ('error' in r) return r.error;
   if (r.status === 200) return undefined;
-  let why = r.text;
+  let why = r.text.slice(0, 300);
   try {
-    why = (JSON.parse(r.text) as { error?: string }).error ?? r.text;
+    why = (JSON.parse(r.text) as { error?: string }).error ?? why;
   } catch {
     /* keep the text */
   }
-  return `agent refused the claim (${r.status}): ${why}`;
+  return `agent refused the claim (${String(r.status)}): ${why}`;
 };

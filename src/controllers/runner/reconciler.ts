@@ -6,8 +6,8 @@
 // the create call, so a crash at any point is followed by a lookup that finds the instance instead
 // of creating a second one.
 import {
-  AGENT_HTTP_PORT, AGENT_SSH_PORT, API_VERSION, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY,
-  type AgentConfig, type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
+  API_VERSION, BOOT_FAILURE_PREFIX, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY,
+  type Claim, type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
 } from '../../api/index.ts';
 import { ProviderError, type Instance, type VmProvider } from '../../providers/types.ts';
 import { setCondition, type Condition } from '../../runtime/conditions.ts';
@@ -20,6 +20,7 @@ import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfCha
 import { GITSPACES, providerKind, SECRETS } from '../resources.ts';
 import { createTokenSecret, secretValue, type Secret } from '../token-secret.ts';
 import type { WarmPool } from '../pool/warm-pool.ts';
+import type { Enrolment } from '../enrolment.ts';
 import { claimAgent, type AgentClaim, type AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
 import type { InstanceObserver } from './observer.ts';
@@ -40,8 +41,10 @@ export interface RunnerDeps {
   secrets: Informer<Secret>;
   providerFor: ProviderFor;
   probe: AgentProbe;
-  /** Hands a pooled VM its Gitspace (default: POST /v1/claim). */
+  /** Hands an unclaimed VM its Gitspace (default: POST /v1/claim). */
   claim?: AgentClaim;
+  /** Boot facts and one-time tokens for new VMs. */
+  enrolment: Enrolment;
   /** Warm pools to claim VMs from; without it every Gitspace gets a new VM. */
   pool?: WarmPool;
   events: EventRecorder;
@@ -61,6 +64,10 @@ interface AgentObservation {
   status?: number;
   forwardPorts?: number[];
   extensionsFailed?: { id: string; error: string }[];
+  /** The agent waits for its claim, and says it is this instance. */
+  unclaimed?: string;
+  /** The agent could not be reached at all (no HTTP answer). */
+  unreachable?: boolean;
 }
 
 /** A reason to wait that is shown as a condition rather than retried as an error. */
@@ -79,6 +86,8 @@ class Wait extends Error {
 const DEFAULT_IDLE = '1h';
 const QUOTA_RETRY_MS = 60_000;
 const DELETE_REISSUE_MS = 30_000;
+/** How often the console of a VM whose agent does not answer is read for a boot failure. */
+const CONSOLE_CHECK_MS = 10_000;
 
 /**
  * Why not to call the provider again yet: after InvalidConfig, until the Gitspace's or the infra's
@@ -113,6 +122,8 @@ export class RunnerReconciler implements Reconciler {
   private readonly holds = new Map<string, Hold>();
   /** When a delete that completes asynchronously (EC2) was last asked for, by Gitspace key. */
   private readonly deleteAsked = new Map<string, number>();
+  /** When a Gitspace's VM console was last read, by Gitspace key. */
+  private readonly consoleRead = new Map<string, number>();
   constructor(d: RunnerDeps) {
     this.d = d;
     this.now = d.now ?? Date.now;
@@ -122,6 +133,7 @@ export class RunnerReconciler implements Reconciler {
     const gs = this.d.gitspaces.get(key);
     if (!gs) {
       this.holds.delete(key);
+      this.consoleRead.delete(key);
       return undefined;
     }
     if (isDeleting(gs)) return this.reconcileDelete(gs);
@@ -181,12 +193,13 @@ export class RunnerReconciler implements Reconciler {
     const token = await this.ensureHopSecret(gs);
     let inst = await this.d.observer.get(infraName, provider, name);
     let agent = await this.observeAgent(inst, token);
-    if (inst && gs.status?.instance?.pooled) {
-      const adopted = await this.adopt(gs, infra, provider, inst, agent.status, token);
-      inst = adopted.inst;
-      // Only a claim changes what the agent answers; relabelling does not.
-      if (adopted.claimed) agent = await this.observeAgent(inst, token);
+    if (inst && gs.status?.instance?.pooled) inst = await this.adoptPooled(gs, infra, provider, inst);
+    if (inst && agent.unclaimed !== undefined) {
+      await this.enrol(gs, inst, agent.unclaimed, token);
+      // Only a claim changes what the agent answers.
+      agent = await this.observeAgent(inst, token);
     }
+    if (inst?.state === 'running' && agent.unreachable) await this.bootFailure(gs, provider, inst);
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     // An idle stop is remembered in status, not spec: the spec still says Running.
     const desired = autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running');
@@ -217,15 +230,17 @@ export class RunnerReconciler implements Reconciler {
 
     switch (decision.action) {
       case 'create': {
-        const credentials = await this.repoCredentials(gs);
+        // Fail before the VM exists if the credentials Secret is missing or unusable.
+        await this.repoCredentials(gs);
         this.event(gs, 'Normal', 'InfraProvisioningStarted', `creating instance ${name} (${mt.providerType})`);
+        const boot = await this.d.enrolment.boot(infra, name);
         inst = await provider.create({
           name,
           zone: gs.spec.zone,
           machineType: mt,
           image: infra.spec.image,
-          labels: this.labels(gs, infra),
-          agent: this.agentConfig(gs, token, credentials),
+          labels: { ...this.labels(gs, infra), ...boot.labels },
+          agent: boot.facts,
           // `inst` came from the shared list just now: the provider need not look again.
           observedAbsent: true,
         });
@@ -274,36 +289,61 @@ export class RunnerReconciler implements Reconciler {
     return final.requeueAfterMs !== undefined ? { requeueAfter: final.requeueAfterMs } : undefined;
   }
 
+  /** Makes a pool VM this Gitspace's: our labels instead of the pool's (its enrolment nonce kept). */
+  private async adoptPooled(gs: Gitspace, infra: GitspaceInfra, provider: VmProvider, inst: Instance): Promise<Instance> {
+    if (inst.labels[LABELS.gitspaceUID] === gs.metadata.uid) return inst;
+    const labels = this.labels(gs, infra, inst);
+    await provider.relabel(inst, labels);
+    const relabelled = { ...inst, labels };
+    this.d.observer.put(infra.metadata.name ?? '', inst.name, relabelled);
+    return relabelled;
+  }
+
   /**
-   * Makes a claimed pool VM this Gitspace's: our labels instead of the pool's, then (while its
-   * agent still refuses our token) the Gitspace's config over POST /v1/claim. Each step is
-   * idempotent, so a crash anywhere is resumed by the next reconcile.
+   * Sends the Gitspace's configuration to an unclaimed VM, with its one-time token — only when the
+   * cloud's labels say the instance is this Gitspace's and the agent says it is that instance, so
+   * credentials never go to a VM that is someone else's or an address that changed hands.
    */
-  private async adopt(gs: Gitspace, infra: GitspaceInfra, provider: VmProvider, found: Instance, agentStatus: number | undefined, token: string): Promise<{ inst: Instance; claimed: boolean }> {
-    let inst = found;
-    const infraName = infra.metadata.name ?? '';
-    if (inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) {
-      const labels = this.labels(gs, infra);
-      await provider.relabel(inst, labels);
-      inst = { ...inst, labels };
-      this.d.observer.put(infraName, inst.name, inst);
+  private async enrol(gs: Gitspace, inst: Instance, reported: string, hopToken: string): Promise<void> {
+    const refuse = (why: string) => new Wait('EnrolmentRefused', `instance ${inst.name}: ${why}; its configuration was not sent`, 'Starting', 10_000);
+    if (inst.state !== 'running' || !inst.privateIP) return;
+    if (inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) throw refuse(`its labels name Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not ${gs.metadata.uid ?? ''}`);
+    if (reported !== inst.name) throw refuse(`the agent at ${inst.privateIP} says it is instance "${reported.slice(0, 80)}"`);
+    const token = await this.d.enrolment.token(inst);
+    if (!token) throw refuse('it carries no enrolment label');
+    const refused = await (this.d.claim ?? claimAgent)(inst.privateIP, inst.agentPort, token, this.claim(gs, hopToken, await this.repoCredentials(gs)));
+    if (refused) throw new Wait('EnrolmentFailed', `instance ${inst.name}: ${refused}`, 'Starting', FAST_POLL_MS);
+    this.event(gs, 'Normal', 'AgentEnrolled', `the agent on ${inst.name} took this Gitspace's configuration`);
+  }
+
+  /**
+   * The startup script's verdict when the agent does not answer: its last `gitspaces-boot:` line
+   * on the VM's console. A failure (bundle unreachable, wrong hash, a tool missing from the image)
+   * fails the Gitspace with the script's reason and message. Read at most every 10 s.
+   */
+  private async bootFailure(gs: Gitspace, provider: VmProvider, inst: Instance): Promise<void> {
+    if (!provider.consoleOutput) return;
+    const key = keyOf(gs);
+    const last = this.consoleRead.get(key);
+    if (last !== undefined && this.now() - last < CONSOLE_CHECK_MS) return;
+    this.consoleRead.set(key, this.now());
+    let text: string;
+    try {
+      text = await provider.consoleOutput(inst);
+    } catch {
+      return; // the console is a diagnosis, not a dependency
     }
-    if (inst.state === 'running' && inst.privateIP && agentStatus === 401 && this.d.pool) {
-      const poolSecret = await this.d.pool.secret(infraName);
-      const refused = await (this.d.claim ?? claimAgent)(inst.privateIP, inst.agentPort, poolSecret, this.agentConfig(gs, token, await this.repoCredentials(gs)));
-      if (refused) throw new Wait('PoolClaimFailed', `instance ${inst.name}: ${refused}`, 'Starting', FAST_POLL_MS);
-      this.event(gs, 'Normal', 'AgentConfigured', `the pool instance ${inst.name} took this Gitspace's configuration`);
-      return { inst, claimed: true };
-    }
-    return { inst, claimed: false };
+    const verdict = text.split('\n').filter((l) => l.includes('gitspaces-boot: ')).pop() ?? '';
+    const failure = new RegExp(`${BOOT_FAILURE_PREFIX} reason=([A-Za-z]+): (.*)$`).exec(verdict.trim());
+    if (failure) throw new Wait(failure[1] ?? 'BootFailed', `instance ${inst.name}: ${(failure[2] ?? '').slice(0, 512)}`, 'Failed', 30_000);
   }
 
   private async observeAgent(inst: Instance | undefined, token: string): Promise<AgentObservation> {
     if (inst?.state !== 'running' || !inst.privateIP) return {};
     const r = await this.d.probe(inst.privateIP, inst.agentPort, token);
-    if (!r.ok) return { view: { reachable: false, error: r.error }, ...(r.status ? { status: r.status } : {}) };
+    if (!r.ok) return { view: { reachable: false, error: r.error }, ...(r.status ? { status: r.status } : { unreachable: true }) };
     const h = r.health;
-    if (h.state === 'pooled') return { view: { reachable: false, error: 'the instance is still waiting in the warm pool' } };
+    if (h.state === 'unclaimed') return { view: { reachable: false, error: 'the agent is waiting for its configuration' }, unclaimed: h.instance ?? '' };
     const current = h.steps.find((s) => s.status === 'failed') ?? h.steps.find((s) => s.status === 'running') ?? h.steps.find((s) => s.status === 'pending');
     return {
       view: { reachable: true, state: h.state, ...(current ? { step: { name: current.name, ...(current.message ? { message: current.message } : {}) } } : {}), lastActivityTime: h.lastActivityTime },
@@ -464,8 +504,11 @@ export class RunnerReconciler implements Reconciler {
 
   // --- helpers ---------------------------------------------------------------------------------
 
-  private labels(gs: Gitspace, infra: GitspaceInfra): Record<string, string> {
+  /** Our labels for the Gitspace's VM (keeping an instance's enrolment nonce). */
+  private labels(gs: Gitspace, infra: GitspaceInfra, inst?: Instance): Record<string, string> {
+    const nonce = inst?.labels[LABELS.enrolment];
     return {
+      ...(nonce ? { [LABELS.enrolment]: nonce } : {}),
       [LABELS.managedBy]: MANAGED_BY,
       [LABELS.infra]: infra.metadata.name ?? '',
       [LABELS.gitspaceUID]: gs.metadata.uid ?? '',
@@ -474,7 +517,8 @@ export class RunnerReconciler implements Reconciler {
     };
   }
 
-  private agentConfig(gs: Gitspace, token: string, credentials: { username: string; password: string } | undefined): AgentConfig {
+  /** What the VM's agent is told in its claim (where it listens and its user are its own boot facts). */
+  private claim(gs: Gitspace, token: string, credentials: { username: string; password: string } | undefined): Claim {
     return {
       gitspace: { namespace: gs.metadata.namespace ?? '', name: gs.metadata.name ?? '', uid: gs.metadata.uid ?? '' },
       repository: { url: gs.spec.repository.url, ...(gs.spec.repository.ref ? { ref: gs.spec.repository.ref } : {}), ...(credentials ? { credentials } : {}) },
@@ -483,9 +527,7 @@ export class RunnerReconciler implements Reconciler {
       sshPublicKeys: gs.spec.sshPublicKeys ?? [],
       env: (gs.spec.env ?? []).map((e) => ({ name: e.name, ...(e.value !== undefined ? { value: e.value } : {}) })),
       ports: (gs.spec.ports ?? []).map((p) => ({ port: p.port, ...(p.name ? { name: p.name } : {}) })),
-      listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
       secret: token,
-      home: this.d.vmHome ?? '/home/gitspace',
     };
   }
 

@@ -6,7 +6,7 @@
 // is the same request for EC2. Instances require IMDSv2; tags go on the instance and its volumes.
 import { createHash } from 'node:crypto';
 import {
-  AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, CreateTagsCommand, DeleteTagsCommand, DescribeInstancesCommand,
+  AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, GetConsoleOutputCommand, CreateTagsCommand, DeleteTagsCommand, DescribeInstancesCommand,
   DescribeSecurityGroupsCommand, DescribeSubnetsCommand, EC2Client, RevokeSecurityGroupIngressCommand, RunInstancesCommand,
   StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand,
   type EC2ClientConfig, type Instance as Ec2Instance, type IpPermission, type _InstanceType, type Tag, type VolumeType,
@@ -228,6 +228,16 @@ export class AwsProvider implements VmProvider {
     })();
     this.vpcs.catch(() => (this.vpcs = undefined));
     return this.vpcs;
+  }
+
+  /** The latest console output (base64 in the API), where cloud-init prints the startup script's lines. */
+  async consoleOutput(inst: Instance): Promise<string> {
+    try {
+      const r = await this.ec2.send(new GetConsoleOutputCommand({ InstanceId: inst.id, Latest: true }));
+      return Buffer.from(r.Output ?? '', 'base64').toString('utf8').slice(-64 * 1024);
+    } catch (e) {
+      throw ec2Error(e, `read the console output of ${inst.name} (${inst.id})`);
+    }
   }
 
   /** DescribeSubnets of the configured subnets, every time: proves the credentials and that the subnets exist. */

@@ -46,6 +46,9 @@ interface GceOperation {
   error?: { errors?: { code?: string | null; message?: string | null }[] | null } | null;
 }
 
+/** How much of a console the runner reads (the startup script's verdict is at its end). */
+export const CONSOLE_TAIL = 64 * 1024;
+
 const last = (s: string | null | undefined) => (s ?? '').split('/').pop() ?? '';
 
 function stateOf(status: string | null | undefined): InstanceState {
@@ -278,6 +281,16 @@ export class GcpProvider implements VmProvider {
         if (!stale || attempt > 0) throw err;
         fingerprint = undefined;
       }
+    }
+  }
+
+  /** Serial port 1, where the startup script's lines land (GCE's guest agent logs them there). */
+  async consoleOutput(inst: Instance): Promise<string> {
+    try {
+      const [out] = await this.instances.getSerialPortOutput({ project: this.o.project, zone: inst.zone, instance: inst.name, port: 1 });
+      return (out.contents ?? '').slice(-CONSOLE_TAIL);
+    } catch (e) {
+      throw callError(e, `read the serial console of ${inst.name}`);
     }
   }
 

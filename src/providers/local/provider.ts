@@ -165,8 +165,9 @@ export class LocalProvider implements VmProvider {
         createdAt: new Date().toISOString(),
         power: 'on',
       };
-      const config = { ...req.agent, home: join(d, 'home'), listen: { ...req.agent.listen, address: rec.address } };
-      writeFileSync(join(d, 'startup.sh'), startupScript(config, { root: d, agentCommand: this.o.agentCommand.join(' ') }), { mode: 0o700 });
+      // The "VM" is a process of this host's user: its home and address are the instance's own.
+      const facts = { ...req.agent, user: { ...req.agent.user, home: join(d, 'home') }, listen: { ...req.agent.listen, address: rec.address } };
+      writeFileSync(join(d, 'startup.sh'), startupScript(facts, { root: d, agentCommand: this.o.agentCommand.join(' ') }), { mode: 0o700 });
       // instance.json last: its presence means the instance exists (the record of intent).
       this.write(rec);
       await this.boot(req.name);
@@ -184,7 +185,7 @@ export class LocalProvider implements VmProvider {
       cwd: d,
       detached: true,
       stdio: ['ignore', log, log],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(d, 'home'), LANG: 'C.UTF-8', GITSPACES_ROOT: d, GITSPACES_CODE_SERVER: this.codeServer },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(d, 'home'), LANG: 'C.UTF-8', GITSPACES_ROOT: d, GITSPACES_CODE_SERVER: this.codeServer, GITSPACES_AGENT_USER: 'self' },
     });
     closeSync(log);
     child.unref();
@@ -250,6 +251,15 @@ export class LocalProvider implements VmProvider {
       this.write({ ...rec, labels });
       return Promise.resolve();
     });
+  }
+
+  /** The instance's console.log (its startup script's output), the last 64 KiB. */
+  consoleOutput(inst: Instance): Promise<string> {
+    try {
+      return Promise.resolve(readFileSync(join(this.dir(inst.name), 'console.log'), 'utf8').slice(-64 * 1024));
+    } catch {
+      return Promise.resolve('');
+    }
   }
 
   /** No credentials: nothing to check. */

@@ -432,7 +432,7 @@ export class GceFake {
     const child = spawn('bash', [join(root, 'startup.sh')], {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { PATH: process.env.PATH, HOME: join(root, 'home'), GITSPACES_ROOT: root, GITSPACES_AGENT: s.agentCommand.join(' '), GITSPACES_LISTEN_ADDRESS: i.networkIP, GITSPACES_HOME: join(root, 'home') },
+      env: { PATH: process.env.PATH, HOME: join(root, 'home'), GITSPACES_ROOT: root, GITSPACES_AGENT: s.agentCommand.join(' '), GITSPACES_LISTEN_ADDRESS: i.networkIP, GITSPACES_HOME: join(root, 'home'), GITSPACES_AGENT_USER: 'self' },
     });
     closeSync(log);
     child.unref();
