@@ -1,4 +1,5 @@
-// `gitspaces gateway`: the authenticated gateway in front of every Gitspace.
+// `gitspaces gateway`: the authenticated gateway in front of every Gitspace (and, with
+// --agent-bundles DIR or $GITSPACES_AGENT_BUNDLES, the agent bundles VMs download at boot).
 import { Gateway } from '../gateway/server.ts';
 import { KubeClient } from '../runtime/kube.ts';
 import { createLogger } from '../runtime/log.ts';
@@ -8,6 +9,7 @@ export async function runGateway(argv: string[]): Promise<void> {
   const log = createLogger({ component: 'gateway' });
   const cert = flag(argv, '--tls-cert') ?? process.env.GITSPACES_TLS_CERT;
   const key = flag(argv, '--tls-key') ?? process.env.GITSPACES_TLS_KEY;
+  const agentBundles = flag(argv, '--agent-bundles') ?? process.env.GITSPACES_AGENT_BUNDLES;
   const num = (name: string) => (flag(argv, name) !== undefined ? Number(flag(argv, name)) : undefined);
   const gw = new Gateway({
     client: KubeClient.fromDefault(),
@@ -16,6 +18,7 @@ export async function runGateway(argv: string[]): Promise<void> {
     port: num('--port') ?? (cert ? 8443 : 8080),
     ...(flag(argv, '--address') ? { address: flag(argv, '--address') } : {}),
     ...tlsFiles(cert, key),
+    ...(agentBundles ? { agentBundles } : {}),
     ...(num('--activity-interval-ms') !== undefined ? { activityIntervalMs: num('--activity-interval-ms') } : {}),
     ...(num('--idle-ms') !== undefined ? { idleMs: num('--idle-ms') } : {}),
     ...(num('--drain-ms') !== undefined ? { drainMs: num('--drain-ms') } : {}),

@@ -17,6 +17,7 @@ import { Informer } from '../runtime/informer.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/log.ts';
 import { ActivityReporter } from './activity.ts';
+import { AGENT_BUNDLE_PREFIX, AgentBundles } from './agent-bundles.ts';
 import type { JSONWebKeySet } from 'jose';
 import { AuthError, TokenVerifier, type AuthFailureReason, type Identity, type IssuerConfig } from './auth.ts';
 import { notRunning, plain, refuseUpgrade } from './pages.ts';
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   /** Failed authentications a client may make in a burst, and the refill per second. */
   authFailureBurst?: number;
   authFailureRate?: number;
+  /** The agent bundles to serve (scripts/bundle-agent.ts's output); without it, bundle paths are 404. */
+  agentBundles?: string;
 }
 
 type HostClass = 'host' | 'path' | 'port' | 'gateway';
@@ -120,7 +123,7 @@ function clientIP(req: IncomingMessage): string {
 }
 
 export class Gateway {
-  private readonly o: Required<Omit<GatewayOptions, 'tls' | 'address'>> & Pick<GatewayOptions, 'tls' | 'address'>;
+  private readonly o: Required<Omit<GatewayOptions, 'tls' | 'address' | 'agentBundles'>> & Pick<GatewayOptions, 'tls' | 'address' | 'agentBundles'>;
   readonly gitspaces: Informer<Gitspace>;
   readonly infras: Informer<GitspaceInfra>;
   readonly secrets: Informer<SecretObject>;
@@ -128,6 +131,7 @@ export class Gateway {
   readonly verifier: TokenVerifier;
   readonly proxy = new Proxy();
   readonly activity: ActivityReporter;
+  readonly bundles: AgentBundles | undefined;
   readonly registry = new Registry();
   private readonly limiter: FailureLimiter;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
@@ -158,6 +162,7 @@ export class Gateway {
     this.verifier = new TokenVerifier({ jwksCooldownMs: this.o.jwksCooldownMs });
     this.activity = new ActivityReporter(this.o.activityIntervalMs);
     this.limiter = new FailureLimiter(this.o.authFailureBurst, this.o.authFailureRate);
+    this.bundles = o.agentBundles ? new AgentBundles(o.agentBundles, o.log) : undefined;
     const registers = [this.registry];
     this.metrics = {
       requests: new Counter({ name: 'gitspaces_gateway_requests_total', help: 'Requests by how the Gitspace was addressed and status code', labelNames: ['host_class', 'code'], registers }),
@@ -209,6 +214,11 @@ export class Gateway {
     await Promise.all([this.gitspaces.waitForSync(), this.infras.waitForSync(), this.secrets.waitForSync()]);
     this.ready = true;
     this.o.log.info('gateway ready', { port: this.port, tls: Boolean(this.o.tls), gitspaces: this.routes.size });
+    if (this.bundles) {
+      const versions = await this.bundles.versions();
+      if (versions.length) this.o.log.info('serving agent bundles', { dir: this.bundles.dir, versions });
+      else this.o.log.warn('no agent bundles to serve: the directory has no manifest.json', { dir: this.bundles.dir });
+    }
   }
 
   /**
@@ -349,6 +359,12 @@ export class Gateway {
       return;
     }
     const url = req.url ?? '/';
+    // Agent bundles: on any host (a Gitspace's too), before routing, without authentication.
+    if (url.startsWith(AGENT_BUNDLE_PREFIX)) {
+      if (this.bundles) this.bundles.handle(req, res);
+      else plain(res, 404, 'no such agent bundle');
+      return;
+    }
     const m = this.routes.match(normaliseHost(req.headers.host), url);
     if (!m) {
       if (RouteTable.isGitspacePath(url)) plain(res, 404);

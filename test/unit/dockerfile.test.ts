@@ -1,6 +1,7 @@
 // The Dockerfile cannot be built here (no Docker engine), so it is checked as text: pinned base,
-// non-root user, the entrypoint is the package's CLI, production dependencies only, and every path
-// it copies exists. test/integration/image.test.ts runs the same production tree.
+// non-root user, the entrypoint is the package's CLI, production dependencies only, the agent
+// bundles the gateway serves, and every path it copies exists. test/integration/image.test.ts runs
+// the same production tree.
 import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,11 +53,28 @@ describe('Dockerfile (static checks)', () => {
     const runs = all('RUN').map((s) => s.args).join(' && ');
     expect(runs).to.include('npm ci').and.include('npm prune --omit=dev');
     const copied = runtime.filter((s) => s.op === 'COPY').map((s) => s.args.replace('--from=build ', '').split(/\s+/)[0]);
-    expect(copied).to.deep.equal(['/src/package.json', '/src/node_modules', '/src/dist']);
+    expect(copied).to.deep.equal(['/src/package.json', '/src/node_modules', '/src/dist', '/src/build/agent-bundle']);
     for (const s of all('COPY').filter((c) => !c.args.startsWith('--from'))) {
       const sources = s.args.split(/\s+/).slice(0, -1);
       for (const src of sources) expect(existsSync(join(ROOT, src)), src).to.equal(true);
     }
+  });
+
+  it('builds the agent bundles for x64 and arm64 before dropping dev dependencies, and the gateway serves them', () => {
+    const build = steps.slice(0, steps.map((s) => s.op).lastIndexOf('FROM'));
+    const runs = build.filter((s) => s.op === 'RUN').map((s) => s.args).join(' && ');
+    const bundle = /node scripts\/bundle-agent\.ts --arch x64,arm64 --out (\S+)/.exec(runs);
+    expect(bundle, 'the build stage runs scripts/bundle-agent.ts for both architectures').to.not.equal(null);
+    expect(runs.indexOf(bundle?.[0] ?? '')).to.be.below(runs.indexOf('npm prune'));
+    expect(runs.indexOf('npm ci')).to.be.below(runs.indexOf(bundle?.[0] ?? ''));
+    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts['bundle:agent']).to.equal('node scripts/bundle-agent.ts');
+    const copy = runtime.find((s) => s.op === 'COPY' && s.args.includes(`${bundle?.[1] ?? '?'} `));
+    expect(copy?.args).to.equal(`--from=build ${bundle?.[1] ?? ''} /opt/gitspaces/bundles`);
+    const env = runtime.filter((s) => s.op === 'ENV').map((s) => s.args).join(' ');
+    expect(env).to.include('GITSPACES_AGENT_BUNDLES=/opt/gitspaces/bundles');
+    // …the variable `gitspaces gateway` reads.
+    expect(readFileSync(join(ROOT, 'src/cli/gateway.ts'), 'utf8')).to.include('process.env.GITSPACES_AGENT_BUNDLES');
   });
 
   it('carries OCI labels with the package version', () => {
