@@ -27,7 +27,10 @@ export interface BundleManifest {
   files: Partial<Record<BundleArch, { file: string; sha256: string; size: number }>>;
 }
 
-/** `<base>/<version>/<file>`, e.g. `https://gw.example.com/.gitspaces/agent/0.1.0/gitspaces-agent-0.1.0-linux-x64.tar.gz`. */
+/**
+ * `<base>/<version>/<file>`, where base is the gateway's URL with AGENT_BUNDLE_PATH, e.g.
+ * `https://gw.example.com/.gitspaces/agent/0.1.0/gitspaces-agent-0.1.0-linux-x64.tar.gz`.
+ */
 export function bundleURL(base: string, version: string, arch: BundleArch): string {
   return `${base.replace(/\/+$/, '')}/${version}/${bundleFileName(version, arch)}`;
 }

@@ -7,11 +7,11 @@ import type { Counter } from 'prom-client';
 import { TokenBucket } from '../runtime/backoff.ts';
 import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkRule, type NetworkState, type VmProvider } from './types.ts';
 
-type Operation = 'find' | 'create' | 'start' | 'stop' | 'delete' | 'listOwned' | 'relabel' | 'verify' | 'ensureNetwork';
+type Operation = 'find' | 'create' | 'start' | 'stop' | 'delete' | 'listOwned' | 'relabel' | 'verify' | 'ensureNetwork' | 'consoleOutput';
 type BucketClass = 'describe' | 'run' | 'other';
 
 const CLASS: Record<Operation, BucketClass> = {
-  find: 'describe', listOwned: 'describe', verify: 'describe', create: 'run', start: 'run', stop: 'other', delete: 'other', relabel: 'other', ensureNetwork: 'other',
+  find: 'describe', listOwned: 'describe', verify: 'describe', create: 'run', start: 'run', stop: 'other', delete: 'other', relabel: 'other', ensureNetwork: 'other', consoleOutput: 'describe',
 };
 export const DEFAULT_RATES: Record<BucketClass, { perSecond: number; burst: number }> = {
   describe: { perSecond: 20, burst: 100 },
@@ -94,6 +94,12 @@ export class InstrumentedProvider implements VmProvider {
 
   verify(): Promise<void> {
     return this.call('verify', () => this.inner.verify());
+  }
+
+  /** Only where the inner provider has one (the runner checks before calling). */
+  get consoleOutput(): ((inst: Instance) => Promise<string>) | undefined {
+    const inner = this.inner;
+    return inner.consoleOutput ? (inst: Instance) => this.call('consoleOutput', () => inner.consoleOutput?.(inst) ?? Promise.resolve('')) : undefined;
   }
 
   ensureNetwork(rule: NetworkRule): Promise<NetworkState> {

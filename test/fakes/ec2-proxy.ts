@@ -1,7 +1,7 @@
 // A thin fault-injecting proxy in front of moto's EC2 server: it records every EC2 action and, on
 // demand, answers RequestLimitExceeded (503), InternalError (500), AuthFailure (401) or, for
 // RunInstances into chosen subnets, InsufficientInstanceCapacity — the failures moto cannot produce by itself.
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface Ec2Faults {
@@ -16,6 +16,8 @@ export interface Ec2Faults {
 export class Ec2FaultProxy {
   readonly calls: { action: string; at: number; faulted?: string }[] = [];
   faults: Ec2Faults = {};
+  /** Answers an action itself (an EC2 XML body) instead of moto, when it returns one. */
+  answer: ((action: string, form: URLSearchParams) => Promise<string | undefined>) | undefined;
   private server: Server | undefined;
   private readonly target: URL;
 
@@ -39,22 +41,38 @@ export class Ec2FaultProxy {
           res.end(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>${code}</Code><Message>injected ${code}</Message></Error></Errors><RequestID>fault-${Date.now()}</RequestID></Response>`);
           return;
         }
-        const up = request(
-          { host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.target.host } },
-          (r) => {
-            res.writeHead(r.statusCode ?? 502, r.headers);
-            r.pipe(res);
-          },
-        );
-        up.on('error', () => {
-          res.writeHead(502);
-          res.end();
-        });
-        up.end(body);
+        const own = this.answer?.(action, form);
+        if (own) {
+          void own.then((xml) => {
+            if (xml === undefined) return this.forward(req, res, body);
+            res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
+            res.end(xml);
+          }, (e: unknown) => {
+            res.writeHead(500, { 'content-type': 'text/xml' });
+            res.end(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InternalError</Code><Message>${(e as Error).message.replace(/[<&]/g, '')}</Message></Error></Errors><RequestID>own</RequestID></Response>`);
+          });
+          return;
+        }
+        this.forward(req, res, body);
       });
     });
     await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const up = request(
+      { host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.target.host } },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on('error', () => {
+      res.writeHead(502);
+      res.end();
+    });
+    up.end(body);
   }
 
   private pick(action: string, form: URLSearchParams): [number, string] | undefined {

@@ -5,12 +5,12 @@
 // (filled, claimed without an insert on the Gitspace's path, refilled, resumed after stop/start
 // as the Gitspace that claimed it, emptied with the infra).
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThroughClient } from 'google-auth-library';
-import type { GitspaceInfra } from '../../src/api/index.ts';
-import { AGENT_HTTP_PORT, AGENT_SSH_PORT } from '../../src/api/index.ts';
+import type { BootFacts, GitspaceInfra } from '../../src/api/index.ts';
+import { AGENT_HTTP_PORT, AGENT_SSH_PORT, CLAIM_PATH } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import { GceFake } from '../fakes/gce/server.ts';
@@ -118,6 +118,21 @@ describe('GCP infra: firewall rule, credentials and warm pool against the GCE fa
     const r = await sshExec(inst.privateIP!, AGENT_SSH_PORT, key, 'pwd; cat README.md; echo "TEAM=$TEAM"');
     expect(r.stdout).to.include('# sample').and.include('TEAM=platform');
     expect(await k8s.eventReasons(running)).to.include.members(['PoolInstanceClaimed', 'AgentEnrolled', 'IDEReady']);
+    // Each pool VM boots with the hash of a token of its own; the claimed one keeps no token (its
+    // hash is spent) and its config names no other VM: nothing on it could claim another pool VM.
+    const bootOf = (name: string) => JSON.parse(readFileSync(join(work, 'vms', name, 'boot.json'), 'utf8')) as BootFacts;
+    const hashes = pooledBefore.filter((n) => n !== inst.name).map((n) => bootOf(n).enrolmentSha256);
+    expect(hashes.every((h) => /^[0-9a-f]{64}$/.test(h))).to.equal(true);
+    expect(new Set(hashes).size).to.equal(hashes.length);
+    expect(bootOf(inst.name ?? '').enrolmentSha256).to.equal('');
+    const claimedFiles = ['boot.json', 'agent.json'].map((f) => readFileSync(join(work, 'vms', inst.name ?? '', f), 'utf8')).join('\n');
+    for (const h of hashes) expect(claimedFiles).to.not.include(h);
+    const otherVM = fake.instances.get(`${ZONE}/${pooledBefore.find((n) => n !== inst.name) ?? ''}`);
+    if (otherVM) {
+      // The claimed VM's user tries to claim its neighbour with what it could know: refused.
+      const status = await fetch(`http://${otherVM.networkIP}:${String(AGENT_HTTP_PORT)}${CLAIM_PATH}`, { method: 'POST', headers: { authorization: `Bearer ${bootOf(otherVM.name).enrolmentSha256}` }, body: '{}' }).then((r) => r.status);
+      expect(status).to.equal(401);
+    }
 
     // The pool is back to two ready VMs without the claimed one (refilled, unless a spare was
     // already booting), and every VM created since the Gitspace was applied is a pool VM: none is its own.

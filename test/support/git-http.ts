@@ -13,7 +13,8 @@ export interface GitHttpServer {
   close(): Promise<void>;
 }
 
-export async function serveRepoPrivately(repo: string, dir: string, user: string, token: string): Promise<GitHttpServer> {
+/** `address`: where it listens (a Docker network's gateway address, for instances in containers). */
+export async function serveRepoPrivately(repo: string, dir: string, user: string, token: string, address = '127.0.0.1'): Promise<GitHttpServer> {
   const bare = join(dir, 'private.git');
   execFileSync('git', ['clone', '-q', '--bare', repo, bare]);
   execFileSync('git', ['update-server-info'], { cwd: bare });
@@ -36,10 +37,10 @@ export async function serveRepoPrivately(repo: string, dir: string, user: string
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     createReadStream(file).pipe(res);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(0, address, r));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/private.git`,
+    url: `http://${address}:${String(port)}/private.git`,
     get authorised() {
       return state.authorised;
     },

@@ -122,8 +122,8 @@ export class RunnerReconciler implements Reconciler {
   private readonly holds = new Map<string, Hold>();
   /** When a delete that completes asynchronously (EC2) was last asked for, by Gitspace key. */
   private readonly deleteAsked = new Map<string, number>();
-  /** When a Gitspace's VM console was last read, by Gitspace key. */
-  private readonly consoleRead = new Map<string, number>();
+  /** When a Gitspace's VM console was last read and the boot failure it showed, by Gitspace key. */
+  private readonly consoleRead = new Map<string, { at: number; failure?: { reason: string; message: string } }>();
   constructor(d: RunnerDeps) {
     this.d = d;
     this.now = d.now ?? Date.now;
@@ -324,18 +324,21 @@ export class RunnerReconciler implements Reconciler {
   private async bootFailure(gs: Gitspace, provider: VmProvider, inst: Instance): Promise<void> {
     if (!provider.consoleOutput) return;
     const key = keyOf(gs);
-    const last = this.consoleRead.get(key);
-    if (last !== undefined && this.now() - last < CONSOLE_CHECK_MS) return;
-    this.consoleRead.set(key, this.now());
-    let text: string;
-    try {
-      text = await provider.consoleOutput(inst);
-    } catch {
-      return; // the console is a diagnosis, not a dependency
+    let seen = this.consoleRead.get(key);
+    if (!seen || this.now() - seen.at >= CONSOLE_CHECK_MS) {
+      let text = '';
+      try {
+        text = await provider.consoleOutput(inst);
+      } catch {
+        // the console is a diagnosis, not a dependency
+      }
+      const verdict = text.split('\n').filter((l) => l.includes('gitspaces-boot: ')).pop() ?? '';
+      const m = new RegExp(`${BOOT_FAILURE_PREFIX} reason=([A-Za-z]+): (.*)$`).exec(verdict.trim());
+      seen = { at: this.now(), ...(m ? { failure: { reason: m[1] ?? 'BootFailed', message: (m[2] ?? '').slice(0, 512) } } : {}) };
+      this.consoleRead.set(key, seen);
     }
-    const verdict = text.split('\n').filter((l) => l.includes('gitspaces-boot: ')).pop() ?? '';
-    const failure = new RegExp(`${BOOT_FAILURE_PREFIX} reason=([A-Za-z]+): (.*)$`).exec(verdict.trim());
-    if (failure) throw new Wait(failure[1] ?? 'BootFailed', `instance ${inst.name}: ${(failure[2] ?? '').slice(0, 512)}`, 'Failed', 30_000);
+    // Between reads the last verdict stands (a status write brings the next reconcile at once).
+    if (seen.failure) throw new Wait(seen.failure.reason, `instance ${inst.name}: ${seen.failure.message}`, 'Failed', CONSOLE_CHECK_MS);
   }
 
   private async observeAgent(inst: Instance | undefined, token: string): Promise<AgentObservation> {

@@ -11,12 +11,16 @@
 // - faults on demand: 403 rateLimitExceeded / 429, 503, latency.
 // With `startupScripts` it also "boots" each instance by running its startup-script metadata as a
 // local process (GITSPACES_ROOT, GITSPACES_AGENT, GITSPACES_LISTEN_ADDRESS set), so the whole path
-// from the operator to a real agent is exercised.
+// from the operator to a real agent is exercised. With `containers` each instance is a container
+// that boots like a VM (test/fakes/vm-host.ts): the image the insert names (a stock or baked OS
+// image), its own disk, address and systemd, the startup-script run on every boot as GCE's guest
+// agent does, and its serial port 1 readable through getSerialPortOutput.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { ContainerVms } from '../vm-host.ts';
 
 const BASE = 'https://www.googleapis.com/compute/v1';
 
@@ -49,6 +53,11 @@ export interface GceFakeOptions {
   bootMs?: number;
   stopMs?: number;
   startupScripts?: { rootDir: string; agentCommand: string[] };
+  /**
+   * Instances as containers: `images` maps GCE image paths to Docker tags; addresses are
+   * `<addressPrefix>.x.y` on `network` (a bridge whose subnet is <addressPrefix>.0.0/16).
+   */
+  containers?: { vms: ContainerVms; network: string; addressPrefix: string; images: Record<string, string>; namePrefix: string };
   faults?: GceFaults;
 }
 
@@ -63,6 +72,8 @@ interface Inst {
   networkIP: string;
   creationTimestamp: string;
   pgid?: number;
+  /** Container mode: the Docker actions on this instance, in order (create, start, stop, remove). */
+  machine?: Promise<void>;
 }
 
 interface Op {
@@ -112,7 +123,8 @@ export class GceFake {
   }
 
   async stop(): Promise<void> {
-    for (const i of this.instances.values()) this.kill(i);
+    for (const i of this.instances.values()) this.kill(i, true);
+    await this.settled();
     this.server?.closeAllConnections();
     await new Promise<void>((r) => (this.server ? this.server.close(() => { r(); }) : r()));
   }
@@ -194,11 +206,19 @@ export class GceFake {
     const inst = this.instances.get(`${zone}/${name}`);
     if (!inst) return this.notFound(res, `projects/${this.o.project}/zones/${zone}/instances/${name}`);
     if (!action && method === 'GET') return this.json(res, 200, this.view(inst));
+    if (action === 'serialPort' && method === 'GET') {
+      void this.serialPort(inst).then((contents) => {
+        this.json(res, 200, { kind: 'compute#serialPortOutput', contents, start: '0', next: String(Buffer.byteLength(contents)), selfLink: `${BASE}/projects/${this.o.project}/zones/${zone}/instances/${name}/serialPort` });
+      }, (e: unknown) => {
+        this.error(res, 500, 'internalError', (e as Error).message);
+      });
+      return;
+    }
     const reuse = this.sameRequest(q.get('requestId'));
     if (reuse) return this.json(res, 200, this.opView(reuse));
     if (!action && method === 'DELETE') {
       return this.operation(res, zone, 'delete', inst, q.get('requestId'), 300, () => {
-        this.kill(inst);
+        this.kill(inst, true);
         this.instances.delete(`${zone}/${name}`);
       });
     }
@@ -321,10 +341,16 @@ export class GceFake {
       body,
       labels,
       labelFingerprint: Buffer.from(String(Date.now())).toString('base64'),
-      networkIP: `127.11.${n >> 8}.${n & 255}`,
+      networkIP: `${this.o.containers?.addressPrefix ?? '127.11'}.${n >> 8}.${n & 255}`,
       creationTimestamp: new Date().toISOString(),
     };
     this.instances.set(`${zone}/${name}`, inst);
+    const c = this.o.containers;
+    if (c) {
+      const tag = c.images[imagePath];
+      const script = ((body.metadata as { items?: { key: string; value: string }[] } | undefined)?.items ?? []).find((x) => x.key === 'startup-script')?.value ?? '';
+      this.machine(inst, () => c.vms.create({ name: this.containerName(inst), image: tag ?? imagePath, network: c.network, ip: inst.networkIP, kind: 'gce', instanceId: inst.id, userData: script }));
+    }
     const bootMs = this.o.bootMs ?? 300;
     setTimeout(() => {
       if (inst.status === 'PROVISIONING') inst.status = 'STAGING';
@@ -417,9 +443,34 @@ export class GceFake {
     };
   }
 
-  // --- booting instances as local processes -----------------------------------------------------
+  // --- booting instances: local processes, or containers --------------------------------------
+
+  private containerName(i: Inst): string {
+    return `${this.o.containers?.namePrefix ?? 'gce'}-${i.name}`;
+  }
+
+  /** Container mode: runs `step` after the instance's earlier Docker actions (errors are logged). */
+  private machine(i: Inst, step: () => Promise<void>): void {
+    i.machine = (i.machine ?? Promise.resolve()).then(step).catch((e: unknown) => {
+      process.stderr.write(`gce fake: instance ${i.name}: ${(e as Error).message}\n`);
+    });
+  }
+
+  /** What the instance printed on its serial port 1 (the startup script's output). */
+  private async serialPort(i: Inst): Promise<string> {
+    const c = this.o.containers;
+    if (c) return c.vms.console(this.containerName(i)).catch(() => ''); // not created yet: nothing printed
+    const root = this.o.startupScripts ? join(this.o.startupScripts.rootDir, i.name) : undefined;
+    try {
+      return root ? readFileSync(join(root, 'console.log'), 'utf8').slice(-64 * 1024) : '';
+    } catch {
+      return '';
+    }
+  }
 
   private boot(i: Inst): void {
+    const c = this.o.containers;
+    if (c) return this.machine(i, () => c.vms.start(this.containerName(i)));
     const s = this.o.startupScripts;
     if (!s || i.pgid) return;
     const items = ((i.body.metadata as { items?: { key: string; value: string }[] } | undefined)?.items ?? []);
@@ -439,7 +490,13 @@ export class GceFake {
     i.pgid = child.pid;
   }
 
-  private kill(i: Inst): void {
+  /** Powers the instance off (stop) or, with `remove`, deletes it with its disk. */
+  private kill(i: Inst, remove = false): void {
+    const c = this.o.containers;
+    if (c) {
+      const name = this.containerName(i);
+      return this.machine(i, () => (remove ? c.vms.remove(name) : c.vms.stop(name)));
+    }
     if (!i.pgid) return;
     try {
       process.kill(-i.pgid, 'SIGKILL');
@@ -447,6 +504,11 @@ export class GceFake {
       /* gone */
     }
     i.pgid = undefined;
+  }
+
+  /** Waits for every instance's Docker actions (container mode), e.g. before removing the network. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.instances.values()].map((i) => i.machine ?? Promise.resolve()));
   }
 
   /** Removes the booted instances' directories (their disks). */

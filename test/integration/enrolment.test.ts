@@ -1,0 +1,64 @@
+// The operator sends a Gitspace's configuration (hop secret, git credentials, keys) only to a VM
+// the cloud says is that Gitspace's: an instance whose labels name another Gitspace UID gets
+// nothing, and the Gitspace says why. (The token checks themselves: test/unit/enrolment.test.ts;
+// replayed and guessed claims against real VMs: cloud-images.test.ts.)
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LABELS } from '../../src/api/index.ts';
+import type { Operator } from '../../src/controllers/operator.ts';
+import { LocalProvider } from '../../src/providers/local/provider.ts';
+import type { Instance, VmProvider } from '../../src/providers/types.ts';
+import { makeRepo, makeSshKey } from '../support/fixtures.ts';
+import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
+import { startInProcessOperator } from '../support/provider-double.ts';
+import { ROOT } from '../support/resources.ts';
+
+/** The local provider, except that the cloud reports every instance as another Gitspace's. */
+function mislabelled(inner: LocalProvider): VmProvider {
+  const lie = (i: Instance | undefined) => (i ? { ...i, labels: { ...i.labels, [LABELS.gitspaceUID]: 'someone-else' } } : i);
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === 'find') return async (name: string) => lie(await target.find(name));
+      if (prop === 'listOwned') return async (labels: Record<string, string>) => (await target.listOwned(labels)).map((i) => lie(i) as Instance);
+      if (prop === 'create') return async (req: Parameters<VmProvider['create']>[0]) => lie(await target.create(req));
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+}
+
+describe('enrolment against an instance that is not the Gitspace\'s', function () {
+  this.timeout(60_000);
+  let work: string;
+  let op: Operator;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'gitspaces-enrol-'));
+    await k8s.apply(infraManifest('enrol', join(work, 'instances')));
+    const local = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] });
+    op = await startInProcessOperator({ provider: mislabelled(local), realAgent: true, sweep: false });
+  });
+
+  after(async () => {
+    try {
+      await k8s.cleanUpInfra('enrol');
+    } finally {
+      await op.manager.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('sends no configuration when the instance\'s labels name another Gitspace, and says so in a condition', async () => {
+    const m = gitspaceManifest('enrol-x', { infra: 'enrol', repo: makeRepo(work), key: makeSshKey() });
+    await k8s.apply(m);
+    const g = await k8s.waitFor(m, (x) => x.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'EnrolmentRefused'), 30_000);
+    const name = g.status?.instance?.name ?? '';
+    expect(g.status?.message).to.equal(`instance ${name}: its labels name Gitspace UID "someone-else", not ${g.metadata.uid ?? ''}; its configuration was not sent`);
+    // The VM is still waiting for a claim: nothing of the Gitspace's reached it.
+    const dir = join(work, 'instances', name);
+    expect(existsSync(join(dir, 'agent.json'))).to.equal(false);
+    expect(JSON.parse(readFileSync(join(dir, 'boot.json'), 'utf8'))).to.have.property('enrolmentSha256').that.matches(/^[0-9a-f]{64}$/);
+    expect(await k8s.eventReasons(g)).to.include('EnrolmentRefused').and.not.include('AgentEnrolled');
+  });
+});
