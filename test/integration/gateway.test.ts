@@ -19,7 +19,7 @@ import { LocalProvider } from '../../src/providers/local/provider.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { testCluster } from '../cluster/current.ts';
-import { makeRepo, makeSshKey, type SshKey } from '../support/fixtures.ts';
+import { makeRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
 import { hmacWithPublicKey, tamper, TestIssuer, unsignedToken } from '../support/issuer.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
@@ -172,26 +172,15 @@ describe('gateway (real API server, real agent, test issuer)', function () {
   it('carries SSH over a WebSocket: a real ssh client with `gitspaces ssh` as ProxyCommand runs a command in the checkout', async () => {
     const keyFile = join(work, 'id_ecdsa');
     writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
-    const proxyCommand = `${process.execPath} ${join(ROOT, 'src/cli/main.ts')} ssh --gateway http://127.0.0.1:${gw.port} %h`;
-    const child = spawn('ssh', ['-F', '/dev/null', '-o', `ProxyCommand=${proxyCommand}`, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', keyFile, `gitspace@${HOST}`, 'pwd; cat README.md'], {
-      env: { ...process.env, GITSPACES_TOKEN: await issuer.token(OWNER) },
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((r) => child.on('close', r));
+    const gateway = `http://127.0.0.1:${String(gw.port)}`;
+    const { code, out, err } = await sshViaGateway({ gateway, host: HOST, keyFile, token: await issuer.token(OWNER), command: 'pwd; cat README.md' });
     expect(code, err).to.equal(0);
     expect(out).to.include(`${work}/instances`).and.include('/repo\n').and.include('# sample');
 
     // Without a valid token the ProxyCommand is refused and ssh fails.
-    const denied = spawn('ssh', ['-F', '/dev/null', '-o', `ProxyCommand=${proxyCommand}`, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-i', keyFile, `gitspace@${HOST}`, 'true'], {
-      env: { ...process.env, GITSPACES_TOKEN: await issuer.token(STRANGER) },
-    });
-    let deniedErr = '';
-    denied.stderr.on('data', (d: Buffer) => (deniedErr += d.toString()));
-    expect(await new Promise<number | null>((r) => denied.on('close', r))).to.not.equal(0);
-    expect(deniedErr).to.include('the gateway refused the SSH connection: 403');
+    const denied = await sshViaGateway({ gateway, host: HOST, keyFile, token: await issuer.token(STRANGER), command: 'true', options: ['-o', 'ConnectTimeout=10'] });
+    expect(denied.code).to.not.equal(0);
+    expect(denied.err).to.include('the gateway refused the SSH connection: 403');
   });
 
   it('`gitspaces ssh-config` prints the entry desktop IDEs use, and ssh connects with it alone', async () => {

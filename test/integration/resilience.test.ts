@@ -19,7 +19,7 @@ function processesUnder(dir: string): Map<string, number> {
   const out = execFileSync('ps', ['-eo', 'stat=,args='], { encoding: 'utf8' });
   for (const line of out.split('\n')) {
     if (line.startsWith('Z')) continue;
-    const m = new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(gs-[0-9a-f-]+)/agent\\.json`).exec(line);
+    const m = new RegExp(`agent --root ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(gs-[0-9a-f-]+)(?:\\s|$)`).exec(line);
     if (m?.[1]) counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
   }
   return counts;

@@ -1,9 +1,10 @@
 // Things a Gitspace needs on this machine: a git repository to clone and an SSH key to log in with.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
+import { ROOT } from './resources.ts';
 
 /** A git repository with a devcontainer.json; returns its path (clone it with file://). */
 export function makeRepo(dir: string, devcontainer?: string, branch = 'main'): string {
@@ -81,4 +82,21 @@ export function sshExec(host: string, port: number, key: SshKey, command: string
     c.on('error', reject);
     c.connect({ host, port, username: 'dev', privateKey: key.privateKey, readyTimeout: 10_000 });
   });
+}
+
+/**
+ * The stock OpenSSH client to `gitspace@<host>` through the gateway, with `gitspaces ssh` as its
+ * ProxyCommand and `token` as GITSPACES_TOKEN: what a terminal or desktop IDE does.
+ */
+export async function sshViaGateway(o: { gateway: string; host: string; keyFile: string; token: string; command: string; options?: string[] }): Promise<{ code: number | null; out: string; err: string }> {
+  const proxy = `${process.execPath} ${join(ROOT, 'src/cli/main.ts')} ssh --gateway ${o.gateway} %h`;
+  const child = spawn('ssh', ['-F', '/dev/null', '-o', `ProxyCommand=${proxy}`, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', ...(o.options ?? []), '-i', o.keyFile, `gitspace@${o.host}`, o.command], {
+    env: { ...process.env, GITSPACES_TOKEN: o.token },
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  return { code, out, err };
 }
