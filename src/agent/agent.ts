@@ -9,11 +9,10 @@ import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { dirname, join } from 'node:path';
-import type { AgentConfig, AgentHealth, BootFacts, StepName, StepStatus } from '../api/agent.ts';
+import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
 import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, CLAIM_PATH, CODE_SERVER_VERSION, PORT_HEADER, repoDirName, SECRET_HEADER } from '../api/agent.ts';
 import { CodeServer, codeServerBinary } from './code-server.ts';
 import { forward, forwardUpgrade } from './forward.ts';
-import { UnclaimedAgent } from './unclaimed.ts';
 import { DevUser, UserError } from './user.ts';
 import { planDevcontainer, type DevcontainerPlan } from './devcontainer.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
@@ -424,32 +423,4 @@ export class Agent {
       });
     });
   }
-}
-
-/**
- * Runs the agent from its directory: as its Gitspace when it has been claimed (agent.json), else
- * from its boot facts, waiting for the one claim that makes it a Gitspace's.
- */
-export async function runAgent(root: string): Promise<void> {
-  let current: { stop(): Promise<void> } | undefined;
-  const shutdown = () => {
-    void (current?.stop() ?? Promise.resolve()).then(() => process.exit(0));
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
-  const configPath = join(root, 'agent.json');
-  if (existsSync(configPath)) {
-    const agent = Agent.fromFile(configPath);
-    current = agent;
-    await agent.start();
-    return;
-  }
-  const facts = JSON.parse(readFileSync(join(root, 'boot.json'), 'utf8')) as BootFacts;
-  const unclaimed = new UnclaimedAgent(facts, root, async (config) => {
-    const agent = Agent.fromConfig(config, root);
-    current = agent;
-    await agent.start();
-  });
-  current = unclaimed;
-  await unclaimed.start();
 }

@@ -28,7 +28,7 @@ switch (command) {
     break;
   }
   case 'agent': {
-    const { runAgent } = await import('../agent/agent.ts');
+    const { runAgent } = await import('../agent/start.ts');
     await runAgent(flag(rest, '--root') ?? '/var/lib/gitspaces');
     break;
   }

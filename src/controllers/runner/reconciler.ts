@@ -6,25 +6,28 @@
 // the create call, so a crash at any point is followed by a lookup that finds the instance instead
 // of creating a second one.
 import {
-  API_VERSION, BOOT_FAILURE_PREFIX, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY,
-  type Claim, type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
+  API_VERSION, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY,
+  type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
 } from '../../api/index.ts';
 import { ProviderError, type Instance, type VmProvider } from '../../providers/types.ts';
 import { setCondition, type Condition } from '../../runtime/conditions.ts';
 import { RetryAfter, type Reconciler, type Result } from '../../runtime/controller.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import { keyOf, type Informer } from '../../runtime/informer.ts';
-import { isNotFound, type KubeClient } from '../../runtime/kube.ts';
+import type { KubeClient } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { addFinalizer, controllerRef, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
-import { GITSPACES, providerKind, SECRETS } from '../resources.ts';
-import { createTokenSecret, secretValue, type Secret } from '../token-secret.ts';
+import { addFinalizer, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
+import { GITSPACES, providerKind } from '../resources.ts';
+import type { Secret } from '../token-secret.ts';
 import type { WarmPool } from '../pool/warm-pool.ts';
 import type { Enrolment } from '../enrolment.ts';
-import { claimAgent, type AgentClaim, type AgentProbe } from './agent-probe.ts';
-import { decide, FAST_POLL_MS, type AgentView, type Decision } from './decide.ts';
+import type { AgentClaim, AgentProbe } from './agent-probe.ts';
+import { decide, FAST_POLL_MS, type Decision } from './decide.ts';
+import { claimFor, VmAgent, type AgentObservation } from './vm-agent.ts';
+import { ensureHopSecret, repoCredentials } from './gitspace-secrets.ts';
+import { Wait } from './wait.ts';
 import type { InstanceObserver } from './observer.ts';
-import { checkoutPath, HOP_SECRET_KEY, hopSecretName, instanceName, parseDuration, publishedPorts, route, userURLs } from './naming.ts';
+import { checkoutPath, instanceName, parseDuration, publishedPorts, route, userURLs } from './naming.ts';
 
 export type { Secret };
 
@@ -56,39 +59,9 @@ export interface RunnerDeps {
   observer: InstanceObserver;
 }
 
-/** What the agent said about itself (nothing when it could not be asked). */
-interface AgentObservation {
-  view?: AgentView;
-  checkout?: string;
-  lastActivity?: string;
-  status?: number;
-  forwardPorts?: number[];
-  extensionsFailed?: { id: string; error: string }[];
-  /** The agent waits for its claim, and says it is this instance. */
-  unclaimed?: string;
-  /** The agent could not be reached at all (no HTTP answer). */
-  unreachable?: boolean;
-}
-
-/** A reason to wait that is shown as a condition rather than retried as an error. */
-class Wait extends Error {
-  readonly reason: string;
-  readonly retryMs: number | undefined;
-  readonly phase: Phase;
-  constructor(reason: string, message: string, phase: Phase, retryMs?: number) {
-    super(message);
-    this.reason = reason;
-    this.phase = phase;
-    this.retryMs = retryMs;
-  }
-}
-
 const DEFAULT_IDLE = '1h';
 const QUOTA_RETRY_MS = 60_000;
 const DELETE_REISSUE_MS = 30_000;
-/** How often the console of a VM whose agent does not answer is read for a boot failure. */
-const CONSOLE_CHECK_MS = 10_000;
-
 /**
  * Why not to call the provider again yet: after InvalidConfig, until the Gitspace's or the infra's
  * spec changes; after QuotaExceeded, until a time. Kept in memory: after a restart the operator
@@ -122,18 +95,18 @@ export class RunnerReconciler implements Reconciler {
   private readonly holds = new Map<string, Hold>();
   /** When a delete that completes asynchronously (EC2) was last asked for, by Gitspace key. */
   private readonly deleteAsked = new Map<string, number>();
-  /** When a Gitspace's VM console was last read and the boot failure it showed, by Gitspace key. */
-  private readonly consoleRead = new Map<string, { at: number; failure?: { reason: string; message: string } }>();
+  private readonly agents: VmAgent;
   constructor(d: RunnerDeps) {
     this.d = d;
     this.now = d.now ?? Date.now;
+    this.agents = new VmAgent({ ...d, now: this.now, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); } });
   }
 
   async reconcile(key: string): Promise<Result | undefined> {
     const gs = this.d.gitspaces.get(key);
     if (!gs) {
       this.holds.delete(key);
-      this.consoleRead.delete(key);
+      this.agents.forget(key);
       return undefined;
     }
     if (isDeleting(gs)) return this.reconcileDelete(gs);
@@ -190,16 +163,16 @@ export class RunnerReconciler implements Reconciler {
     const provider = await this.d.providerFor(infra);
     // A pooled VM's name is the pool's; it is in the status from the moment it was claimed.
     const name = gs.status?.instance?.name ?? instanceName(gs);
-    const token = await this.ensureHopSecret(gs);
+    const token = await ensureHopSecret(this.d.client, this.d.secrets, gs);
     let inst = await this.d.observer.get(infraName, provider, name);
-    let agent = await this.observeAgent(inst, token);
-    if (inst && gs.status?.instance?.pooled) inst = await this.adoptPooled(gs, infra, provider, inst);
+    let agent = await this.agents.observe(inst, token);
+    if (inst && gs.status?.instance?.pooled) inst = await this.agents.adoptPooled(gs, infraName, provider, inst, this.labels(gs, infra));
     if (inst && agent.unclaimed !== undefined) {
-      await this.enrol(gs, inst, agent.unclaimed, token);
+      await this.agents.enrol(gs, inst, agent.unclaimed, async () => claimFor(gs, token, await repoCredentials(this.d.client, gs)));
       // Only a claim changes what the agent answers.
-      agent = await this.observeAgent(inst, token);
+      agent = await this.agents.observe(inst, token);
     }
-    if (inst?.state === 'running' && agent.unreachable) await this.bootFailure(gs, provider, inst);
+    if (inst?.state === 'running' && agent.unreachable) await this.agents.bootFailure(gs, provider, inst);
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     // An idle stop is remembered in status, not spec: the spec still says Running.
     const desired = autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running');
@@ -231,7 +204,7 @@ export class RunnerReconciler implements Reconciler {
     switch (decision.action) {
       case 'create': {
         // Fail before the VM exists if the credentials Secret is missing or unusable.
-        await this.repoCredentials(gs);
+        await repoCredentials(this.d.client, gs);
         this.event(gs, 'Normal', 'InfraProvisioningStarted', `creating instance ${name} (${mt.providerType})`);
         const boot = await this.d.enrolment.boot(infra, name);
         inst = await provider.create({
@@ -281,80 +254,12 @@ export class RunnerReconciler implements Reconciler {
         inst = await provider.find(name, inst?.zone ?? gs.spec.zone);
         this.d.observer.put(infraName, name, inst);
       }
-      agent = await this.observeAgent(inst, token);
+      agent = await this.agents.observe(inst, token);
       final = decide(input());
     }
     const status = this.composeStatus(gs, infra, final, inst, agent);
     await this.writeStatus(gs, status, final.phase);
     return final.requeueAfterMs !== undefined ? { requeueAfter: final.requeueAfterMs } : undefined;
-  }
-
-  /** Makes a pool VM this Gitspace's: our labels instead of the pool's (its enrolment nonce kept). */
-  private async adoptPooled(gs: Gitspace, infra: GitspaceInfra, provider: VmProvider, inst: Instance): Promise<Instance> {
-    if (inst.labels[LABELS.gitspaceUID] === gs.metadata.uid) return inst;
-    const labels = this.labels(gs, infra, inst);
-    await provider.relabel(inst, labels);
-    const relabelled = { ...inst, labels };
-    this.d.observer.put(infra.metadata.name ?? '', inst.name, relabelled);
-    return relabelled;
-  }
-
-  /**
-   * Sends the Gitspace's configuration to an unclaimed VM, with its one-time token — only when the
-   * cloud's labels say the instance is this Gitspace's and the agent says it is that instance, so
-   * credentials never go to a VM that is someone else's or an address that changed hands.
-   */
-  private async enrol(gs: Gitspace, inst: Instance, reported: string, hopToken: string): Promise<void> {
-    const refuse = (why: string) => new Wait('EnrolmentRefused', `instance ${inst.name}: ${why}; its configuration was not sent`, 'Starting', 10_000);
-    if (inst.state !== 'running' || !inst.privateIP) return;
-    if (inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) throw refuse(`its labels name Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not ${gs.metadata.uid ?? ''}`);
-    if (reported !== inst.name) throw refuse(`the agent at ${inst.privateIP} says it is instance "${reported.slice(0, 80)}"`);
-    const token = await this.d.enrolment.token(inst);
-    if (!token) throw refuse('it carries no enrolment label');
-    const refused = await (this.d.claim ?? claimAgent)(inst.privateIP, inst.agentPort, token, this.claim(gs, hopToken, await this.repoCredentials(gs)));
-    if (refused) throw new Wait('EnrolmentFailed', `instance ${inst.name}: ${refused}`, 'Starting', FAST_POLL_MS);
-    this.event(gs, 'Normal', 'AgentEnrolled', `the agent on ${inst.name} took this Gitspace's configuration`);
-  }
-
-  /**
-   * The startup script's verdict when the agent does not answer: its last `gitspaces-boot:` line
-   * on the VM's console. A failure (bundle unreachable, wrong hash, a tool missing from the image)
-   * fails the Gitspace with the script's reason and message. Read at most every 10 s.
-   */
-  private async bootFailure(gs: Gitspace, provider: VmProvider, inst: Instance): Promise<void> {
-    if (!provider.consoleOutput) return;
-    const key = keyOf(gs);
-    let seen = this.consoleRead.get(key);
-    if (!seen || this.now() - seen.at >= CONSOLE_CHECK_MS) {
-      let text = '';
-      try {
-        text = await provider.consoleOutput(inst);
-      } catch {
-        // the console is a diagnosis, not a dependency
-      }
-      const verdict = text.split('\n').filter((l) => l.includes('gitspaces-boot: ')).pop() ?? '';
-      const m = new RegExp(`${BOOT_FAILURE_PREFIX} reason=([A-Za-z]+): (.*)$`).exec(verdict.trim());
-      seen = { at: this.now(), ...(m ? { failure: { reason: m[1] ?? 'BootFailed', message: (m[2] ?? '').slice(0, 512) } } : {}) };
-      this.consoleRead.set(key, seen);
-    }
-    // Between reads the last verdict stands (a status write brings the next reconcile at once).
-    if (seen.failure) throw new Wait(seen.failure.reason, `instance ${inst.name}: ${seen.failure.message}`, 'Failed', CONSOLE_CHECK_MS);
-  }
-
-  private async observeAgent(inst: Instance | undefined, token: string): Promise<AgentObservation> {
-    if (inst?.state !== 'running' || !inst.privateIP) return {};
-    const r = await this.d.probe(inst.privateIP, inst.agentPort, token);
-    if (!r.ok) return { view: { reachable: false, error: r.error }, ...(r.status ? { status: r.status } : { unreachable: true }) };
-    const h = r.health;
-    if (h.state === 'unclaimed') return { view: { reachable: false, error: 'the agent is waiting for its configuration' }, unclaimed: h.instance ?? '' };
-    const current = h.steps.find((s) => s.status === 'failed') ?? h.steps.find((s) => s.status === 'running') ?? h.steps.find((s) => s.status === 'pending');
-    return {
-      view: { reachable: true, state: h.state, ...(current ? { step: { name: current.name, ...(current.message ? { message: current.message } : {}) } } : {}), lastActivityTime: h.lastActivityTime },
-      checkout: h.checkout,
-      lastActivity: h.lastActivityTime,
-      forwardPorts: h.forwardPorts,
-      extensionsFailed: h.ide.extensionsFailed ?? [],
-    };
   }
 
   private composeStatus(
@@ -507,71 +412,15 @@ export class RunnerReconciler implements Reconciler {
 
   // --- helpers ---------------------------------------------------------------------------------
 
-  /** Our labels for the Gitspace's VM (keeping an instance's enrolment nonce). */
-  private labels(gs: Gitspace, infra: GitspaceInfra, inst?: Instance): Record<string, string> {
-    const nonce = inst?.labels[LABELS.enrolment];
+  /** Our labels for the Gitspace's VM. */
+  private labels(gs: Gitspace, infra: GitspaceInfra): Record<string, string> {
     return {
-      ...(nonce ? { [LABELS.enrolment]: nonce } : {}),
       [LABELS.managedBy]: MANAGED_BY,
       [LABELS.infra]: infra.metadata.name ?? '',
       [LABELS.gitspaceUID]: gs.metadata.uid ?? '',
       [LABELS.gitspaceName]: gs.metadata.name ?? '',
       [LABELS.gitspaceNamespace]: gs.metadata.namespace ?? '',
     };
-  }
-
-  /** What the VM's agent is told in its claim (where it listens and its user are its own boot facts). */
-  private claim(gs: Gitspace, token: string, credentials: { username: string; password: string } | undefined): Claim {
-    return {
-      gitspace: { namespace: gs.metadata.namespace ?? '', name: gs.metadata.name ?? '', uid: gs.metadata.uid ?? '' },
-      repository: { url: gs.spec.repository.url, ...(gs.spec.repository.ref ? { ref: gs.spec.repository.ref } : {}), ...(credentials ? { credentials } : {}) },
-      devcontainerPath: gs.spec.devcontainer?.path ?? '.devcontainer/devcontainer.json',
-      ide: { type: gs.spec.ide?.type ?? 'vscode-web', ...(gs.spec.ide?.product ? { product: gs.spec.ide.product } : {}) },
-      sshPublicKeys: gs.spec.sshPublicKeys ?? [],
-      env: (gs.spec.env ?? []).map((e) => ({ name: e.name, ...(e.value !== undefined ? { value: e.value } : {}) })),
-      ports: (gs.spec.ports ?? []).map((p) => ({ port: p.port, ...(p.name ? { name: p.name } : {}) })),
-      secret: token,
-    };
-  }
-
-  /** The per-Gitspace token Secret (owned by the Gitspace, so it goes when the Gitspace goes). */
-  private async ensureHopSecret(gs: Gitspace): Promise<string> {
-    const ns = gs.metadata.namespace ?? '';
-    const name = hopSecretName(gs);
-    const cached = this.d.secrets.get(`${ns}/${name}`);
-    const ownedByUs = (s: Secret) => s.metadata.ownerReferences?.some((o) => o.uid === gs.metadata.uid) ?? false;
-    const tokenOf = (s: Secret) => secretValue(s, HOP_SECRET_KEY);
-    if (cached && ownedByUs(cached) && tokenOf(cached)) return tokenOf(cached);
-    if (cached && !ownedByUs(cached)) {
-      // Left by an earlier Gitspace of the same name and not yet garbage-collected.
-      await this.d.client.delete(SECRETS, ns, name, { uid: cached.metadata.uid }).catch(() => undefined);
-      throw new RetryAfter(500, 'replacing a stale token Secret');
-    }
-    const live = await createTokenSecret(this.d.client, {
-      name,
-      namespace: ns,
-      labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.gitspaceName]: gs.metadata.name ?? '' },
-      ownerReferences: [controllerRef({ ...gs, apiVersion: API_VERSION, kind: GITSPACE.kind })],
-    }, HOP_SECRET_KEY);
-    if (!ownedByUs(live)) throw new RetryAfter(500, 'token Secret belongs to another Gitspace');
-    return tokenOf(live);
-  }
-
-  /** Credentials for a private repository, from the Secret the Gitspace names. */
-  private async repoCredentials(gs: Gitspace): Promise<{ username: string; password: string } | undefined> {
-    const ref = gs.spec.repository.credentialsSecretRef;
-    if (!ref) return undefined;
-    let s: Secret;
-    try {
-      s = await this.d.client.get<Secret>(SECRETS, gs.metadata.namespace, ref.name);
-    } catch (e) {
-      if (isNotFound(e)) throw new Wait('CredentialsSecretNotFound', `spec.repository.credentialsSecretRef: Secret "${ref.name}" not found in namespace ${gs.metadata.namespace ?? ''}`, 'Pending', 10_000);
-      throw e;
-    }
-    const get = (k: string) => (s.data?.[k] ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined);
-    const password = get('password') ?? get('token');
-    if (!password) throw new Wait('CredentialsSecretInvalid', `spec.repository.credentialsSecretRef: Secret "${ref.name}" has no "password" or "token" key`, 'Pending', 10_000);
-    return { username: get('username') ?? '', password };
   }
 
   private event(gs: Gitspace, type: 'Normal' | 'Warning', reason: string, note: string): void {

@@ -1,0 +1,134 @@
+// The runner's side of a VM's agent: what it says about itself (health), making an unclaimed VM
+// this Gitspace's (pool relabel, enrolment with the VM's one-time token, after checking the
+// cloud's labels and the agent's own word), and why a VM's agent never came up (its console).
+import { BOOT_FAILURE_PREFIX, LABELS, type Claim, type Gitspace } from '../../api/index.ts';
+import type { Instance, VmProvider } from '../../providers/types.ts';
+import { keyOf } from '../../runtime/informer.ts';
+import type { Enrolment } from '../enrolment.ts';
+import { claimAgent, type AgentClaim, type AgentProbe } from './agent-probe.ts';
+import { FAST_POLL_MS, type AgentView } from './decide.ts';
+import type { InstanceObserver } from './observer.ts';
+import { Wait } from './wait.ts';
+
+/** What the agent said about itself (nothing when it could not be asked). */
+export interface AgentObservation {
+  view?: AgentView;
+  checkout?: string;
+  lastActivity?: string;
+  forwardPorts?: number[];
+  extensionsFailed?: { id: string; error: string }[];
+  /** The agent waits for its claim, and says it is this instance. */
+  unclaimed?: string;
+  /** The agent could not be reached at all (no HTTP answer). */
+  unreachable?: boolean;
+}
+
+export interface VmAgentDeps {
+  probe: AgentProbe;
+  /** Default: POST /v1/claim. */
+  claim?: AgentClaim;
+  enrolment: Enrolment;
+  observer: InstanceObserver;
+  event: (gs: Gitspace, type: 'Normal' | 'Warning', reason: string, note: string) => void;
+  now: () => number;
+}
+
+/** How often the console of a VM whose agent does not answer is read for a boot failure. */
+const CONSOLE_CHECK_MS = 10_000;
+
+/** What the VM's agent is told in its claim (where it listens and its user are its own boot facts). */
+export function claimFor(gs: Gitspace, hopToken: string, credentials: { username: string; password: string } | undefined): Claim {
+  return {
+    gitspace: { namespace: gs.metadata.namespace ?? '', name: gs.metadata.name ?? '', uid: gs.metadata.uid ?? '' },
+    repository: { url: gs.spec.repository.url, ...(gs.spec.repository.ref ? { ref: gs.spec.repository.ref } : {}), ...(credentials ? { credentials } : {}) },
+    devcontainerPath: gs.spec.devcontainer?.path ?? '.devcontainer/devcontainer.json',
+    ide: { type: gs.spec.ide?.type ?? 'vscode-web', ...(gs.spec.ide?.product ? { product: gs.spec.ide.product } : {}) },
+    sshPublicKeys: gs.spec.sshPublicKeys ?? [],
+    env: (gs.spec.env ?? []).map((e) => ({ name: e.name, ...(e.value !== undefined ? { value: e.value } : {}) })),
+    ports: (gs.spec.ports ?? []).map((p) => ({ port: p.port, ...(p.name ? { name: p.name } : {}) })),
+    secret: hopToken,
+  };
+}
+
+export class VmAgent {
+  private readonly d: VmAgentDeps;
+  /** When a Gitspace's VM console was last read and the boot failure it showed, by Gitspace key. */
+  private readonly consoleRead = new Map<string, { at: number; failure?: { reason: string; message: string } }>();
+
+  constructor(d: VmAgentDeps) {
+    this.d = d;
+  }
+
+  forget(key: string): void {
+    this.consoleRead.delete(key);
+  }
+
+  async observe(inst: Instance | undefined, hopToken: string): Promise<AgentObservation> {
+    if (inst?.state !== 'running' || !inst.privateIP) return {};
+    const r = await this.d.probe(inst.privateIP, inst.agentPort, hopToken);
+    if (!r.ok) return { view: { reachable: false, error: r.error }, ...(r.status ? {} : { unreachable: true }) };
+    const h = r.health;
+    if (h.state === 'unclaimed') return { view: { reachable: false, error: 'the agent is waiting for its configuration' }, unclaimed: h.instance ?? '' };
+    const current = h.steps.find((s) => s.status === 'failed') ?? h.steps.find((s) => s.status === 'running') ?? h.steps.find((s) => s.status === 'pending');
+    return {
+      view: { reachable: true, state: h.state, ...(current ? { step: { name: current.name, ...(current.message ? { message: current.message } : {}) } } : {}), lastActivityTime: h.lastActivityTime },
+      checkout: h.checkout,
+      lastActivity: h.lastActivityTime,
+      forwardPorts: h.forwardPorts,
+      extensionsFailed: h.ide.extensionsFailed ?? [],
+    };
+  }
+
+  /** Makes a pool VM this Gitspace's: `labels` (ours) instead of the pool's, its enrolment nonce kept. */
+  async adoptPooled(gs: Gitspace, infraName: string, provider: VmProvider, inst: Instance, labels: Record<string, string>): Promise<Instance> {
+    if (inst.labels[LABELS.gitspaceUID] === gs.metadata.uid) return inst;
+    const nonce = inst.labels[LABELS.enrolment];
+    const next = { ...labels, ...(nonce ? { [LABELS.enrolment]: nonce } : {}) };
+    await provider.relabel(inst, next);
+    const relabelled = { ...inst, labels: next };
+    this.d.observer.put(infraName, inst.name, relabelled);
+    return relabelled;
+  }
+
+  /**
+   * Sends the Gitspace's configuration to an unclaimed VM, with its one-time token — only when the
+   * cloud's labels say the instance is this Gitspace's and the agent says it is that instance, so
+   * credentials never go to a VM that is someone else's or an address that changed hands.
+   */
+  async enrol(gs: Gitspace, inst: Instance, reported: string, claim: () => Promise<Claim>): Promise<void> {
+    const refuse = (why: string) => new Wait('EnrolmentRefused', `instance ${inst.name}: ${why}; its configuration was not sent`, 'Starting', 10_000);
+    if (inst.state !== 'running' || !inst.privateIP) return;
+    if (inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) throw refuse(`its labels name Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not ${gs.metadata.uid ?? ''}`);
+    if (reported !== inst.name) throw refuse(`the agent at ${inst.privateIP} says it is instance "${reported.slice(0, 80)}"`);
+    const token = await this.d.enrolment.token(inst);
+    if (!token) throw refuse('it carries no enrolment label');
+    const refused = await (this.d.claim ?? claimAgent)(inst.privateIP, inst.agentPort, token, await claim());
+    if (refused) throw new Wait('EnrolmentFailed', `instance ${inst.name}: ${refused}`, 'Starting', FAST_POLL_MS);
+    this.d.event(gs, 'Normal', 'AgentEnrolled', `the agent on ${inst.name} took this Gitspace's configuration`);
+  }
+
+  /**
+   * The startup script's verdict when the agent does not answer: its last `gitspaces-boot:` line
+   * on the VM's console. A failure (bundle unreachable, wrong hash, a tool missing from the image)
+   * fails the Gitspace with the script's reason and message. Read at most every 10 s.
+   */
+  async bootFailure(gs: Gitspace, provider: VmProvider, inst: Instance): Promise<void> {
+    if (!provider.consoleOutput) return;
+    const key = keyOf(gs);
+    let seen = this.consoleRead.get(key);
+    if (!seen || this.d.now() - seen.at >= CONSOLE_CHECK_MS) {
+      let text = '';
+      try {
+        text = await provider.consoleOutput(inst);
+      } catch {
+        // the console is a diagnosis, not a dependency
+      }
+      const verdict = text.split('\n').filter((l) => l.includes('gitspaces-boot: ')).pop() ?? '';
+      const m = new RegExp(`${BOOT_FAILURE_PREFIX} reason=([A-Za-z]+): (.*)$`).exec(verdict.trim());
+      seen = { at: this.d.now(), ...(m ? { failure: { reason: m[1] ?? 'BootFailed', message: (m[2] ?? '').slice(0, 512) } } : {}) };
+      this.consoleRead.set(key, seen);
+    }
+    // Between reads the last verdict stands (a status write brings the next reconcile at once).
+    if (seen.failure) throw new Wait(seen.failure.reason, `instance ${inst.name}: ${seen.failure.message}`, 'Failed', CONSOLE_CHECK_MS);
+  }
+}
