@@ -5,6 +5,10 @@
 // page served by code-server), workbench loaded (the explorer lists the checkout in the browser).
 // The floor, measured in the same run: a fresh browser loading the workbench of a Gitspace whose
 // code-server is already running.
+// Then the GCE fake, whose instances boot like VMs (bench/start-gce.ts): a stock image cold start
+// (the bundle downloaded at boot; `ide: ssh`, as the stock image has no code-server), a baked image
+// cold start and a warm-pool claim on the baked image, each with its phases: instance created,
+// booted, agent up, claimed, clone done, IDE ready, workbench loaded. Medians and ranges per kind.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,10 +19,13 @@ import { DOMAIN, ROOT, Stack } from '../demo/stack.ts';
 import { freePort, TestCluster } from '../test/cluster/cluster.ts';
 import { makeRepo, makeSshKey } from '../test/support/fixtures.ts';
 import { TestIssuer } from '../test/support/issuer.ts';
+import { GCE_KINDS, gceBench, type GcePhases, type GceRow } from './start-gce.ts';
 
 const NS = 'default';
 const OWNER = 'dev@example.com';
 const ROUNDS = Number(process.argv[2] ?? 3);
+/** A GCE cold start boots a VM: 2 rounds of each GCE kind unless told. */
+const GCE_ROUNDS = Number(process.argv[2] ?? 2);
 
 interface Phases { scheduled: number; instanceReady: number; clone: number; ideReady: number; workbench: number }
 
@@ -35,6 +42,7 @@ const stack = new Stack({
   ports: { controlPlane: await freePort(), gateway: gatewayPort, operatorHealth: await freePort() },
 });
 let browser: Browser | undefined;
+let localStopped = false;
 
 const get = async (name: string) => (await cluster.request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/${name}`)).json as Gitspace;
 const conditionTrue = (g: Gitspace, type: string) => g.status?.conditions?.find((c) => c.type === type)?.status === 'True';
@@ -107,6 +115,54 @@ function median(xs: number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
 }
+const range = (xs: number[]) => `${(Math.min(...xs) / 1000).toFixed(1)}–${(Math.max(...xs) / 1000).toFixed(1)} s`;
+/** Median and range of the values that apply ('–' when none do). */
+const summary = (xs: number[]) => {
+  const v = xs.filter((x) => !Number.isNaN(x));
+  return v.length ? `${fmt(median(v)).trim()} (${range(v)})` : '–';
+};
+
+const GCE_PHASES: [keyof GcePhases, string][] = [['inserted', 'GCE insert'], ['created', 'instance created'], ['booted', 'booted'], ['agentUp', 'agent up'], ['claimed', 'claimed'], ['clone', 'clone done'], ['ideReady', 'IDE ready'], ['workbench', 'workbench loaded']];
+
+/** A pool VM was created, booted and ran its agent before the apply: "pool" there, not a time. */
+const BEFORE_APPLY = new Set<keyof GcePhases>(['inserted', 'booted', 'agentUp']);
+function gceCell(r: GceRow, k: keyof GcePhases): string {
+  return r.pooled && BEFORE_APPLY.has(k) ? '  pool' : fmt(r.p[k]);
+}
+
+function printGce(rows: GceRow[], floors: number[]): void {
+  const out = (s: string) => process.stdout.write(s);
+  out([
+    '',
+    `GCE fake, ${String(GCE_ROUNDS)} rounds each: instances are containers booting Debian 12 with systemd (a fake cloud guest runs the`,
+    'startup script); the real operator, GCE client, gateway and agent; everything on this machine. Times are from the apply:',
+    '  GCE insert        the instance\'s creationTimestamp in the fake (status.instance.createdAt)',
+    '  instance created  status.instance has an id (the runner writes it after the insert operation and a first look at the agent)',
+    '  booted            the fake cloud guest started the startup script (its timestamped header on the serial console)',
+    '  agent up          the startup script said "agent unit … runs" (the guest\'s timestamped footer right after that line)',
+    '  claimed           the AgentEnrolled Event',
+    '  clone done        the agent\'s clone step (its own clock; the VMs share this machine\'s)',
+    '  IDE ready         the IDEReady condition (polled every 50 ms; the runner looks about once a second while a Gitspace starts)',
+    '  workbench loaded  the explorer lists README.md in Chromium, through the gateway',
+    'stock cold start: the stock image has no code-server, so `ide: ssh`: IDE ready is the agent\'s SSH server up; no workbench.',
+    'pool claim: the pool VM was inserted, booted and its agent up before the apply ("pool"); instance created is when the',
+    'Gitspace\'s status named it with its id.',
+    '',
+  ].join('\n'));
+  out(`\n| start | ${GCE_PHASES.map(([, h]) => h).join(' | ')} |\n|---|${GCE_PHASES.map(() => '---|').join('')}\n`);
+  for (const r of rows) out(`| ${r.kind} | ${GCE_PHASES.map(([k]) => gceCell(r, k)).join(' | ')} |\n`);
+  out(`\nmedian (range) per kind:\n\n| start | n | ${GCE_PHASES.map(([, h]) => h).join(' | ')} |\n|---|---|${GCE_PHASES.map(() => '---|').join('')}\n`);
+  for (const kind of GCE_KINDS) {
+    const of = rows.filter((r) => r.kind === kind);
+    if (of.length) out(`| ${kind} | ${String(of.length)} | ${GCE_PHASES.map(([k]) => (of[0]?.pooled && BEFORE_APPLY.has(k) ? 'pool' : summary(of.map((r) => r.p[k])))).join(' | ')} |\n`);
+  }
+  if (floors.length) {
+    const floor = median(floors);
+    out(`\nfloor on the GCE fake (fresh browser, code-server already running in the VM, through the gateway): median ${fmt(floor).trim()} (${range(floors)}, n=${String(floors.length)})\n`);
+    const pool = rows.filter((r) => r.kind === 'pool claim').map((r) => r.p.workbench);
+    if (pool.length) out(`GCE pool claim = floor + ${fmt(median(pool) - floor).trim()} of ours\n`);
+  }
+}
 
 try {
   await stack.start();
@@ -118,7 +174,7 @@ try {
   const key = makeSshKey().publicLine;
   const rows: { kind: string; p: Phases & { pooled: boolean } }[] = [];
   const floors: number[] = [];
-  process.stdout.write(`bench:start — ${String(ROUNDS)} rounds each, local provider, code-server 4.139.1, Debian Chromium (2 cores, everything on one machine)\n`);
+  process.stdout.write(`bench:start — ${String(ROUNDS)} rounds each, local provider, code-server 4.139.1, Debian Chromium (2 cores, everything on one machine); then the GCE fake, ${String(GCE_ROUNDS)} rounds each\n`);
   for (let i = 0; i < ROUNDS; i++) {
     // Warm: the pool has a booted VM waiting (pool agent); the Gitspace claims it.
     await poolReady();
@@ -134,21 +190,34 @@ try {
     rows.push({ kind: cold.pooled ? 'pool claim' : 'cold start', p: cold });
     await remove(`cold${String(i)}`);
   }
+  // The local stack's operator would take the GCE infras for real GCE: the GCE rows get a control plane of their own.
+  localStopped = true;
+  try {
+    await stack.stop();
+  } finally {
+    await cluster.stop();
+  }
   process.stdout.write('\nscheduled, instance ready and IDE ready are when the Gitspace\'s status said so (the runner looks about once a second while a Gitspace starts); clone done is the agent\'s own clock.\n');
   process.stdout.write('\n| start | scheduled | instance ready | clone done | IDE ready | workbench loaded |\n|---|---|---|---|---|---|\n');
   for (const r of rows) process.stdout.write(`| ${r.kind} | ${fmt(r.p.scheduled)} | ${fmt(r.p.instanceReady)} | ${fmt(r.p.clone)} | ${fmt(r.p.ideReady)} | ${fmt(r.p.workbench)} |\n`);
   for (const kind of ['cold start', 'pool claim']) {
     const ws = rows.filter((r) => r.kind === kind).map((r) => r.p.workbench);
-    if (ws.length) process.stdout.write(`\n${kind}: median apply → usable workbench ${fmt(median(ws))} (n=${String(ws.length)})`);
+    if (ws.length) process.stdout.write(`\n${kind}: median apply → usable workbench ${fmt(median(ws))} (${range(ws)}, n=${String(ws.length)})`);
   }
   const floor = median(floors);
   process.stdout.write(`\nfloor (fresh browser, code-server already running): median ${fmt(floor)} (n=${String(floors.length)})\n`);
   const pool = rows.filter((r) => r.kind === 'pool claim').map((r) => r.p.workbench);
   if (pool.length) process.stdout.write(`pool claim = floor + ${fmt(median(pool) - floor)} of ours (goal: ≤ 10 s in all)\n`);
+
+  const gce = await gceBench({ rounds: GCE_ROUNDS, browser, issuer, owner: OWNER, sshPublicKey: key, say: (line) => process.stderr.write(`${line}\n`) });
+  printGce(gce.rows, gce.floors);
+  process.stdout.write(`\nbench:start ran ${(process.uptime() / 60).toFixed(1)} min\n`);
 } finally {
   await browser?.close();
-  await stack.stop();
+  if (!localStopped) {
+    await stack.stop();
+    await cluster.stop();
+  }
   await issuer.stop();
-  await cluster.stop();
   rmSync(work, { recursive: true, force: true });
 }

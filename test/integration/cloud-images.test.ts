@@ -8,36 +8,34 @@
 // the first boot); a guessed or replayed claim from another instance is refused; a bad bundle or
 // an image without curl fails the Gitspace with a reason that says so.
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, DescribeInstanceAttributeCommand } from '@aws-sdk/client-ec2';
-import { PassThroughClient } from 'google-auth-library';
 import { AGENT_HTTP_PORT, CLAIM_PATH, LABELS, type BootFacts, type Gitspace, type GitspaceInfra } from '../../src/api/index.ts';
 import { enrolmentToken, sha256hex } from '../../src/controllers/enrolment.ts';
 import { createOperator, type Operator } from '../../src/controllers/operator.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import { AwsProvider } from '../../src/providers/aws/provider.ts';
 import { gceLabelKey } from '../../src/providers/gcp/labels.ts';
-import { GcpProvider } from '../../src/providers/gcp/provider.ts';
+import type { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import type { VmProvider } from '../../src/providers/types.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { agentBundleOption } from '../../src/cli/operator.ts';
-import { ensureAgentBundle } from '../../scripts/bundle-agent.ts';
 import { testCluster } from '../cluster/current.ts';
-import { GceFake } from '../fakes/gce/server.ts';
+import type { GceFake } from '../fakes/gce/server.ts';
 import { Ec2Vms } from '../fakes/ec2-vms.ts';
 import { ContainerVms } from '../fakes/vm-host.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
-import { makeRepo, makeSshKey, type SshKey } from '../support/fixtures.ts';
+import { makeRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
+import { BAKED_TAG, gceOnContainers, gcpProviderSpec, STOCK_TAG, vmImages } from '../support/gce-vms.ts';
 import { serveRepoPrivately, type GitHttpServer } from '../support/git-http.ts';
 import { k8s } from '../support/gitspaces.ts';
 import { TestIssuer } from '../support/issuer.ts';
 import { motoPeer, type MotoPeer } from '../support/moto.ts';
-import { ROOT, type Manifest } from '../support/resources.ts';
+import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-vms';
@@ -45,8 +43,6 @@ const ZONE = 'europe-west1-b';
 const STOCK_IMAGE = `projects/${PROJECT}/global/images/debian-12`;
 const BAKED_IMAGE = `projects/${PROJECT}/global/images/gitspaces-baked`;
 const NOCURL_IMAGE = `projects/${PROJECT}/global/images/debian-12-minimal`;
-const STOCK_TAG = 'gitspaces-test/debian-12:stock';
-const BAKED_TAG = 'gitspaces-test/debian-12:baked';
 const NOCURL_TAG = 'gitspaces-test/debian-12:no-curl';
 /** Two Docker networks, one per cloud; each network's gateway address is this host. */
 const GCE_NET = { name: 'gs-test-gce', prefix: '172.28', host: '172.28.0.1' };
@@ -60,18 +56,6 @@ const GIT_TOKEN = 'git-token-that-must-not-leak-7f3a';
 function bootFactsIn(text: string): BootFacts {
   const b64 = /GITSPACES_BOOT'(?:\\n|\n)([\s\S]*?)(?:\\n|\n)GITSPACES_BOOT/.exec(text)?.[1] ?? '';
   return JSON.parse(Buffer.from(b64.replace(/\\n|\n/g, ''), 'base64').toString('utf8')) as BootFacts;
-}
-
-function script(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => {
-      if (code === 0) resolve(out.trim().split('\n').pop() ?? '');
-      else reject(new Error(`${args.join(' ')} exited ${String(code)}`));
-    });
-  });
 }
 
 describe('stock and baked cloud images: the agent installs itself, enrols, and runs the developer as gitspace', function () {
@@ -123,19 +107,9 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     },
   });
 
-  /** `ssh gitspace@<host> <command>` through the gateway with `gitspaces ssh` as ProxyCommand. */
-  async function ssh(name: string, command: string): Promise<{ code: number | null; out: string; err: string }> {
-    const proxy = `${process.execPath} ${join(ROOT, 'src/cli/main.ts')} ssh --gateway http://127.0.0.1:${String(gw.port)} %h`;
-    const child = spawn('ssh', ['-F', '/dev/null', '-o', `ProxyCommand=${proxy}`, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', keyFile, `gitspace@${name}--${NS}.gitspaces.test`, command], {
-      env: { ...process.env, GITSPACES_TOKEN: await issuer.token(OWNER) },
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((r) => child.on('close', r));
-    return { code, out, err };
-  }
+  /** `ssh gitspace@<host> <command>` through the gateway, as the owner. */
+  const ssh = async (name: string, command: string) =>
+    sshViaGateway({ gateway: `http://127.0.0.1:${String(gw.port)}`, host: `${name}--${NS}.gitspaces.test`, keyFile, token: await issuer.token(OWNER), command });
 
   const get = async (name: string) => (await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/${name}`)).json as Gitspace;
 
@@ -175,10 +149,7 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     await docker.network(EC2_NET.name, `${EC2_NET.prefix}.0.0/16`, EC2_NET.host);
     // The images: stock (built once from Debian packages, cached), baked with the same bundle the
     // gateway serves (images/bake.sh, as Packer runs it), and stock without curl.
-    const [bundle] = await Promise.all([ensureAgentBundle(), script([join(ROOT, 'scripts/vm-images.sh'), 'stock'], { DOCKER_HOST: docker.host })]);
-    const file = bundle.manifest.files.x64?.file ?? '';
-    const codeServer = join(process.env.GITSPACES_CACHE ?? join(process.env.HOME ?? '/root', '.cache', 'gitspaces'), 'code-server-4.139.1');
-    await script([join(ROOT, 'scripts/vm-images.sh'), 'baked', '--bundle', join(bundle.dir, file), '--code-server', codeServer, '--no-docker'], { DOCKER_HOST: docker.host });
+    const { bundle } = await vmImages(docker);
     // Stock less curl (two seconds; made anew each run, from the current stock image).
     await docker.run(['rm', '-f', `${prefix}-nocurl`]).catch(() => undefined);
     await docker.run(['run', '--name', `${prefix}-nocurl`, STOCK_TAG, '/bin/rm', '-f', '/usr/bin/curl']);
@@ -197,16 +168,10 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     });
     await new Promise<void>((r) => badBundles.listen(0, '0.0.0.0', r));
 
-    gce = new GceFake({
-      project: PROJECT, bootMs: 500, stopMs: 500,
-      containers: { vms, network: GCE_NET.name, addressPrefix: GCE_NET.prefix, images: { [STOCK_IMAGE]: STOCK_TAG, [BAKED_IMAGE]: BAKED_TAG, [NOCURL_IMAGE]: NOCURL_TAG }, namePrefix: `${prefix}-gce` },
-    });
-    for (const i of [STOCK_IMAGE, BAKED_IMAGE, NOCURL_IMAGE]) gce.images.add(i);
-    const gcePort = await gce.start();
-    gcp = new GcpProvider({
-      project: PROJECT, zones: [ZONE], network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], agentPort: AGENT_HTTP_PORT,
-      client: { apiEndpoint: '127.0.0.1', port: gcePort, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
-    });
+    ({ gce, gcp } = await gceOnContainers({
+      project: PROJECT, zone: ZONE, vms, net: GCE_NET, namePrefix: `${prefix}-gce`,
+      images: { [STOCK_IMAGE]: STOCK_TAG, [BAKED_IMAGE]: BAKED_TAG, [NOCURL_IMAGE]: NOCURL_TAG },
+    }));
 
     // moto's VPC is the EC2 network's range, so its private addresses are the containers'.
     peer = await motoPeer(93, ['eu-west-1a']);
@@ -229,10 +194,10 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     });
     await op.manager.start();
     await testCluster().request('POST', `/api/v1/namespaces/${NS}/secrets`, { body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds' }, stringData: { username: GIT_USER, password: GIT_TOKEN } } });
-    await k8s.apply(infra('gce-stock', { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], zones: [ZONE] } }, STOCK_IMAGE, GCE_NET.host));
-    await k8s.apply(infra('gce-baked', { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], zones: [ZONE] } }, BAKED_IMAGE, GCE_NET.host));
-    await k8s.apply(infra('gce-badbundle', { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], zones: [ZONE] } }, STOCK_IMAGE, GCE_NET.host, `http://${GCE_NET.host}:${String((badBundles.address() as { port: number }).port)}/mirror`));
-    await k8s.apply(infra('gce-nocurl', { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'sub' }], zones: [ZONE] } }, NOCURL_IMAGE, GCE_NET.host));
+    await k8s.apply(infra('gce-stock', gcpProviderSpec(PROJECT, ZONE), STOCK_IMAGE, GCE_NET.host));
+    await k8s.apply(infra('gce-baked', gcpProviderSpec(PROJECT, ZONE), BAKED_IMAGE, GCE_NET.host));
+    await k8s.apply(infra('gce-badbundle', gcpProviderSpec(PROJECT, ZONE), STOCK_IMAGE, GCE_NET.host, `http://${GCE_NET.host}:${String((badBundles.address() as { port: number }).port)}/mirror`));
+    await k8s.apply(infra('gce-nocurl', gcpProviderSpec(PROJECT, ZONE), NOCURL_IMAGE, GCE_NET.host));
     await k8s.apply(infra('ec2-stock', { aws: { region: 'eu-west-1', subnets: [{ zone: 'eu-west-1a', subnetId: subnet }], securityGroupIds: [sg] } }, ami, EC2_NET.host));
   });
 
@@ -330,7 +295,10 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     const userData = Buffer.from((await peer.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'userData' }))).UserData?.Value ?? '', 'base64').toString('utf8');
     expect(userData).to.include('gitspaces-agent.service');
     expect(bootFactsIn(userData)).to.include({ instance: g.status?.instance?.name });
-    for (const secret of [await hopSecret('stock-ec2'), GIT_TOKEN, await enrolmentKey()]) expect(userData).to.not.include(secret);
+    const inst = await aws.find(g.status?.instance?.name ?? '');
+    const token = enrolmentToken(await enrolmentKey(), inst?.name ?? '', inst?.labels[LABELS.enrolment] ?? '');
+    expect(bootFactsIn(userData)).to.include({ enrolmentSha256: sha256hex(token) });
+    for (const secret of [await hopSecret('stock-ec2'), GIT_TOKEN, token, await enrolmentKey()]) expect(userData).to.not.include(secret);
 
     await setState('stock-ec2', 'Stopped');
     await waitPhase('stock-ec2', 'Stopped', 3 * 60_000);
