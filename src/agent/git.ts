@@ -34,13 +34,18 @@ export async function cloneRepository(user: DevUser, url: string, ref: string | 
   const env = gitEnv(user.home);
   if (existsSync(join(dir, '.git'))) return; // the disk survived a restart: keep the user's work
   const clone = await user.run('git', ['clone', '--no-progress', '--', url, dir], { env, timeoutMs: 30 * 60_000 });
-  if (clone.code !== 0) throw new StepError(`git clone ${url} failed: ${lastLine(clone.output)}`);
+  if (clone.code !== 0) throw new StepError(`git clone ${url} failed: ${gitError(clone.output)}`);
   if (ref) {
     const co = await user.run('git', ['checkout', '--quiet', ref, '--'], { cwd: dir, env });
-    if (co.code !== 0) throw new StepError(`git checkout ${ref} failed: ${lastLine(co.output)}`);
+    if (co.code !== 0) throw new StepError(`git checkout ${ref} failed: ${gitError(co.output)}`);
   }
 }
 
-function lastLine(s: string): string {
-  return s.trim().split('\n').filter(Boolean).pop() ?? '';
+/**
+ * What git said went wrong: its first `fatal:` (or `error:`) line — the last line is often advice
+ * ("… and the repository exists.") — else its last line.
+ */
+export function gitError(output: string): string {
+  const lines = output.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  return (lines.find((l) => l.startsWith('fatal:')) ?? lines.find((l) => l.startsWith('error:')) ?? lines.pop() ?? '').slice(0, 300);
 }

@@ -3,8 +3,11 @@
 export const GROUP = 'gitspaces.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
-/** `kubectl get gitspaces-all` style category shared by both kinds. */
-export const CATEGORY = 'gitspaces';
+/**
+ * `kubectl get gitspaces-all`: the category both kinds share. Not `gitspaces`: a category named
+ * like a resource's plural makes `kubectl get gitspaces` list the infras as well.
+ */
+export const CATEGORY = 'gitspaces-all';
 
 export const GITSPACE = {
   kind: 'Gitspace',

@@ -184,7 +184,8 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
     const m = gitspaceManifest('no-repo', { infra: infraName, repo: join(work, 'does-not-exist'), key });
     await k8s.apply(m);
     const failed = await k8s.waitPhase(m, 'Failed', 60_000);
-    expect(failed.status?.message).to.match(/^set-up step clone: git clone file:\/\/.*does-not-exist failed/);
+    // git's first fatal line says why (its last line is advice).
+    expect(failed.status?.message).to.match(/^set-up step clone: git clone file:\/\/.*does-not-exist failed: fatal: '.*does-not-exist' does not appear to be a git repository$/);
     await k8s.deleteAndWait(m);
   });
 

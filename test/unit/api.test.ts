@@ -54,6 +54,11 @@ describe('API definitions (src/api)', () => {
     }
   });
 
+  it('names its category unlike any resource, so `kubectl get gitspaces` lists Gitspaces only', () => {
+    const names = allCRDs.flatMap((c) => [c.spec.names.plural, c.spec.names.singular, ...c.spec.names.shortNames]);
+    for (const c of allCRDs) for (const category of c.spec.names.categories) expect(names).to.not.include(category);
+  });
+
   it('documents every spec and status field', () => {
     for (const crd of allCRDs) {
       const root = crd.spec.versions[0]!.schema.openAPIV3Schema;
