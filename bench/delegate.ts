@@ -25,7 +25,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const cluster = await TestCluster.start({});
 const work = mkdtempSync(join(tmpdir(), 'gitspaces-bench-delegate-'));
 let op: ReturnType<typeof spawn> | undefined;
-const cp = new ControlPlane({ dbPath: join(work, 'cp.db'), port: 0, address: '127.0.0.1', issuer: 'http://127.0.0.1', delegateToken: TOKEN, users: { 'user-token': 'dev@example.com' } });
+const cp = new ControlPlane({ dbPath: join(work, 'cp.db'), port: 0, address: '127.0.0.1', issuer: 'http://127.0.0.1', delegateToken: TOKEN, users: { 'bench-user-token': 'dev@example.com' } });
 try {
   const client = new KubeClient(cluster.access());
   await client.create({ group: '', version: 'v1', plural: 'namespaces', namespaced: false }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
@@ -70,7 +70,7 @@ try {
     const ask = async (id: string) => {
       const r = await fetch(`${url}/api/v1/gitspaces`, {
         method: 'POST',
-        headers: { authorization: 'Bearer user-token', 'content-type': 'application/json' },
+        headers: { authorization: 'Bearer bench-user-token', 'content-type': 'application/json' },
         body: JSON.stringify({ id, infra: 'bench', repository: { url: 'https://github.com/acme/app.git' }, machineType: 'small', ide: { type: 'ssh' } }),
       });
       asked.set(id, Date.now());

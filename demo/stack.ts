@@ -123,9 +123,8 @@ export class Stack {
     this.say(`starting the control plane on ${this.controlPlaneURL}`);
     const cp = this.spawn('control-plane', [
       'control-plane', '--port', String(this.o.ports.controlPlane), '--address', '127.0.0.1', '--db', join(work, 'control-plane.db'),
-      '--issuer', this.controlPlaneURL, '--user', `${this.user.apiToken}=${this.user.subject}`,
-      '--delegate-token-file', join(work, DELEGATE_TOKEN_FILE),
-    ]);
+      '--issuer', this.controlPlaneURL, '--delegate-token-file', join(work, DELEGATE_TOKEN_FILE),
+    ], { GITSPACES_USERS: `${this.user.apiToken}=${this.user.subject}` });
     await this.ready(cp, `${this.controlPlaneURL}/healthz`);
 
     this.say('applying GitspaceInfra "demo" (local provider, tokens from the control plane)');

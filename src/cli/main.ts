@@ -13,7 +13,7 @@ commands:
   agent      run the VM agent (--root /var/lib/gitspaces: its boot facts, then its claimed config)
   gateway    run the authenticated gateway (--port 8080, --tls-cert/--tls-key FILE, --agent-bundles DIR,
              --activity-interval-ms, --idle-ms, --drain-ms, --jwks-cooldown-ms)
-  control-plane  the reference control plane (--port 8090 --db FILE --issuer URL --user TOKEN=SUBJECT,
+  control-plane  the reference control plane (--port 8090 --db FILE --issuer URL --users-file FILE,
              delegate token from --delegate-token-file or $GITSPACES_DELEGATE_TOKEN)
   ssh        OpenSSH ProxyCommand to a Gitspace through the gateway: gitspaces ssh [--gateway URL] %h
   ssh-config print ~/.ssh/config entries for Gitspace hosts (what desktop IDEs connect with):

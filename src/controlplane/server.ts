@@ -4,6 +4,7 @@
 // at /.well-known/jwks.json). Users authenticate with API tokens given at start; the delegate with
 // its own token. State lives in SQLite (store.ts) and survives restarts.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { MIN_TOKEN_LENGTH } from './users.ts';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -59,6 +60,10 @@ export class ControlPlane {
   private signing: { kid: string; key: CryptoKey | Uint8Array; jwk: JWK } | undefined;
 
   constructor(o: ControlPlaneOptions) {
+    // An empty or short token would match a bare "Bearer " (or be guessed): refused, whoever builds us.
+    if (Object.keys(o.users).some((t) => t.length < MIN_TOKEN_LENGTH) || o.delegateToken.length < MIN_TOKEN_LENGTH) {
+      throw new Error(`control plane: every user token and the delegate token need at least ${String(MIN_TOKEN_LENGTH)} characters`);
+    }
     this.o = { audience: 'gitspaces', tokenTtlSeconds: 900, redeliverMs: 60_000, ...o };
     this.store = new Store(o.dbPath);
   }

@@ -3,6 +3,7 @@
 // Gitspaces as users asked for them, the tasks that carry those wishes to a delegate, the
 // delegates that registered, and the signing key of the access tokens it issues.
 import { randomUUID } from 'node:crypto';
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 
 export type DesiredState = 'Running' | 'Stopped';
@@ -64,6 +65,11 @@ export class Store {
   }
 
   constructor(path: string) {
+    // It holds the token signing key: readable by its owner only (SQLite's WAL files copy the mode).
+    if (path !== ':memory:') {
+      closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
     this.db = new DatabaseSync(path);
     this.db.exec(`
       PRAGMA journal_mode = WAL;

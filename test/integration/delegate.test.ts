@@ -43,8 +43,8 @@ describe('delegate controller and the reference control plane', function () {
   const cpURL = () => `http://127.0.0.1:${cpPort}`;
 
   const startCP = async () => {
-    const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'control-plane', '--port', String(cpPort), '--address', '127.0.0.1', '--db', join(work, 'cp.db'), '--issuer', cpURL(), '--user', `${ALICE.token}=${ALICE.sub}`, '--redeliver-ms', '3000'], {
-      env: { ...process.env, GITSPACES_DELEGATE_TOKEN: DELEGATE_TOKEN },
+    const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'control-plane', '--port', String(cpPort), '--address', '127.0.0.1', '--db', join(work, 'cp.db'), '--issuer', cpURL(), '--redeliver-ms', '3000'], {
+      env: { ...process.env, GITSPACES_DELEGATE_TOKEN: DELEGATE_TOKEN, GITSPACES_USERS: `${ALICE.token}=${ALICE.sub}` },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise<void>((resolve, reject) => {

@@ -14,7 +14,7 @@ describe('delegate protocol document', () => {
   it('documents the delegate calls the control plane serves', async () => {
     const doc = parse(readFileSync(join(ROOT, 'docs/delegate-protocol.openapi.yaml'), 'utf8')) as { paths: Record<string, Record<string, unknown>> };
     const dir = mkdtempSync(join(tmpdir(), 'gitspaces-cp-'));
-    const cp = new ControlPlane({ dbPath: join(dir, 'cp.db'), port: 0, address: '127.0.0.1', issuer: 'http://127.0.0.1', delegateToken: 'right', users: {} });
+    const cp = new ControlPlane({ dbPath: join(dir, 'cp.db'), port: 0, address: '127.0.0.1', issuer: 'http://127.0.0.1', delegateToken: 'right-delegate-token', users: {} });
     await cp.start();
     try {
       const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
@@ -37,11 +37,11 @@ describe('delegate protocol document', () => {
     const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'k'), '-out', join(dir, 'c')], { encoding: 'utf8' });
     expect(r.status, r.stderr).to.equal(0);
     const cert = readFileSync(join(dir, 'c'), 'utf8');
-    const cp = new ControlPlane({ dbPath: join(dir, 'cp.db'), port: 0, address: '127.0.0.1', issuer: 'https://127.0.0.1', delegateToken: 'right', users: {}, tls: { cert, key: readFileSync(join(dir, 'k'), 'utf8') } });
+    const cp = new ControlPlane({ dbPath: join(dir, 'cp.db'), port: 0, address: '127.0.0.1', issuer: 'https://127.0.0.1', delegateToken: 'right-delegate-token', users: {}, tls: { cert, key: readFileSync(join(dir, 'k'), 'utf8') } });
     await cp.start();
     try {
       const status = await new Promise<number>((resolve, reject) => {
-        const q = httpsRequest({ host: '127.0.0.1', port: cp.port, path: '/api/delegate/v1/tasks?wait=0', headers: { authorization: 'Bearer right' }, ca: cert }, (res) => {
+        const q = httpsRequest({ host: '127.0.0.1', port: cp.port, path: '/api/delegate/v1/tasks?wait=0', headers: { authorization: 'Bearer right-delegate-token' }, ca: cert }, (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
         });

@@ -60,33 +60,66 @@ export class ControlPlaneError extends Error {
   }
 }
 
+/** The most of one answer the delegate reads (a poll of many tasks is well under it). */
+const MAX_ANSWER_BYTES = 8 << 20;
+
+/** The body as text, refusing (and cancelling) one larger than `max` bytes. */
+async function boundedText(res: Response, max: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new Error(`the answer exceeds ${String(max >> 20)} MiB`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export class ControlPlaneClient {
   private readonly base: string;
   private readonly token: string;
   /** Calls made, by path (for the benchmark and metrics). */
   readonly calls = new Map<string, number>();
 
-  constructor(url: string, token: string) {
+  private readonly timeoutMs: number;
+
+  constructor(url: string, token: string, o: { timeoutMs?: number } = {}) {
     this.base = `${url.replace(/\/$/, '')}/api/delegate/v1`;
     this.token = token;
+    this.timeoutMs = o.timeoutMs ?? 30_000;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  /**
+   * One call, bounded: a deadline for the whole exchange (a long poll gets its wait on top) and a
+   * cap on the answer, so a slow or hostile control plane cannot hold the delegate or grow its memory.
+   */
+  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, waitSeconds = 0): Promise<T> {
     const key = path.split('?')[0]?.replace(/\/t-[^/]+/, '/{id}') ?? path;
     this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
+    const deadline = AbortSignal.timeout(this.timeoutMs + waitSeconds * 1000);
+    const both = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    let text: string;
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
         headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        ...(signal ? { signal } : {}),
+        signal: both,
       });
+      text = await boundedText(res, MAX_ANSWER_BYTES);
     } catch (e) {
       if (signal?.aborted) throw e;
-      throw new ControlPlaneError(0, `control plane unreachable: ${(e as Error).message}`);
+      const why = deadline.aborted ? `no answer within ${String(this.timeoutMs / 1000 + waitSeconds)} s` : (e as Error).message;
+      throw new ControlPlaneError(0, `control plane unreachable: ${why}`);
     }
-    const text = await res.text();
     if (!res.ok) {
       let message = text.slice(0, 200);
       try {
@@ -108,7 +141,7 @@ export class ControlPlaneClient {
   }
 
   async poll(waitSeconds: number, signal?: AbortSignal): Promise<Task[]> {
-    return (await this.call<{ tasks: Task[] }>('GET', `/tasks?wait=${waitSeconds}`, undefined, signal)).tasks;
+    return (await this.call<{ tasks: Task[] }>('GET', `/tasks?wait=${waitSeconds}`, undefined, signal, waitSeconds)).tasks;
   }
 
   ack(id: string): Promise<void> {
