@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { ROOT } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
+import { screenshot } from '../support/screenshot.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const CHROMIUM = '/usr/bin/chromium';
@@ -77,14 +78,14 @@ describe('npm start, opened in Chromium through the gateway', function () {
     await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'main.py' }).first().waitFor({ timeout: 60_000 });
     const cookies = await page.context().cookies();
     expect(cookies.find((c) => c.name === 'gitspaces_session')).to.include({ httpOnly: true, secure: true, sameSite: 'Lax' });
-    await page.screenshot({ path: join(ARTIFACTS, 'demo-gitspace.png'), fullPage: true });
+    await screenshot(page, join(ARTIFACTS, 'demo-gitspace.png'), true);
 
     // A fresh browser context has no session: the gateway refuses, and says so briefly.
     const stranger = await browser.newPage();
     const refused = await stranger.goto(`${origin}/`);
     expect(refused?.status()).to.equal(401);
     expect((await stranger.textContent('body'))?.trim()).to.match(/^[^\n]{1,120}$/);
-    await stranger.screenshot({ path: join(ARTIFACTS, 'demo-no-token.png') });
+    await screenshot(stranger, join(ARTIFACTS, 'demo-no-token.png'));
   });
 
   it('stops on Ctrl-C (SIGINT) and leaves nothing running', async () => {

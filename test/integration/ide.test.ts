@@ -19,6 +19,7 @@ import { testCluster } from '../cluster/current.ts';
 import { makeRepo, makeSshKey } from '../support/fixtures.ts';
 import { ROOT } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
+import { screenshot } from '../support/screenshot.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const NS = 'ide';
@@ -94,10 +95,10 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
     // The explorer lists the checkout's files.
     await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'README.md' }).first().waitFor({ timeout: 60_000 }).catch(async (e: unknown) => {
-      await page.screenshot({ path: join(ARTIFACTS, 'ide-workbench-failed.png') });
+      await screenshot(page, join(ARTIFACTS, 'ide-workbench-failed.png'));
       throw e;
     });
-    await page.screenshot({ path: join(ARTIFACTS, 'ide-workbench.png') });
+    await screenshot(page, join(ARTIFACTS, 'ide-workbench.png'));
 
     // Open README.md, type at its end and save.
     await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'README.md' }).first().dblclick();
@@ -110,7 +111,7 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     const checkout = decodeURIComponent(/folder=([^&]+)/.exec((await gitspace()).status?.urls?.ide ?? '')?.[1] ?? '');
     expect(checkout).to.include(join(work, 'stack', 'instances'));
     await eventually('the saved text on the Gitspace\'s disk', 20_000, () => readFileSync(join(checkout, 'README.md'), 'utf8').includes('written in the browser IDE') || undefined);
-    await page.screenshot({ path: join(ARTIFACTS, 'ide-saved.png') });
+    await screenshot(page, join(ARTIFACTS, 'ide-saved.png'));
     await page.close();
   });
 
@@ -118,7 +119,7 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     const page = await browser.newPage();
     const r = await page.goto(`http://${g.host}:${String(gatewayPort)}/`);
     expect(r?.status()).to.equal(401);
-    await page.screenshot({ path: join(ARTIFACTS, 'ide-no-token.png') });
+    await screenshot(page, join(ARTIFACTS, 'ide-no-token.png'));
     await page.close();
   });
 
@@ -154,7 +155,7 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     const r = await page.goto(`http://${portHost(DEV_PORT)}:${String(gatewayPort)}/?token=${g.token}`);
     expect(r?.status()).to.equal(200);
     expect(await page.content()).to.include('README.md');
-    await page.screenshot({ path: join(ARTIFACTS, 'ide-forwarded-port.png') });
+    await screenshot(page, join(ARTIFACTS, 'ide-forwarded-port.png'));
     await page.close();
   });
 

@@ -62,6 +62,16 @@ describe('local provider', function () {
     expect(alive(pid)).to.equal(false);
   });
 
+  it('gives instances of two infras (two base dirs) different addresses, so neither agent dies with EADDRINUSE', async () => {
+    const p1 = new LocalProvider({ baseDir: join(dir, 'infra-1'), agentCommand, stopGraceMs: 1_000 });
+    const p2 = new LocalProvider({ baseDir: join(dir, 'infra-2'), agentCommand, stopGraceMs: 1_000 });
+    const [x, y] = await Promise.all([p1.create(req('gs-x')), p2.create(req('gs-y'))]);
+    expect(x.privateIP).to.not.equal(y.privateIP);
+    expect([(await p1.find('gs-x'))?.state, (await p2.find('gs-y'))?.state]).to.deep.equal(['running', 'running']);
+    await p1.delete(x);
+    await p2.delete(y);
+  });
+
   it('starts again an instance whose process died while it should run (as after a host reboot)', async () => {
     const p = new LocalProvider({ baseDir: dir, agentCommand, stopGraceMs: 1_000 });
     const c = await p.create(req('gs-c'));

@@ -5,6 +5,7 @@
 // its instances again: nothing is kept only in memory.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_HTTP_PORT, CODE_SERVER_VERSION } from '../../api/agent.ts';
@@ -40,6 +41,24 @@ interface Record_ {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Addresses any local provider of this process handed out (instances of several infras). */
+const handedOut = new Set<string>();
+
+/** Whether nothing listens on address:port (a brief bind tells). */
+function portFree(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createNetServer();
+    probe.once('error', () => {
+      resolve(false);
+    });
+    probe.listen(port, address, () => {
+      probe.close(() => {
+        resolve(true);
+      });
+    });
+  });
+}
 
 export class LocalProvider implements VmProvider {
   readonly kind = 'local' as const;
@@ -124,15 +143,22 @@ export class LocalProvider implements VmProvider {
     return run;
   }
 
-  private allocateAddress(): string {
-    const used = new Set<string>();
+  /**
+   * A loopback address no instance of this host uses: not one this directory records, not one any
+   * local provider of this process handed out (two infras with their own base dirs), and not one
+   * where something already listens on the agent port (another operator's instance).
+   */
+  private async allocateAddress(): Promise<string> {
+    const used = new Set<string>(handedOut);
     for (const n of this.names()) {
       const r = this.read(n);
       if (r) used.add(r.address);
     }
     for (let i = 2; i < 65_534; i++) {
-      const a = `${this.o.addressPrefix}.${i >> 8}.${i & 255}`;
-      if ((i & 255) !== 0 && (i & 255) !== 255 && !used.has(a)) return a;
+      const a = `${this.o.addressPrefix}.${String(i >> 8)}.${String(i & 255)}`;
+      if ((i & 255) === 0 || (i & 255) === 255 || used.has(a)) continue;
+      handedOut.add(a); // before the await: another provider's allocation must not pick it meanwhile
+      if (await portFree(a, AGENT_HTTP_PORT)) return a;
     }
     throw new ProviderError('QuotaExceeded', 'no free loopback address for another local instance');
   }
@@ -161,7 +187,7 @@ export class LocalProvider implements VmProvider {
         name: req.name,
         labels: req.labels,
         machineType: req.machineType.providerType,
-        address: this.allocateAddress(),
+        address: await this.allocateAddress(),
         createdAt: new Date().toISOString(),
         power: 'on',
       };
@@ -230,8 +256,10 @@ export class LocalProvider implements VmProvider {
   async delete(inst: Instance): Promise<DeleteOutcome> {
     const d = this.dir(inst.name);
     if (!existsSync(d)) return 'gone';
+    const address = this.read(inst.name)?.address;
     await this.kill(inst.name);
     rmSync(d, { recursive: true, force: true });
+    if (address) handedOut.delete(address);
     return 'gone';
   }
 

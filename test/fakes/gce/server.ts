@@ -36,6 +36,8 @@ export interface GceFaults {
   quotaExceeded?: boolean;
   /** Every request is answered 401 UNAUTHENTICATED (revoked or wrong credentials). */
   unauthenticated?: boolean;
+  /** The next N requests are answered 403 rateLimitExceeded (a fault that surely happens). */
+  throttleNext?: number;
 }
 
 export interface Firewall {
@@ -153,6 +155,11 @@ export class GceFake {
     if (this.faults.latencyMs) await new Promise((r) => setTimeout(r, this.faults.latencyMs));
     if (this.faults.unauthenticated) {
       this.error(res, 401, 'authError', 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.');
+      return;
+    }
+    if (this.faults.throttleNext) {
+      this.faults.throttleNext--;
+      this.error(res, 403, 'rateLimitExceeded', 'Rate Limit Exceeded');
       return;
     }
     const roll = Math.random();
