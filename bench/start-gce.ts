@@ -158,7 +158,7 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
         ...(pool ? { pool: [{ machineType: 'small', zone: ZONE, minReady: 1, max: 1 }] } : {}),
       },
     });
-    await create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds' }, stringData: { username: GIT_USER, password: GIT_TOKEN } });
+    await create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds' }, type: 'gitspaces.dev/git-credentials', stringData: { username: GIT_USER, password: GIT_TOKEN } });
     await infra(KIND['stock cold start'].infra, STOCK_IMAGE, false);
     await infra(KIND['baked cold start'].infra, BAKED_IMAGE, false);
     await infra(KIND['pool claim'].infra, BAKED_IMAGE, true);

@@ -15,7 +15,7 @@
 -- Ready reasons that need a person: a fix to the spec, the GitspaceInfra, a Secret or the cloud
 -- quota. The operator keeps retrying, but nothing changes until someone acts. Every other
 -- not-Ready reason (Creating, Booting, Starting, AgentNotConnected, SettingUp, ProviderError,
--- PoolClaimFailed, ...) is on its way somewhere.
+-- EnrolmentFailed, ...) is on its way somewhere.
 local NEEDS_ACTION = {
   StepFailed = true,                -- a devcontainer set-up step failed (phase Failed)
   InvalidConfig = true,             -- the cloud rejected the spec, e.g. an unknown machineType (phase Failed)
@@ -23,6 +23,8 @@ local NEEDS_ACTION = {
   CredentialsInvalid = true,        -- the infra's cloud credentials are invalid
   CredentialsSecretNotFound = true, -- spec.repository.credentialsSecretRef names a missing Secret
   CredentialsSecretInvalid = true,  -- ... or one without a password or token key
+  CredentialsSecretRefused = true,  -- ... or one not of type gitspaces.dev/git-credentials
+  EnrolmentRefused = true,          -- the VM's cloud labels or its agent do not name this Gitspace
   QuotaExceeded = true,             -- the cloud quota is used up
 }
 

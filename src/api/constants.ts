@@ -53,6 +53,16 @@ export const LABELS = {
 
 export const MANAGED_BY = 'gitspaces-operator';
 
+/**
+ * Secret types a tenant's Gitspace may name. Only a Secret made for the purpose is read: a
+ * Gitspace must not be a way to send any Secret of its namespace (a service-account token, say)
+ * to a host of its author's choosing.
+ */
+export const SECRET_TYPES = {
+  /** Keys `password` or `token`, and optionally `username`. */
+  gitCredentials: `${GROUP}/git-credentials`,
+} as const;
+
 export const FINALIZERS = {
   gitspace: `${GROUP}/instance`,
   infra: `${GROUP}/infra`,

@@ -193,7 +193,7 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
       ...agentBundleOption(bundle.dir),
     });
     await op.manager.start();
-    await testCluster().request('POST', `/api/v1/namespaces/${NS}/secrets`, { body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds' }, stringData: { username: GIT_USER, password: GIT_TOKEN } } });
+    await testCluster().request('POST', `/api/v1/namespaces/${NS}/secrets`, { body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds' }, type: 'gitspaces.dev/git-credentials', stringData: { username: GIT_USER, password: GIT_TOKEN } } });
     await k8s.apply(infra('gce-stock', gcpProviderSpec(PROJECT, ZONE), STOCK_IMAGE, GCE_NET.host));
     await k8s.apply(infra('gce-baked', gcpProviderSpec(PROJECT, ZONE), BAKED_IMAGE, GCE_NET.host));
     await k8s.apply(infra('gce-badbundle', gcpProviderSpec(PROJECT, ZONE), STOCK_IMAGE, GCE_NET.host, `http://${GCE_NET.host}:${String((badBundles.address() as { port: number }).port)}/mirror`));

@@ -121,8 +121,15 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
       // No Secret yet: it waits and says which Secret it needs.
       const waiting = await k8s.waitFor(m, (g) => g.status?.conditions?.some((c) => c.reason === 'CredentialsSecretNotFound'), 20_000);
       expect(waiting.status?.message).to.include('spec.repository.credentialsSecretRef: Secret "git-creds" not found');
-      const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds', namespace: 'default' }, stringData: { token } };
-      expect((await testCluster().request('POST', '/api/v1/namespaces/default/secrets', { body: secret })).status).to.equal(201);
+      // A Secret not made for Gitspaces (any Opaque Secret, a service-account token) is not read.
+      const opaque = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds', namespace: 'default' }, stringData: { token } };
+      expect((await testCluster().request('POST', '/api/v1/namespaces/default/secrets', { body: opaque })).status).to.equal(201);
+      const refused = await k8s.waitFor(m, (g) => g.status?.conditions?.some((c) => c.reason === 'CredentialsSecretRefused'), 20_000);
+      expect(refused.status?.message).to.equal('spec.repository.credentialsSecretRef: Secret "git-creds" has type "Opaque"; a Gitspace reads only Secrets of type gitspaces.dev/git-credentials');
+      expect(server.authorised).to.equal(0);
+      await testCluster().request('DELETE', '/api/v1/namespaces/default/secrets/git-creds');
+      const secret = { ...opaque, type: 'gitspaces.dev/git-credentials' };
+      await eventually('the Opaque Secret to be gone', 10_000, async () => (await testCluster().request('POST', '/api/v1/namespaces/default/secrets', { body: secret })).status === 201);
       const running = await k8s.waitPhase(m, 'Running', 60_000);
       expect(server.authorised).to.be.greaterThan(0);
       const ip = running.status!.instance!.privateIP!;

@@ -279,6 +279,24 @@ const gitspaceCases: Case<Gitspace>[] = [
     message: 'CredentialsSecretInvalid',
   },
   {
+    name: 'repository credentials Secret not made for Gitspaces',
+    obj: gitspace({ status: waiting({}, 'CredentialsSecretRefused', 'spec.repository.credentialsSecretRef: Secret "git" has type "Opaque"; a Gitspace reads only Secrets of type gitspaces.dev/git-credentials', 'Pending') }),
+    status: 'Degraded',
+    message: 'CredentialsSecretRefused',
+  },
+  {
+    name: 'an instance whose labels name another Gitspace',
+    obj: gitspace({ status: waiting({}, 'EnrolmentRefused', 'instance gs-1: its labels name Gitspace UID "x", not y; its configuration was not sent', 'Starting') }),
+    status: 'Degraded',
+    message: 'EnrolmentRefused',
+  },
+  {
+    name: 'the agent bundle could not be installed',
+    obj: gitspace({ status: waiting({}, 'AgentInstallFailed', 'instance gs-1: the agent bundle from http://m/x has sha256 a, expected b', 'Failed') }),
+    status: 'Degraded',
+    message: 'AgentInstallFailed',
+  },
+  {
     name: 'a transient cloud error while provisioning',
     obj: gitspace({ status: waiting(provisioning, 'ProviderError', 'compute.instances.insert: 503 backend error') }),
     status: 'Progressing',

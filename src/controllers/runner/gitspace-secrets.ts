@@ -1,6 +1,6 @@
 // The Secrets a Gitspace's VM needs: the per-Gitspace hop token the gateway presents to the agent
 // (made by us, owned by the Gitspace) and the repository credentials the Gitspace names.
-import { API_VERSION, GITSPACE, LABELS, MANAGED_BY, type Gitspace } from '../../api/index.ts';
+import { API_VERSION, GITSPACE, LABELS, MANAGED_BY, SECRET_TYPES, type Gitspace } from '../../api/index.ts';
 import { RetryAfter } from '../../runtime/controller.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import { isNotFound, type KubeClient } from '../../runtime/kube.ts';
@@ -43,6 +43,9 @@ export async function repoCredentials(client: KubeClient, gs: Gitspace): Promise
   } catch (e) {
     if (isNotFound(e)) throw new Wait('CredentialsSecretNotFound', `spec.repository.credentialsSecretRef: Secret "${ref.name}" not found in namespace ${gs.metadata.namespace ?? ''}`, 'Pending', 10_000);
     throw e;
+  }
+  if (s.type !== SECRET_TYPES.gitCredentials) {
+    throw new Wait('CredentialsSecretRefused', `spec.repository.credentialsSecretRef: Secret "${ref.name}" has type "${s.type ?? ''}"; a Gitspace reads only Secrets of type ${SECRET_TYPES.gitCredentials}`, 'Pending', 10_000);
   }
   const get = (k: string) => (s.data?.[k] ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined);
   const password = get('password') ?? get('token');
