@@ -40,7 +40,7 @@ describe('the test cluster', () => {
     const gsi = list.resources.find((x) => x.name === 'gitspaceinfras')!;
     expect(gs.shortNames).to.deep.equal(['gs']);
     expect(gsi.shortNames).to.deep.equal(['gsi']);
-    expect(gs.categories).to.deep.equal(['gitspaces']);
+    expect(gs.categories).to.deep.equal(['gitspaces-all']);
     expect(gs.namespaced).to.equal(true);
     expect(gsi.namespaced).to.equal(false);
     expect(list.resources.map((x) => x.name)).to.include.members(['gitspaces/status', 'gitspaceinfras/status']);

@@ -1,7 +1,9 @@
 // The operator sends a Gitspace's configuration (hop secret, git credentials, keys) only to a VM
 // the cloud says is that Gitspace's: an instance whose labels name another Gitspace UID gets
 // nothing, and the Gitspace says why. (The token checks themselves: test/unit/enrolment.test.ts;
-// replayed and guessed claims against real VMs: cloud-images.test.ts.)
+// replayed and guessed claims against real VMs: cloud-images.test.ts.) And VM actions follow the
+// cloud's labels, not status alone: a status that names another Gitspace's VM (status is writable
+// by more people than the spec) cannot steer a delete at it.
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +12,7 @@ import { LABELS } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { LocalProvider } from '../../src/providers/local/provider.ts';
 import type { Instance, VmProvider } from '../../src/providers/types.ts';
+import { testCluster } from '../cluster/current.ts';
 import { makeRepo, makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
@@ -60,5 +63,52 @@ describe('enrolment against an instance that is not the Gitspace\'s', function (
     expect(existsSync(join(dir, 'agent.json'))).to.equal(false);
     expect(JSON.parse(readFileSync(join(dir, 'boot.json'), 'utf8'))).to.have.property('enrolmentSha256').that.matches(/^[0-9a-f]{64}$/);
     expect(await k8s.eventReasons(g)).to.include('EnrolmentRefused').and.not.include('AgentEnrolled');
+  });
+});
+
+describe('a status that names another Gitspace\'s VM', function () {
+  this.timeout(90_000);
+  let work: string;
+  let op: Operator;
+  let local: LocalProvider;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'gitspaces-steer-'));
+    await k8s.apply(infraManifest('steer', join(work, 'instances')));
+    local = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] });
+    op = await startInProcessOperator({ provider: local, realAgent: true, sweep: false });
+  });
+
+  after(async () => {
+    try {
+      await k8s.cleanUpInfra('steer');
+    } finally {
+      await op.manager.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('does not delete the VM it names: deleting the Gitspace leaves the other Gitspace\'s VM running', async () => {
+    const key = makeSshKey();
+    const repo = makeRepo(work);
+    const victim = gitspaceManifest('victim', { infra: 'steer', repo, key });
+    const mallory = gitspaceManifest('mallory', { infra: 'steer', repo, key });
+    await k8s.apply(victim);
+    await k8s.apply(mallory);
+    const v = await k8s.waitPhase(victim, 'Running', 60_000);
+    await k8s.waitPhase(mallory, 'Running', 60_000);
+    const target = v.status?.instance?.name ?? '';
+    // Someone with write access to gitspaces/status points mallory at the victim's VM, then deletes mallory.
+    const patched = await testCluster().request('PATCH', '/apis/gitspaces.dev/v1alpha1/namespaces/default/gitspaces/mallory/status', {
+      body: { status: { instance: { name: target, provider: 'local' } } }, headers: { 'content-type': 'application/merge-patch+json' },
+    });
+    expect(patched.status).to.equal(200);
+    await k8s.deleteAndWait(mallory, 60_000);
+    const still = await local.find(target);
+    expect(still?.state, 'the victim\'s VM').to.equal('running');
+    expect((await k8s.waitPhase(victim, 'Running', 10_000)).status?.instance?.name).to.equal(target);
+    const events = await testCluster().request('GET', '/apis/events.k8s.io/v1/namespaces/default/events');
+    const reasons = ((events.json as { items: { reason?: string; regarding?: { name?: string } }[] }).items).filter((e) => e.regarding?.name === 'mallory').map((e) => e.reason);
+    expect(reasons).to.include('InstanceNotOurs');
   });
 });

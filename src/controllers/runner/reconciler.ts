@@ -223,12 +223,14 @@ export class RunnerReconciler implements Reconciler {
       }
       case 'start':
         if (inst) {
+          this.mustBeOurs(gs, inst, 'starting');
           this.event(gs, 'Normal', 'InstanceStarting', `starting instance ${inst.name}`);
           await provider.start(inst);
         }
         break;
       case 'stop':
         if (inst) {
+          this.mustBeOurs(gs, inst, 'stopping');
           this.event(gs, 'Normal', 'InstanceStopping', `stopping instance ${inst.name}`);
           await provider.stop(inst);
         }
@@ -392,6 +394,15 @@ export class RunnerReconciler implements Reconciler {
     const key = keyOf(gs);
     // The shared list says where it is; only its absence is confirmed with a lookup of its own.
     const inst = (await this.d.observer.get(infraName, provider, name)) ?? (await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone));
+    if (inst && inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) {
+      // Status names a VM that is not this Gitspace's (status is writable by more people than the
+      // spec): it is not deleted with it. An unclaimed pool VM simply stays the pool's.
+      const unclaimedPoolVM = inst.labels[LABELS.pool] !== undefined && inst.labels[LABELS.gitspaceUID] === undefined;
+      if (unclaimedPoolVM) this.event(gs, 'Normal', 'PoolInstanceReturned', `instance ${name} was never claimed; it stays in the warm pool`);
+      else this.event(gs, 'Warning', 'InstanceNotOurs', `instance ${name} is labelled for Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not this one; it is left alone`);
+      await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
+      return undefined;
+    }
     if (inst) {
       const asked = this.deleteAsked.get(key);
       if (asked !== undefined && this.now() - asked < DELETE_REISSUE_MS) return { requeueAfter: FAST_POLL_MS };
@@ -411,6 +422,12 @@ export class RunnerReconciler implements Reconciler {
   }
 
   // --- helpers ---------------------------------------------------------------------------------
+
+  /** A VM action only on a VM whose cloud labels name this Gitspace (not on what status says alone). */
+  private mustBeOurs(gs: Gitspace, inst: Instance, doing: string): void {
+    const uid = inst.labels[LABELS.gitspaceUID];
+    if (uid !== gs.metadata.uid) throw new Wait('InstanceNotOurs', `instance ${inst.name} is labelled for Gitspace UID "${uid ?? ''}", not ${gs.metadata.uid ?? ''}; not ${doing} it`, gs.status?.phase ?? 'Pending', 30_000);
+  }
 
   /** Our labels for the Gitspace's VM. */
   private labels(gs: Gitspace, infra: GitspaceInfra): Record<string, string> {

@@ -110,7 +110,9 @@ export class LocalProvider implements VmProvider {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       // A zombie (state Z) is gone for our purposes.
       if (/\) Z /.test(stat)) return undefined;
-      return cmdline.includes(d) ? pid : undefined;
+      // An exiting process has given up its memory, and with it its command line, before it is a
+      // zombie: still ours, still running (seen: a stop that returned before the agent had exited).
+      return cmdline.includes(d) || cmdline === '' ? pid : undefined;
     } catch {
       return undefined;
     }
