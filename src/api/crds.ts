@@ -1,7 +1,7 @@
 // The CustomResourceDefinitions, built from the schemas in this folder (the one source of truth).
 import { CATEGORY, GITSPACE, GITSPACE_INFRA, GROUP, VERSION } from './constants.ts';
 import { gitspaceNameSchema, gitspaceSpecSchema, gitspaceStatusSchema } from './gitspace.ts';
-import { infraSpecSchema, infraStatusSchema } from './infra.ts';
+import { infraNameSchema, infraSpecSchema, infraStatusSchema } from './infra.ts';
 import type { JSONSchemaProps } from './schema.ts';
 
 interface Names {
@@ -126,6 +126,7 @@ export const gitspaceInfraCRD = crd(
     { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'Ready condition.' },
     { name: 'Domain', type: 'string', jsonPath: '.spec.gateway.domain', description: 'Gateway base domain.' },
   ],
+  { name: infraNameSchema.json },
 );
 
 export const allCRDs = [gitspaceInfraCRD, gitspaceCRD] as const;

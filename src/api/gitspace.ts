@@ -18,13 +18,14 @@ const repository = object(
         message: 'must be an https, http, ssh, git or file URL, or user@host:path',
       },
       { rule: 'self == oldSelf', message: 'repository.url is immutable; create a new Gitspace instead' },
-      { rule: "!self.matches('^[a-z]+://[^/@]*:[^/@]*@')", message: 'must not embed credentials; use repository.credentialsSecretRef' },
+      // user:password@ in any scheme, and a bare user@ on http(s), where it is a token (https://ghp_…@host).
+      { rule: "!self.matches('(?i)^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@') && !self.matches('(?i)^https?://[^/@]+@')", message: 'must not embed credentials; use repository.credentialsSecretRef' },
     ),
     ref: withRules(
       string({
         description: 'Branch, tag or commit to check out. The remote default branch when empty.',
         maxLength: 255,
-        pattern: '^[^\\s~^:?*\\[\\\\]+$',
+        pattern: '^[^\\s\\x00-\\x1f\\x7f~^:?*\\[\\\\]+$',
       }),
       { rule: "!self.contains('..') && !self.endsWith('.lock') && !self.endsWith('/') && !self.startsWith('-')", message: 'is not a valid git ref' },
     ),

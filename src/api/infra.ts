@@ -180,7 +180,11 @@ const gateway = object(
         listType: 'set',
       }),
       { rule: 'self.all(r, isCIDR(r))', message: 'every entry must be a CIDR such as 10.8.0.0/14' },
-      { rule: "!self.exists(r, r == '0.0.0.0/0')", message: 'must not be 0.0.0.0/0: the VM agents would be open to everyone' },
+      // 0.0.0.0/0, ::/0 and their halves (0.0.0.0/1 + 128.0.0.0/1) alike: nothing wider than a /8 (IPv6 /16).
+      {
+        rule: 'self.all(r, !isCIDR(r) || cidr(r).prefixLength() >= (cidr(r).ip().family() == 4 ? 8 : 16))',
+        message: 'every range must be a /8 or narrower (IPv6: /16): a wider one (0.0.0.0/0, ::/0, halves of them) opens the VM agents to (nearly) everyone',
+      },
     ),
   },
   { description: 'The authenticated gateway in front of every Gitspace of this infra.', required: ['domain'] },
@@ -237,6 +241,20 @@ const vm = object(
     }),
   },
   { description: 'How VMs are set up: the developer user and where the agent comes from.' },
+);
+
+/**
+ * Constraints on metadata.name: the infra's cloud resources are named after it, and the longest,
+ * `gitspaces-<name>-agents` (GCE firewall rule, EC2 security group), must be a GCE name (a DNS
+ * label, 63 at most).
+ */
+export const MAX_INFRA_NAME = 46;
+export const infraNameSchema = withRules(
+  string({ description: 'Name of the GitspaceInfra.', maxLength: MAX_INFRA_NAME }),
+  {
+    rule: "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    message: `must be a DNS label (lowercase letters, digits and '-', starting with a letter) of at most ${String(MAX_INFRA_NAME)} characters: it names the firewall rule / security group gitspaces-<name>-agents`,
+  },
 );
 
 export const infraSpecSchema = withRules(

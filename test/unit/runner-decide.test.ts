@@ -86,6 +86,14 @@ describe('runner naming', () => {
     expect(userURLs(gs({}), infra, checkout).ports).to.deep.equal({ 3000: 'https://3000--web--team-a.gs.example.com/' });
   });
 
+  it('publishes only real, distinct forwarded ports, and no more than status.route.ports holds (the agent may say anything)', () => {
+    const hostile = [0, -1, 70_000, 3.5, 3000, 8080, 8080, ...Array.from({ length: 500 }, (_, i) => 10_000 + i)];
+    const ports = publishedPorts(gs({}), infra, hostile);
+    expect(ports).to.have.length(64);
+    expect(ports.slice(0, 3).map((p) => p.port)).to.deep.equal([3000, 8080, 10_000]);
+    expect(ports.every((p) => Number.isInteger(p.port) && p.port > 0 && p.port < 65_536)).to.equal(true);
+  });
+
   it('publishes spec.ports and the devcontainer\'s forwardPorts; public only where the infra allows it', () => {
     const g = gs({});
     g.spec.ports = [{ port: 3000, name: 'web', visibility: 'public' }, { port: 5000, visibility: 'shared' }];

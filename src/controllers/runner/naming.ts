@@ -30,10 +30,16 @@ type RoutePort = NonNullable<NonNullable<GitspaceStatus['route']>['ports']>[numb
  * The ports the gateway publishes: spec.ports, then the devcontainer's forwardPorts the agent
  * reported (private). A public port is served as shared unless the infra allows public ports.
  */
+/** status.route.ports' maxItems in the schema. */
+const MAX_ROUTE_PORTS = 64;
+
 export function publishedPorts(gs: Gitspace, infra: GitspaceInfra, forwardPorts: number[] = []): RoutePort[] {
   const host = gatewayHost(gs, infra);
   const declared = gs.spec.ports ?? [];
-  const extra = forwardPorts.filter((p) => !declared.some((d) => d.port === p)).map((port) => ({ port }));
+  // forwardPorts come from the agent (the VM is its user's): only real port numbers, each once,
+  // and no more than status.route.ports holds — else the status write is refused and the Gitspace sticks.
+  const valid = [...new Set(forwardPorts)].filter((p) => Number.isInteger(p) && p > 0 && p < 65_536 && !declared.some((d) => d.port === p));
+  const extra = valid.slice(0, Math.max(0, MAX_ROUTE_PORTS - declared.length)).map((port) => ({ port }));
   return [...declared, ...extra].map((p: { port: number; name?: string; visibility?: RoutePort['visibility']; protocol?: RoutePort['protocol'] }) => {
     const wanted = p.visibility ?? 'private';
     return {

@@ -60,6 +60,8 @@ export interface RunnerDeps {
 }
 
 const DEFAULT_IDLE = '1h';
+/** status.message's maxLength in the schema (a longer one would make the status write fail). */
+const MAX_MESSAGE = 4096;
 const QUOTA_RETRY_MS = 60_000;
 const DELETE_REISSUE_MS = 30_000;
 /**
@@ -276,7 +278,7 @@ export class RunnerReconciler implements Reconciler {
     let conditions: Condition[] = (old.conditions ?? []);
     for (const [type, c] of Object.entries(d.conditions)) conditions = setCondition(conditions, { type, ...c }, gen, new Date(this.now()));
     const status: GitspaceStatus = { phase: d.phase, observedGeneration: gen, conditions };
-    if (d.message) status.message = d.message;
+    if (d.message) status.message = d.message.slice(0, MAX_MESSAGE);
     if (inst) {
       status.instance = {
         provider: providerKind(infra),
@@ -334,7 +336,7 @@ export class RunnerReconciler implements Reconciler {
     const now = new Date(this.now());
     let conditions = (gs.status?.conditions ?? []) as Condition[];
     conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: w.reason, message: w.message }, gen, now);
-    const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message: w.message, observedGeneration: gen, conditions };
+    const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message: w.message.slice(0, MAX_MESSAGE), observedGeneration: gen, conditions };
     const changed = gs.status?.message !== w.message;
     this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, status));
     if (changed) this.event(gs, 'Warning', w.reason, w.message);

@@ -33,6 +33,11 @@ export interface VmAgentDeps {
   now: () => number;
 }
 
+/** A value the agent sent, as text of at most `max` characters (it may send anything). */
+function bounded(v: unknown, max: number): string {
+  return (typeof v === 'string' ? v : (JSON.stringify(v) ?? '')).slice(0, max);
+}
+
 /** How often the console of a VM whose agent does not answer is read for a boot failure. */
 const CONSOLE_CHECK_MS = 10_000;
 
@@ -70,11 +75,13 @@ export class VmAgent {
     const h = r.health;
     if (h.state === 'unclaimed') return { view: { reachable: false, error: 'the agent is waiting for its configuration' }, unclaimed: h.instance ?? '' };
     const current = h.steps.find((s) => s.status === 'failed') ?? h.steps.find((s) => s.status === 'running') ?? h.steps.find((s) => s.status === 'pending');
+    // What the agent says goes into status: bounded, so a hostile VM cannot make the status write fail.
+    const step = current ? { name: bounded(current.name, 64), ...(current.message ? { message: bounded(current.message, 1024) } : {}) } : undefined;
     return {
-      view: { reachable: true, state: h.state, ...(current ? { step: { name: current.name, ...(current.message ? { message: current.message } : {}) } } : {}), lastActivityTime: h.lastActivityTime },
+      view: { reachable: true, state: h.state, ...(step ? { step } : {}), lastActivityTime: h.lastActivityTime },
       checkout: h.checkout,
       lastActivity: h.lastActivityTime,
-      forwardPorts: h.forwardPorts,
+      forwardPorts: Array.isArray(h.forwardPorts) ? h.forwardPorts.slice(0, 256) : [],
       extensionsFailed: h.ide.extensionsFailed ?? [],
     };
   }
