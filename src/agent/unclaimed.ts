@@ -119,8 +119,7 @@ export class UnclaimedAgent {
         renameSync(`${path}.tmp`, path);
         // The token is spent: the hash goes too (a later boot starts from agent.json and never
         // listens for a claim again).
-        const { enrolmentSha256: _spent, ...rest } = this.facts;
-        writeFileSync(join(this.root, 'boot.json'), JSON.stringify({ ...rest, enrolmentSha256: '' }), { mode: 0o600 });
+        writeFileSync(join(this.root, 'boot.json'), JSON.stringify({ ...this.facts, enrolmentSha256: '' }), { mode: 0o600 });
         log('claimed', { gitspace: `${config.gitspace.namespace}/${config.gitspace.name}`, uid: config.gitspace.uid });
         res.once('finish', () => {
           void this.stop().then(() => this.becomeGitspace(config));

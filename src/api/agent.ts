@@ -1,6 +1,7 @@
 // The contract between the runner and the agent on a VM: the boot facts a VM starts with, the
 // claim that makes it a Gitspace's, and what the agent answers.
 // Plain data, so the agent stays small and runs anywhere.
+import type { BundleArch } from './bundle.ts';
 
 export interface AgentConfig {
   gitspace: { namespace: string; name: string; uid: string };
@@ -32,7 +33,7 @@ export interface AgentBundleRef {
   version: string;
   baseURL: string;
   /** sha256 of each architecture's tarball (the script picks by `uname -m`). */
-  sha256: Partial<Record<'x64' | 'arm64', string>>;
+  sha256: Partial<Record<BundleArch, string>>;
 }
 
 /**

@@ -99,7 +99,7 @@ export function createOperator(o: OperatorOptions): Operator {
   const infraRef: { controller?: Controller } = {};
   const enrolment = new Enrolment({ client: o.client, secrets, namespace: o.namespace ?? 'default', ...(o.agentBundle ? { bundle: o.agentBundle } : {}) });
   const pool = new WarmPool({
-    client: o.client, gitspaces, enrolment, observer, probe, log: o.log.child({ component: 'pool' }),
+    gitspaces, enrolment, observer, probe, log: o.log.child({ component: 'pool' }),
     ...(o.now ? { now: o.now } : {}),
     onSettled: (name) => {
       infraRef.controller?.queue.add(name);

@@ -98,8 +98,8 @@ export class InstrumentedProvider implements VmProvider {
 
   /** Only where the inner provider has one (the runner checks before calling). */
   get consoleOutput(): ((inst: Instance) => Promise<string>) | undefined {
-    const inner = this.inner;
-    return inner.consoleOutput ? (inst: Instance) => this.call('consoleOutput', () => inner.consoleOutput?.(inst) ?? Promise.resolve('')) : undefined;
+    const read = this.inner.consoleOutput?.bind(this.inner);
+    return read ? (inst: Instance) => this.call('consoleOutput', () => read(inst)) : undefined;
   }
 
   ensureNetwork(rule: NetworkRule): Promise<NetworkState> {

@@ -57,6 +57,9 @@ export interface NetworkState {
   action: 'none' | 'created' | 'updated';
 }
 
+/** How much of an instance's console consoleOutput returns (the startup script's verdict is at its end). */
+export const CONSOLE_TAIL = 64 * 1024;
+
 /** Unauthenticated: credentials missing, wrong, revoked or without permission — wait for a fix. */
 export type ProviderErrorCode = 'NotFound' | 'QuotaExceeded' | 'Throttled' | 'InvalidConfig' | 'Unauthenticated' | 'Transient';
 

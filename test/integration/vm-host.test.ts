@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerVms } from '../fakes/vm-host.ts';
 import { dockerInstalled, sharedDocker, type Docker } from '../support/docker.ts';
+import { vmImagesScript } from '../support/gce-vms.ts';
+import { eventually } from '../support/wait.ts';
 import { ROOT } from '../support/resources.ts';
 
 const PREFIX = 'gs-vmtest-';
@@ -19,29 +21,6 @@ const SUBNET = '172.30.77.0/24';
 const GATEWAY = '172.30.77.1';
 
 /** Runs scripts/vm-images.sh against our dockerd; resolves to the image tag it prints. */
-function vmImages(docker: Docker, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [join(ROOT, 'scripts/vm-images.sh'), ...args], {
-      env: { ...process.env, DOCKER_HOST: docker.host },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out.trim().split('\n').pop() ?? '') : reject(new Error(`vm-images.sh ${args.join(' ')} exited with ${code}`))));
-  });
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
-
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 describe('container VMs (test/fakes/vm-host.ts)', function () {
@@ -58,7 +37,7 @@ describe('container VMs (test/fakes/vm-host.ts)', function () {
     timings.push(`dockerd ${seconds(Date.now() - t0)}`);
     vms = new ContainerVms(docker);
     t0 = Date.now();
-    stock = await vmImages(docker, ['stock']);
+    stock = await vmImagesScript(docker, ['stock']);
     timings.push(`stock image ${seconds(Date.now() - t0)}`);
     await vms.removeAll(PREFIX);
     await docker.network(NETWORK, SUBNET, GATEWAY);
@@ -73,8 +52,8 @@ describe('container VMs (test/fakes/vm-host.ts)', function () {
   async function bootAndWait(name: string, runs: number): Promise<number> {
     const t0 = Date.now();
     await vms.start(name);
-    await until(`${name}'s payload to finish (run ${runs})`, 120_000, async () =>
-      ((await vms.console(name)).match(/user-data exited with code/g) ?? []).length >= runs ? true : undefined);
+    await eventually(`${name}'s payload to finish (run ${runs})`, 120_000, async () =>
+      ((await vms.console(name)).match(/user-data exited with code/g) ?? []).length >= runs ? true : undefined, 100);
     return Date.now() - t0;
   }
 
@@ -128,8 +107,8 @@ describe('container VMs (test/fakes/vm-host.ts)', function () {
     await vms.stop(name);
     await vms.start(name);
     await vms.booted(name);
-    await until('the second boot on the console', 60_000, async () =>
-      (await vms.console(name)).includes('boot 2 of instance i-0123456789abcdef0: user-data already ran') ? true : undefined);
+    await eventually('the second boot on the console', 60_000, async () =>
+      (await vms.console(name)).includes('boot 2 of instance i-0123456789abcdef0: user-data already ran') ? true : undefined, 100);
     expect((await vms.exec(name, ['cat', '/root/boots'])).stdout).to.equal('boot\n');
     expect((await vms.console(name)).match(/user-data ran$/gm)).to.have.length(1);
     expect((await vms.exec(name, ['test', '-e', '/var/lib/cloud/instances/i-0123456789abcdef0/sem/config_scripts_user'])).code).to.equal(0);
@@ -184,7 +163,7 @@ describe('container VMs (test/fakes/vm-host.ts)', function () {
 
     it('bakes the agent bundle into the stock image, idempotently', async () => {
       const sha = createHash('sha256').update(readFileSync(bundle)).digest('hex');
-      const baked = await vmImages(docker, ['baked', '--bundle', bundle, '--no-docker', '--tag', 'gitspaces-test/debian-12:baked-dummy']);
+      const baked = await vmImagesScript(docker, ['baked', '--bundle', bundle, '--no-docker', '--tag', 'gitspaces-test/debian-12:baked-dummy']);
       expect(baked).to.equal('gitspaces-test/debian-12:baked-dummy');
       const name = `${PREFIX}baked`;
       await vms.create({ name, image: baked, network: NETWORK, kind: 'gce', instanceId: '4713', userData: '/opt/gitspaces/current/bin/gitspaces-agent --version\n' });
@@ -201,7 +180,7 @@ describe('container VMs (test/fakes/vm-host.ts)', function () {
     });
 
     it('with docker.io (from Debian), the instance runs containers itself, as dev containers will', async () => {
-      const baked = await vmImages(docker, ['baked', '--bundle', bundle, '--tag', 'gitspaces-test/debian-12:baked-dummy-docker']);
+      const baked = await vmImagesScript(docker, ['baked', '--bundle', bundle, '--tag', 'gitspaces-test/debian-12:baked-dummy-docker']);
       const name = `${PREFIX}docker`;
       await vms.create({ name, image: baked, network: NETWORK, kind: 'gce', instanceId: '4714', userData: 'docker version --format "inner docker {{.Server.Version}}"\n' });
       await bootAndWait(name, 1);

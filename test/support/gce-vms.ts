@@ -38,15 +38,20 @@ export function script(args: string[], env: NodeJS.ProcessEnv): Promise<string> 
   });
 }
 
+/** `scripts/vm-images.sh ARGS…` against `docker`; resolves to the image tag it prints. */
+export function vmImagesScript(docker: Docker, args: string[]): Promise<string> {
+  return script([join(ROOT, 'scripts/vm-images.sh'), ...args], { DOCKER_HOST: docker.host });
+}
+
 /**
  * The agent bundle and the two images: stock (built once from Debian packages, cached) and baked
  * with that bundle and code-server, without Docker (images/bake.sh, as Packer runs it). Every
  * caller bakes with the same arguments, so one cached image serves them all.
  */
 export async function vmImages(docker: Docker): Promise<{ bundle: { dir: string; manifest: BundleManifest }; stock: string; baked: string }> {
-  const [bundle] = await Promise.all([ensureAgentBundle(), script([join(ROOT, 'scripts/vm-images.sh'), 'stock'], { DOCKER_HOST: docker.host })]);
+  const [bundle] = await Promise.all([ensureAgentBundle(), vmImagesScript(docker, ['stock'])]);
   const file = bundle.manifest.files.x64?.file ?? '';
-  await script([join(ROOT, 'scripts/vm-images.sh'), 'baked', '--bundle', join(bundle.dir, file), '--code-server', CODE_SERVER_DIR, '--no-docker'], { DOCKER_HOST: docker.host });
+  await vmImagesScript(docker, ['baked', '--bundle', join(bundle.dir, file), '--code-server', CODE_SERVER_DIR, '--no-docker']);
   return { bundle, stock: STOCK_TAG, baked: BAKED_TAG };
 }
 

@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra, type GitspaceInfraStatus } from '../../api/index.ts';
 import type { Instance, VmProvider } from '../../providers/types.ts';
 import type { Informer } from '../../runtime/informer.ts';
-import type { KubeClient } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { AgentProbe } from '../runner/agent-probe.ts';
 import type { InstanceObserver } from '../runner/observer.ts';
@@ -29,7 +28,6 @@ export interface PoolResult {
 }
 
 export interface WarmPoolDeps {
-  client: KubeClient;
   gitspaces: Informer<Gitspace>;
   enrolment: Enrolment;
   observer: InstanceObserver;

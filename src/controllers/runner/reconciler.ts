@@ -23,7 +23,7 @@ import type { WarmPool } from '../pool/warm-pool.ts';
 import type { Enrolment } from '../enrolment.ts';
 import type { AgentClaim, AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type Decision } from './decide.ts';
-import { claimFor, VmAgent, type AgentObservation } from './vm-agent.ts';
+import { claimFor, labelledFor, VmAgent, type AgentObservation } from './vm-agent.ts';
 import { ensureHopSecret, repoCredentials } from './gitspace-secrets.ts';
 import { Wait } from './wait.ts';
 import type { InstanceObserver } from './observer.ts';
@@ -335,9 +335,11 @@ export class RunnerReconciler implements Reconciler {
     const gen = gs.metadata.generation;
     const now = new Date(this.now());
     let conditions = (gs.status?.conditions ?? []) as Condition[];
-    conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: w.reason, message: w.message }, gen, now);
-    const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message: w.message.slice(0, MAX_MESSAGE), observedGeneration: gen, conditions };
-    const changed = gs.status?.message !== w.message;
+    const message = w.message.slice(0, MAX_MESSAGE);
+    conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: w.reason, message }, gen, now);
+    const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message, observedGeneration: gen, conditions };
+    // Compared as stored: a message cut to the schema's limit is not news on every reconcile.
+    const changed = gs.status?.message !== message;
     this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, status));
     if (changed) this.event(gs, 'Warning', w.reason, w.message);
   }
@@ -396,7 +398,7 @@ export class RunnerReconciler implements Reconciler {
     const key = keyOf(gs);
     // The shared list says where it is; only its absence is confirmed with a lookup of its own.
     const inst = (await this.d.observer.get(infraName, provider, name)) ?? (await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone));
-    if (inst && inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) {
+    if (inst && !labelledFor(inst, gs)) {
       // Status names a VM that is not this Gitspace's (status is writable by more people than the
       // spec): it is not deleted with it. An unclaimed pool VM simply stays the pool's.
       const unclaimedPoolVM = inst.labels[LABELS.pool] !== undefined && inst.labels[LABELS.gitspaceUID] === undefined;
@@ -427,8 +429,7 @@ export class RunnerReconciler implements Reconciler {
 
   /** A VM action only on a VM whose cloud labels name this Gitspace (not on what status says alone). */
   private mustBeOurs(gs: Gitspace, inst: Instance, doing: string): void {
-    const uid = inst.labels[LABELS.gitspaceUID];
-    if (uid !== gs.metadata.uid) throw new Wait('InstanceNotOurs', `instance ${inst.name} is labelled for Gitspace UID "${uid ?? ''}", not ${gs.metadata.uid ?? ''}; not ${doing} it`, gs.status?.phase ?? 'Pending', 30_000);
+    if (!labelledFor(inst, gs)) throw new Wait('InstanceNotOurs', `instance ${inst.name} is labelled for Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not ${gs.metadata.uid ?? ''}; not ${doing} it`, gs.status?.phase ?? 'Pending', 30_000);
   }
 
   /** Our labels for the Gitspace's VM. */

@@ -41,6 +41,11 @@ function bounded(v: unknown, max: number): string {
 /** How often the console of a VM whose agent does not answer is read for a boot failure. */
 const CONSOLE_CHECK_MS = 10_000;
 
+/** Whether the cloud's labels say this instance is this Gitspace's (what VM actions go by, not status). */
+export function labelledFor(inst: Instance, gs: Gitspace): boolean {
+  return inst.labels[LABELS.gitspaceUID] === gs.metadata.uid;
+}
+
 /** What the VM's agent is told in its claim (where it listens and its user are its own boot facts). */
 export function claimFor(gs: Gitspace, hopToken: string, credentials: { username: string; password: string } | undefined): Claim {
   return {
@@ -88,7 +93,7 @@ export class VmAgent {
 
   /** Makes a pool VM this Gitspace's: `labels` (ours) instead of the pool's, its enrolment nonce kept. */
   async adoptPooled(gs: Gitspace, infraName: string, provider: VmProvider, inst: Instance, labels: Record<string, string>): Promise<Instance> {
-    if (inst.labels[LABELS.gitspaceUID] === gs.metadata.uid) return inst;
+    if (labelledFor(inst, gs)) return inst;
     const nonce = inst.labels[LABELS.enrolment];
     const next = { ...labels, ...(nonce ? { [LABELS.enrolment]: nonce } : {}) };
     await provider.relabel(inst, next);
@@ -105,7 +110,7 @@ export class VmAgent {
   async enrol(gs: Gitspace, inst: Instance, reported: string, claim: () => Promise<Claim>): Promise<void> {
     const refuse = (why: string) => new Wait('EnrolmentRefused', `instance ${inst.name}: ${why}; its configuration was not sent`, 'Starting', 10_000);
     if (inst.state !== 'running' || !inst.privateIP) return;
-    if (inst.labels[LABELS.gitspaceUID] !== gs.metadata.uid) throw refuse(`its labels name Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not ${gs.metadata.uid ?? ''}`);
+    if (!labelledFor(inst, gs)) throw refuse(`its labels name Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not ${gs.metadata.uid ?? ''}`);
     if (reported !== inst.name) throw refuse(`the agent at ${inst.privateIP} says it is instance "${reported.slice(0, 80)}"`);
     const token = await this.d.enrolment.token(inst);
     if (!token) throw refuse('it carries no enrolment label');

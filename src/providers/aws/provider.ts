@@ -12,7 +12,7 @@ import {
   type EC2ClientConfig, type Instance as Ec2Instance, type IpPermission, type _InstanceType, type Tag, type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
+import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
 import { CapacityError, ec2Error } from './errors.ts';
 
 export const INSTANCE_NAME_TAG = 'gitspaces.dev/instance-name';
@@ -234,7 +234,7 @@ export class AwsProvider implements VmProvider {
   async consoleOutput(inst: Instance): Promise<string> {
     try {
       const r = await this.ec2.send(new GetConsoleOutputCommand({ InstanceId: inst.id, Latest: true }));
-      return Buffer.from(r.Output ?? '', 'base64').toString('utf8').slice(-64 * 1024);
+      return Buffer.from(r.Output ?? '', 'base64').toString('utf8').slice(-CONSOLE_TAIL);
     } catch (e) {
       throw ec2Error(e, `read the console output of ${inst.name} (${inst.id})`);
     }

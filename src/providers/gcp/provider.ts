@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { FirewallsClient, GlobalOperationsClient, InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
 import { LABELS } from '../../api/index.ts';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
+import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
 import { callError, CapacityError, operationError } from './errors.ts';
 import { gceLabelFilter, gceLabels, ourLabels } from './labels.ts';
 
@@ -45,9 +45,6 @@ interface GceOperation {
   status?: string | number | null;
   error?: { errors?: { code?: string | null; message?: string | null }[] | null } | null;
 }
-
-/** How much of a console the runner reads (the startup script's verdict is at its end). */
-export const CONSOLE_TAIL = 64 * 1024;
 
 const last = (s: string | null | undefined) => (s ?? '').split('/').pop() ?? '';
 

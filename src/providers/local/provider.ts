@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_HTTP_PORT, CODE_SERVER_VERSION } from '../../api/agent.ts';
 import { startupScript } from '../startup.ts';
-import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type VmProvider } from '../types.ts';
+import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type VmProvider } from '../types.ts';
 
 export interface LocalProviderOptions {
   /** Where instance directories live. */
@@ -286,7 +286,7 @@ export class LocalProvider implements VmProvider {
   /** The instance's console.log (its startup script's output), the last 64 KiB. */
   consoleOutput(inst: Instance): Promise<string> {
     try {
-      return Promise.resolve(readFileSync(join(this.dir(inst.name), 'console.log'), 'utf8').slice(-64 * 1024));
+      return Promise.resolve(readFileSync(join(this.dir(inst.name), 'console.log'), 'utf8').slice(-CONSOLE_TAIL));
     } catch {
       return Promise.resolve('');
     }
