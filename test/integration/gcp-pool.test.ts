@@ -110,8 +110,10 @@ describe('GCP infra: firewall rule, credentials and warm pool against the GCE fa
     expect(inst.pooled).to.equal(true);
     expect(pooledBefore).to.include(inst.name);
     // The claimed VM existed before the Gitspace: any insert since is the pool refilling, not ours.
+    // (Measured against the test's own clock before the apply: the API server's creationTimestamp
+    // has whole seconds, so a VM made in the same second compared as made after — seen in CI.)
     const vm = fake.instances.get(`${ZONE}/${inst.name ?? ''}`)!;
-    expect(Date.parse(vm.creationTimestamp)).to.be.below(Date.parse(running.metadata.creationTimestamp ?? ''));
+    expect(Date.parse(vm.creationTimestamp)).to.be.below(appliedAt);
     expect(vm.labels).to.include({ 'gitspaces-dev_gitspace-uid': running.metadata.uid, 'gitspaces-dev_gitspace-name': 'gcp-pooled' });
     expect(vm.labels).to.not.have.property('gitspaces-dev_pool');
     // The real agent took the Gitspace's config: clone done, SSH with the Gitspace's key in the checkout.
