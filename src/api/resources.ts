@@ -13,7 +13,16 @@ export function hopSecretName(gitspaceName: string): string {
 
 export const HOP_SECRET_KEY = 'token';
 
-/** The host a Gitspace is served at by the gateway: <name>--<namespace>.<domain>. */
+/**
+ * The host a Gitspace is served at by the gateway: <name>--<namespace>.<domain>. A name starts
+ * with a letter and has no `--` (the CRD says so), so the first `--` ends the name and a host that
+ * starts with digits is always a port host: no two Gitspaces or ports share a host.
+ */
 export function gitspaceHost(name: string, namespace: string, domain: string): string {
   return `${name}--${namespace}.${domain}`;
+}
+
+/** A forwarded port's host: <port>--<name>--<namespace>.<domain>. */
+export function portHost(port: number, name: string, namespace: string, domain: string): string {
+  return `${String(port)}--${gitspaceHost(name, namespace, domain)}`;
 }

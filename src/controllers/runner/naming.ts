@@ -1,7 +1,7 @@
 // Names, routes and links derived from a Gitspace: pure functions, one place.
 import type { Gitspace, GitspaceInfra, GitspaceStatus } from '../../api/index.ts';
 import { repoDirName } from '../../api/index.ts';
-import { hopSecretName as apiHopSecretName, gitspaceHost } from '../../api/resources.ts';
+import { hopSecretName as apiHopSecretName, gitspaceHost, portHost } from '../../api/resources.ts';
 
 /** Deterministic instance name: the same Gitspace always maps to the same VM name. */
 export function instanceName(gs: Gitspace): string {
@@ -34,7 +34,6 @@ type RoutePort = NonNullable<NonNullable<GitspaceStatus['route']>['ports']>[numb
 const MAX_ROUTE_PORTS = 64;
 
 export function publishedPorts(gs: Gitspace, infra: GitspaceInfra, forwardPorts: number[] = []): RoutePort[] {
-  const host = gatewayHost(gs, infra);
   const declared = gs.spec.ports ?? [];
   // forwardPorts come from the agent (the VM is its user's): only real port numbers, each once,
   // and no more than status.route.ports holds — else the status write is refused and the Gitspace sticks.
@@ -47,7 +46,7 @@ export function publishedPorts(gs: Gitspace, infra: GitspaceInfra, forwardPorts:
       ...(p.name ? { name: p.name } : {}),
       visibility: wanted === 'public' && !infra.spec.gateway.allowPublicPorts ? 'shared' : wanted,
       protocol: p.protocol ?? 'http',
-      host: `${String(p.port)}--${host}`,
+      host: portHost(p.port, gs.metadata.name ?? '', gs.metadata.namespace ?? '', infra.spec.gateway.domain),
     };
   });
 }
