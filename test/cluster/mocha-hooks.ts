@@ -11,6 +11,9 @@ export async function mochaGlobalSetup(): Promise<void> {
     users: [
       { name: 'alice', groups: ['developers'] },
       { name: 'mallory', groups: [] },
+      // The admission policy's test: a second developer, and a member of its admin group.
+      { name: 'bob', groups: ['developers'] },
+      { name: 'platform-admin', groups: ['gitspaces-admins'] },
     ],
   });
   setCluster(cluster);
