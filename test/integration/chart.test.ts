@@ -41,8 +41,9 @@ const valueSets: Record<string, Record<string, unknown>> = {
     controlPlane: { url: 'https://cp.example.com', tokenSecret: { name: 'delegate-token' }, namespace: 'devs' },
     podDisruptionBudget: { enabled: false },
     networkPolicy: { gatewayFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } }] },
+    admission: { adminGroups: ['kubeadm:cluster-admins'], adminUsers: ['system:serviceaccount:argocd:argocd-application-controller'], validationActions: ['Warn', 'Audit'], namespaceSelector: { matchLabels: { 'gitspaces.dev/tenants': 'true' } } },
   },
-  minimal: { gateway: { enabled: false }, networkPolicy: { enabled: false }, operator: { replicas: 1 } },
+  minimal: { gateway: { enabled: false }, networkPolicy: { enabled: false }, operator: { replicas: 1 }, admission: { enabled: false } },
 };
 
 describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its ServiceAccounts)', function () {
@@ -131,6 +132,16 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
     expect(byKind(d, 'Ingress')).to.have.length(0);
     expect(byKind(d, 'ServiceMonitor')).to.have.length(0);
     expect(byKind(d, 'GitspaceInfra')).to.have.length(0);
+    // The admission policy (test/integration/admission.test.ts runs it): on, denying, fail-closed,
+    // every namespace, the operator's ServiceAccount and system:masters privileged.
+    type Policy = Rendered & { spec: { failurePolicy: string; variables: { name: string; expression: string }[] } };
+    type PolicyBinding = Rendered & { spec: { policyName: string; validationActions: string[]; matchResources?: unknown } };
+    const privileged = (p: Policy) => p.spec.variables.find((v) => v.name === 'privileged')?.expression ?? '';
+    const vap = one(d, 'ValidatingAdmissionPolicy', '-gitspace-owner') as Policy;
+    const vapb = one(d, 'ValidatingAdmissionPolicyBinding', '-gitspace-owner') as PolicyBinding;
+    expect(vap.spec.failurePolicy).to.equal('Fail');
+    expect(privileged(vap)).to.include('"system:serviceaccount:chart-defaults:gitspaces-operator"').and.include('["system:masters"]');
+    expect(vapb.spec).to.deep.equal({ policyName: vap.metadata.name, validationActions: ['Deny'] });
 
     // GKE: workload identity, wildcard Ingress with TLS, ServiceMonitors, Argo CD checks, an infra.
     const g = render('gitspaces', 'chart-gke', valueSets.gke ?? {});
@@ -153,6 +164,14 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
     expect(eop.args).to.include.members(['--control-plane-url=https://cp.example.com', '--delegate-namespace=devs', '--delegate-token-file=/var/run/secrets/gitspaces/delegate/token']);
     expect(containerOf(one(e, 'Deployment', '-gateway')).args).to.include('--tls-cert=/var/run/secrets/gitspaces/tls/tls.crt');
     expect(byKind(e, 'PodDisruptionBudget')).to.have.length(0);
+    const evap = one(e, 'ValidatingAdmissionPolicy', '-gitspace-owner') as Policy;
+    expect(privileged(evap)).to.include('["system:serviceaccount:argocd:argocd-application-controller"]').and.include('["kubeadm:cluster-admins"]').and.not.include('system:masters');
+    expect((one(e, 'ValidatingAdmissionPolicyBinding', '-gitspace-owner') as PolicyBinding).spec).to.deep.include({
+      validationActions: ['Warn', 'Audit'], matchResources: { namespaceSelector: { matchLabels: { 'gitspaces.dev/tenants': 'true' } } },
+    });
+    // Off: neither object.
+    const m = render('gitspaces', 'chart-minimal', valueSets.minimal ?? {});
+    expect(byKind(m, 'ValidatingAdmissionPolicy').length + byKind(m, 'ValidatingAdmissionPolicyBinding').length).to.equal(0);
     const eRole = one(e, 'ClusterRole', '-operator') as Rendered & { rules: { resources: string[]; verbs: string[] }[] };
     expect(eRole.rules.find((x) => x.resources.includes('gitspaces'))?.verbs).to.include.members(['create', 'delete']);
     // Without a control plane the operator may not create or delete Gitspaces.
@@ -175,6 +194,9 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
       [{ gateway: { port: 80 } }, "at '/gateway/port'"],
       [{ infra: { create: true } }, "at '/infra/spec': missing property 'provider'"],
       [{ metrics: { serviceMonitor: { interval: 'often' } } }, "at '/metrics/serviceMonitor/interval'"],
+      [{ admission: { validationActions: ['Deny', 'Warn'] } }, "at '/admission/validationActions'"],
+      [{ admission: { validationActions: ['Block'] } }, "at '/admission/validationActions/0'"],
+      [{ admission: { adminGroups: 'system:masters' } }, "at '/admission/adminGroups': got string, want array"],
     ];
     for (const [values, message] of cases) {
       const r = helm(['template', 'bad', CHART, '--kube-version', KUBE_VERSION, '-f', valuesFile(values)]);
@@ -230,6 +252,12 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
       expect(notes).to.include('kubectl -n gitspaces-system get lease gitspaces-operator');
       expect(notes).to.include('port-forward svc/gitspaces-gateway');
       expect(notes).to.include(`creates Gitspaces in namespace\n${DEV}`);
+    });
+
+    it('installs the admission policy, which the lifecycle below then runs under (the delegate creates as the operator\'s ServiceAccount)', async () => {
+      for (const kind of ['validatingadmissionpolicies', 'validatingadmissionpolicybindings']) {
+        expect((await testCluster().request('GET', `/apis/admissionregistration.k8s.io/v1/${kind}/gitspaces-gitspace-owner`)).status, kind).to.equal(200);
+      }
     });
 
     it('runs a whole lifecycle through the delegate, the runner and the gateway with no request refused', async () => {
