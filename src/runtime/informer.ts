@@ -13,6 +13,8 @@ export interface InformerHandlers<T> {
 export interface InformerOptions {
   namespace?: string;
   labelSelector?: string;
+  /** e.g. `metadata.name=x`: with it, RBAC may limit list/watch to that name (resourceNames). */
+  fieldSelector?: string;
   /** Replay all cached objects to `update` this often (0: never). */
   resyncMs?: number;
   /** Server-side watch timeout; the watch is reopened afterwards. */
@@ -134,6 +136,7 @@ export class Informer<T extends KubeObject> {
           {
             namespace: this.opts.namespace,
             labelSelector: this.opts.labelSelector,
+            fieldSelector: this.opts.fieldSelector,
             resourceVersion: this.resourceVersion,
             timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300,
             signal: this.abort.signal,
@@ -167,6 +170,7 @@ export class Informer<T extends KubeObject> {
       const page = await this.client.list<T>(this.resource, {
         namespace: this.opts.namespace,
         labelSelector: this.opts.labelSelector,
+        fieldSelector: this.opts.fieldSelector,
         limit: this.opts.pageSize ?? 500,
         continue: cont,
       });

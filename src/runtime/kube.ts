@@ -202,7 +202,7 @@ export class KubeClient {
    */
   async watch<T>(
     r: Resource,
-    opts: { namespace?: string; resourceVersion?: string; labelSelector?: string; timeoutSeconds?: number; signal?: AbortSignal },
+    opts: { namespace?: string; resourceVersion?: string; labelSelector?: string; fieldSelector?: string; timeoutSeconds?: number; signal?: AbortSignal },
     onEvent: (e: WatchEvent<T>) => void,
   ): Promise<void> {
     const res = await this.open('GET', resourcePath(r, opts.namespace), {
@@ -212,6 +212,7 @@ export class KubeClient {
         allowWatchBookmarks: true,
         resourceVersion: opts.resourceVersion,
         labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
         timeoutSeconds: opts.timeoutSeconds,
       },
     });
