@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import WebSocket from 'ws';
-import { GITSPACE_INFRAS, GITSPACES, LABELS, MANAGED_BY, SECRETS, type Gitspace } from '../src/api/index.ts';
+import { AGENT_HTTP_PORT, GITSPACE_INFRAS, GITSPACES, HOP_KEY_FIELD, HOP_KEY_SECRET, SECRETS, type Gitspace } from '../src/api/index.ts';
 import { KubeClient, type KubeObject } from '../src/runtime/kube.ts';
 import { TestCluster } from '../test/cluster/cluster.ts';
 
@@ -139,26 +139,27 @@ try {
   const issuer = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}`;
   const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'bench' }).setIssuer(issuer).setAudience('gitspaces').setSubject('dev@example.com').setIssuedAt().setExpirationTime('2h').sign(privateKey);
 
-  const upstreamPort = await start(process.execPath, [join(ROOT, 'bench/support/upstream.ts')]);
+  // On the agent port: the gateway dials only a Gitspace's instance address on that port.
+  const upstreamPort = await start(process.execPath, [join(ROOT, 'bench/support/upstream.ts'), String(AGENT_HTTP_PORT)]);
   const barePort = await start(process.execPath, [join(ROOT, 'bench/support/bare-proxy.ts'), String(upstreamPort)]);
 
-  // The route: a Gitspace whose status points at the upstream, and its hop Secret.
+  // The route: a Gitspace whose instance is the upstream (a local infra's may be loopback), and the hop key.
   await client.create(GITSPACE_INFRAS, {
     apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: 'bench' },
     spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], gateway: { domain: 'gitspaces.localhost' }, auth: { issuer, audience: 'gitspaces' } },
   } as KubeObject);
-  const gs = await client.create<Gitspace>(GITSPACES, {
+  await client.create<Gitspace>(GITSPACES, {
     apiVersion: 'gitspaces.dev/v1alpha1', kind: 'Gitspace', metadata: { name: 'bench', namespace: 'default' },
     spec: { infraRef: { name: 'bench' }, owner: 'dev@example.com', repository: { url: 'https://github.com/acme/app.git' }, machineType: 'small' },
   });
   await client.request('PATCH', `/apis/gitspaces.dev/v1alpha1/namespaces/default/gitspaces/bench/status`, {
-    body: { status: { phase: 'Running', route: { host: HOST, path: '/gitspaces/default/bench/', upstream: `http://127.0.0.1:${upstreamPort}` } } },
+    body: { status: { phase: 'Running', instance: { provider: 'local', name: 'bench', privateIP: '127.0.0.1' } } },
     contentType: 'application/merge-patch+json',
   });
   await client.create(SECRETS, {
     apiVersion: 'v1', kind: 'Secret',
-    metadata: { name: 'bench-gitspace-token', namespace: 'default', labels: { [LABELS.managedBy]: MANAGED_BY }, ownerReferences: [{ apiVersion: 'gitspaces.dev/v1alpha1', kind: 'Gitspace', name: 'bench', uid: gs.metadata.uid ?? '', controller: true }] },
-    data: { token: Buffer.from('hop-secret').toString('base64') },
+    metadata: { name: HOP_KEY_SECRET, namespace: 'default' },
+    data: { [HOP_KEY_FIELD]: Buffer.from('bench-hop-key').toString('base64') },
   } as KubeObject);
   const gatewayPort = await start(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'gateway', '--port', '0', '--address', '127.0.0.1'], { ...process.env, KUBECONFIG: cluster.kubeconfigPath, LOG_LEVEL: 'warn' });
   const nginxPort = await nginx(upstreamPort);

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { AGENT_HTTP_PORT, SECRET_HEADER, type AgentHealth, type Gitspace } from '../src/api/index.ts';
+import { AGENT_HTTP_PORT, HOP_KEY_FIELD, HOP_KEY_SECRET, hopToken, SECRET_HEADER, type AgentHealth, type Gitspace } from '../src/api/index.ts';
 import { agentBundleOption } from '../src/cli/operator.ts';
 import { createOperator, type Operator } from '../src/controllers/operator.ts';
 import { Gateway } from '../src/gateway/server.ts';
@@ -195,8 +195,9 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
     };
 
     const agentHealth = async (g: Gitspace): Promise<AgentHealth> => {
-      const secret = (await c.request('GET', `/api/v1/namespaces/${NS}/secrets/${g.metadata.name ?? ''}-gitspace-token`)).json as { data: { token: string } };
-      const r = await fetch(`http://${g.status?.instance?.privateIP ?? ''}:${String(AGENT_HTTP_PORT)}/healthz`, { headers: { [SECRET_HEADER]: Buffer.from(secret.data.token, 'base64').toString('utf8') } });
+      const key = (await c.request('GET', `/api/v1/namespaces/${NS}/secrets/${HOP_KEY_SECRET}`)).json as { data: Record<string, string> };
+      const token = hopToken(Buffer.from(key.data[HOP_KEY_FIELD] ?? '', 'base64').toString('utf8'), g.metadata.uid ?? '');
+      const r = await fetch(`http://${g.status?.instance?.privateIP ?? ''}:${String(AGENT_HTTP_PORT)}/healthz`, { headers: { [SECRET_HEADER]: token } });
       return (await r.json()) as AgentHealth;
     };
 

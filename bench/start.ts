@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { AGENT_HTTP_PORT, SECRET_HEADER, type AgentHealth, type Gitspace } from '../src/api/index.ts';
+import { AGENT_HTTP_PORT, HOP_KEY_FIELD, HOP_KEY_SECRET, hopToken, SECRET_HEADER, type AgentHealth, type Gitspace } from '../src/api/index.ts';
 import { DOMAIN, ROOT, Stack } from '../demo/stack.ts';
 import { freePort, TestCluster } from '../test/cluster/cluster.ts';
 import { makeRepo, makeSshKey } from '../test/support/fixtures.ts';
@@ -48,8 +48,9 @@ const get = async (name: string) => (await cluster.request('GET', `/apis/gitspac
 const conditionTrue = (g: Gitspace, type: string) => g.status?.conditions?.find((c) => c.type === type)?.status === 'True';
 
 async function agentHealth(g: Gitspace): Promise<AgentHealth> {
-  const secret = (await cluster.request('GET', `/api/v1/namespaces/${NS}/secrets/${g.metadata.name ?? ''}-gitspace-token`)).json as { data: { token: string } };
-  const r = await fetch(`http://${g.status?.instance?.privateIP ?? ''}:${String(AGENT_HTTP_PORT)}/healthz`, { headers: { [SECRET_HEADER]: Buffer.from(secret.data.token, 'base64').toString('utf8') } });
+  const key = (await cluster.request('GET', `/api/v1/namespaces/${NS}/secrets/${HOP_KEY_SECRET}`)).json as { data: Record<string, string> };
+  const token = hopToken(Buffer.from(key.data[HOP_KEY_FIELD] ?? '', 'base64').toString('utf8'), g.metadata.uid ?? '');
+  const r = await fetch(`http://${g.status?.instance?.privateIP ?? ''}:${String(AGENT_HTTP_PORT)}/healthz`, { headers: { [SECRET_HEADER]: token } });
   return (await r.json()) as AgentHealth;
 }
 

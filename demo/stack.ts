@@ -142,6 +142,8 @@ export class Stack {
     this.say(`starting the gateway on ${this.gatewayURL}`);
     const gw = this.spawn('gateway', ['gateway', '--port', String(this.o.ports.gateway), '--address', '127.0.0.1', '--drain-delay-ms', '0'], {
       KUBECONFIG: this.o.gatewayKubeconfig ?? this.o.kubeconfig,
+      // The operator's namespace, as in the chart: both find the hop key Secret there.
+      POD_NAMESPACE: opNs,
     });
     await this.ready(gw, `${this.gatewayURL}/readyz`);
   }

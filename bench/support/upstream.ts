@@ -18,6 +18,6 @@ wss.on('connection', (ws) => {
     ws.send(d, { binary });
   });
 });
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
   process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`);
 });

@@ -91,6 +91,11 @@ export class Agent {
     this.lastActivity = new Date();
   }
 
+  /** Use of a forwarded port counts when the gateway names a user (a public port's visitors are anonymous). */
+  private touchBy(req: IncomingMessage): void {
+    if (req.headers['x-gitspaces-user']) this.touch();
+  }
+
   /** Environment for commands and shells: spec.env, then devcontainer env. */
   private env(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
@@ -146,6 +151,12 @@ export class Agent {
       res.end('unauthorised');
       return;
     }
+    // A forwarded port's request is that port's, whatever its path: it must never reach the
+    // agent's own endpoints (a public port's visitors would read health or mark activity).
+    if (req.headers[PORT_HEADER] !== undefined) {
+      this.forwardPort(req, res);
+      return;
+    }
     const json = (code: number, body: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
@@ -156,7 +167,6 @@ export class Agent {
       json(200, { lastActivityTime: this.lastActivity.toISOString() });
     } else if (path === AGENT_ACTIVITY_PATH) json(200, { lastActivityTime: this.lastActivity.toISOString() });
     else if (path === '/v1/stats') json(200, { requests: Object.fromEntries(this.requests) });
-    else if (req.headers[PORT_HEADER] !== undefined) this.forwardPort(req, res);
     else if (this.ide) {
       this.touch();
       forward({ socketPath: this.ide.socket }, req, res, 'the IDE');
@@ -177,6 +187,12 @@ export class Agent {
     const path = this.count(req.url);
     if (!secretMatches(this.config.secret, req.headers[SECRET_HEADER])) {
       socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (req.headers[PORT_HEADER] !== undefined) {
+      const port = this.declaredPort(req);
+      if (port === undefined) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      else forwardUpgrade({ host: '127.0.0.1', port }, req, socket, head, () => { this.touchBy(req); });
       return;
     }
     if (path === AGENT_SSH_PATH) {
@@ -218,12 +234,7 @@ export class Agent {
       });
       return;
     }
-    const port = this.declaredPort(req);
-    if (port !== undefined) {
-      forwardUpgrade({ host: '127.0.0.1', port }, req, socket, head, () => { this.touch(); });
-      return;
-    }
-    if (req.headers[PORT_HEADER] === undefined && this.ide) {
+    if (this.ide) {
       forwardUpgrade({ socketPath: this.ide.socket }, req, socket, head, () => { this.touch(); });
       return;
     }
@@ -249,7 +260,7 @@ export class Agent {
       res.end('this port is not forwarded\n');
       return;
     }
-    this.touch();
+    this.touchBy(req);
     forward({ host: '127.0.0.1', port }, req, res, `port ${String(port)}`);
   }
 

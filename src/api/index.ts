@@ -7,4 +7,5 @@ export type { GitspaceInfra, GitspaceInfraSpec, GitspaceInfraStatus, MachineType
 export { allCRDs, gitspaceCRD, gitspaceInfraCRD, type CustomResourceDefinition } from './crds.ts';
 export * from './agent.ts';
 export * from './resources.ts';
+export * from './hop.ts';
 export * from './bundle.ts';

@@ -6,13 +6,6 @@ export const GITSPACES = { group: GROUP, version: VERSION, plural: GITSPACE.plur
 export const GITSPACE_INFRAS = { group: GROUP, version: VERSION, plural: GITSPACE_INFRA.plural, namespaced: false } as const;
 export const SECRETS = { group: '', version: 'v1', plural: 'secrets', namespaced: true } as const;
 
-/** The Secret holding the per-Gitspace token the gateway sends to the VM agent (runner writes, gateway reads). */
-export function hopSecretName(gitspaceName: string): string {
-  return `${gitspaceName}-gitspace-token`;
-}
-
-export const HOP_SECRET_KEY = 'token';
-
 /**
  * The host a Gitspace is served at by the gateway: <name>--<namespace>.<domain>. A name starts
  * with a letter and has no `--` (the CRD says so), so the first `--` ends the name and a host that

@@ -10,6 +10,9 @@ export async function runGateway(argv: string[]): Promise<void> {
   const cert = flag(argv, '--tls-cert') ?? process.env.GITSPACES_TLS_CERT;
   const key = flag(argv, '--tls-key') ?? process.env.GITSPACES_TLS_KEY;
   const agentBundles = flag(argv, '--agent-bundles') ?? process.env.GITSPACES_AGENT_BUNDLES;
+  // Proxies / load balancers in front of the gateway (addresses or CIDRs, comma-separated): only
+  // their X-Forwarded-For and X-Forwarded-Proto are believed.
+  const trusted = flag(argv, '--trusted-proxies') ?? process.env.GITSPACES_TRUSTED_PROXIES;
   const num = (name: string) => (flag(argv, name) !== undefined ? Number(flag(argv, name)) : undefined);
   const gw = new Gateway({
     client: KubeClient.fromDefault(),
@@ -24,6 +27,11 @@ export async function runGateway(argv: string[]): Promise<void> {
     ...(num('--drain-ms') !== undefined ? { drainMs: num('--drain-ms') } : {}),
     ...(num('--drain-delay-ms') !== undefined ? { drainDelayMs: num('--drain-delay-ms') } : {}),
     ...(num('--jwks-cooldown-ms') !== undefined ? { jwksCooldownMs: num('--jwks-cooldown-ms') } : {}),
+    ...(trusted ? { trustedProxies: trusted.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+    ...(num('--headers-timeout-ms') !== undefined ? { headersTimeoutMs: num('--headers-timeout-ms') } : {}),
+    ...(num('--request-timeout-ms') !== undefined ? { requestTimeoutMs: num('--request-timeout-ms') } : {}),
+    ...(num('--http-idle-ms') !== undefined ? { httpIdleMs: num('--http-idle-ms') } : {}),
+    ...(num('--max-connections') !== undefined ? { maxConnections: num('--max-connections') } : {}),
   });
   const stop = (signal: string) => {
     log.info('draining', { signal });

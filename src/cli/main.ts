@@ -12,7 +12,8 @@ commands:
              --gce-endpoint URL / --ec2-endpoint URL to talk to a fake or moto)
   agent      run the VM agent (--root /var/lib/gitspaces: its boot facts, then its claimed config)
   gateway    run the authenticated gateway (--port 8080, --tls-cert/--tls-key FILE, --agent-bundles DIR,
-             --activity-interval-ms, --idle-ms, --drain-ms, --jwks-cooldown-ms)
+             --activity-interval-ms, --idle-ms, --drain-ms, --jwks-cooldown-ms, --trusted-proxies CIDR,...,
+             --headers-timeout-ms, --request-timeout-ms, --http-idle-ms, --max-connections)
   control-plane  the reference control plane (--port 8090 --db FILE --issuer URL --users-file FILE,
              delegate token from --delegate-token-file or $GITSPACES_DELEGATE_TOKEN)
   ssh        OpenSSH ProxyCommand to a Gitspace through the gateway: gitspaces ssh [--gateway URL] %h

@@ -6,12 +6,14 @@
 // hash, takes the claim once and forgets the hash. Nothing is remembered between the two, so a
 // restarted operator claims what an earlier one created. A user who gets root on one VM learns
 // that VM's spent token only: every other VM's token needs the key.
+// The hop token the claim carries (what the gateway presents to the agent) is derived from the
+// Gitspace's UID under a second key (src/api/hop.ts), which the gateway may read and this one not.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { AGENT_BUNDLE_PATH, AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY, type AgentBundleRef, type BootFacts, type GitspaceInfra } from '../api/index.ts';
+import { AGENT_BUNDLE_PATH, AGENT_HTTP_PORT, AGENT_SSH_PORT, HOP_KEY_FIELD, HOP_KEY_SECRET, hopToken, LABELS, type AgentBundleRef, type BootFacts, type Gitspace, type GitspaceInfra } from '../api/index.ts';
 import type { Instance } from '../providers/types.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { KubeClient } from '../runtime/kube.ts';
-import { createTokenSecret, secretValue, type Secret } from './token-secret.ts';
+import { OperatorKey, type Secret } from './token-secret.ts';
 
 export const ENROLMENT_SECRET = 'gitspaces-enrolment';
 const KEY = 'key';
@@ -19,7 +21,7 @@ const KEY = 'key';
 export interface EnrolmentDeps {
   client: KubeClient;
   secrets: Informer<Secret>;
-  /** The operator's namespace, where the key Secret lives. */
+  /** The operator's namespace, where the key Secrets live. */
   namespace: string;
   /** The developer's home on VMs. */
   vmHome?: string;
@@ -45,24 +47,24 @@ export function bundleBaseURL(infra: GitspaceInfra): string {
 
 export class Enrolment {
   private readonly d: EnrolmentDeps;
-  private key: Promise<string> | undefined;
+  private readonly enrolmentKey: OperatorKey;
+  private readonly hopKey: OperatorKey;
 
   constructor(d: EnrolmentDeps) {
     this.d = d;
+    const { client, secrets, namespace } = d;
+    this.enrolmentKey = new OperatorKey({ client, secrets, namespace, name: ENROLMENT_SECRET, field: KEY });
+    this.hopKey = new OperatorKey({ client, secrets, namespace, name: HOP_KEY_SECRET, field: HOP_KEY_FIELD });
   }
 
-  /** The operator's enrolment key (a Secret in its namespace, created once, shared by replicas). */
   private secretKey(): Promise<string> {
-    const cached = this.d.secrets.get(`${this.d.namespace}/${ENROLMENT_SECRET}`);
-    const value = cached ? secretValue(cached, KEY) : '';
-    if (value) return Promise.resolve(value);
-    this.key ??= createTokenSecret(this.d.client, { name: ENROLMENT_SECRET, namespace: this.d.namespace, labels: { [LABELS.managedBy]: MANAGED_BY } }, KEY)
-      .then((s) => secretValue(s, KEY))
-      .catch((e: unknown) => {
-        this.key = undefined;
-        throw e;
-      });
-    return this.key;
+    return this.enrolmentKey.value();
+  }
+
+  /** The token the gateway will present to this Gitspace's agent (handed over in the claim). */
+  async hopToken(gs: Gitspace): Promise<string> {
+    if (!gs.metadata.uid) throw new Error('a Gitspace without a UID has no hop token');
+    return hopToken(await this.hopKey.value(), gs.metadata.uid);
   }
 
   /** Boot facts and the enrolment label for a new instance of this infra. */

@@ -73,7 +73,8 @@ export function createOperator(o: OperatorOptions): Operator {
   const resyncMs = o.resyncMs ?? 10 * 60_000;
   const gitspaces = manager.addInformer(new Informer<Gitspace>(o.client, GITSPACES, { resyncMs, onError }));
   const infras = manager.addInformer(new Informer<GitspaceInfra>(o.client, GITSPACE_INFRAS, { resyncMs, onError }));
-  const secrets = manager.addInformer(new Informer<Secret>(o.client, SECRETS, { labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, onError }));
+  // Only the operator's own key Secrets (enrolment, hop): no Secret of a tenant is listed or watched.
+  const secrets = manager.addInformer(new Informer<Secret>(o.client, SECRETS, { namespace: o.namespace ?? 'default', labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, onError }));
   const events = new EventRecorder(o.client, 'gitspaces.dev/operator', manager.identity, o.log);
 
   // Every provider goes through one rate-limited, counted wrapper (kept per provider instance, so
@@ -118,10 +119,6 @@ export function createOperator(o: OperatorOptions): Operator {
   );
   runner.watch(gitspaces);
   runner.watch(infras, (infra) => gitspaces.list().filter((g) => g.spec.infraRef.name === infra.metadata.name).map(keyOf));
-  runner.watch(secrets, (s) => {
-    const owner = s.metadata.labels?.[LABELS.gitspaceName];
-    return owner && s.metadata.namespace ? [`${s.metadata.namespace}/${owner}`] : [];
-  });
 
   const infra = manager.addController(
     new Controller({

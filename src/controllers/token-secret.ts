@@ -1,6 +1,8 @@
-// Secrets that hold one random token (the per-Gitspace hop token, a warm pool's shared secret):
-// created once with a fresh token; when another writer got there first, theirs is used.
+// Secrets that hold one random key in the operator's namespace (the enrolment key, the hop key):
+// created once with a fresh key; when another writer (replica) got there first, theirs is used.
 import { randomBytes } from 'node:crypto';
+import { LABELS, MANAGED_BY } from '../api/index.ts';
+import type { Informer } from '../runtime/informer.ts';
 import { isAlreadyExists, type KubeClient, type KubeObject } from '../runtime/kube.ts';
 import { SECRETS } from './resources.ts';
 
@@ -25,5 +27,32 @@ export async function createTokenSecret(client: KubeClient, metadata: Secret['me
   } catch (e) {
     if (!isAlreadyExists(e)) throw e;
     return client.get<Secret>(SECRETS, metadata.namespace, metadata.name);
+  }
+}
+
+/**
+ * One key Secret of the operator's namespace: read from the informer's cache, else created (once,
+ * shared by replicas). A failed create is retried on the next call.
+ */
+export class OperatorKey {
+  private created: Promise<string> | undefined;
+  private readonly o: { client: KubeClient; secrets: Informer<Secret>; namespace: string; name: string; field: string };
+
+  constructor(o: { client: KubeClient; secrets: Informer<Secret>; namespace: string; name: string; field: string }) {
+    this.o = o;
+  }
+
+  value(): Promise<string> {
+    const { client, secrets, namespace, name, field } = this.o;
+    const cached = secrets.get(`${namespace}/${name}`);
+    const value = cached ? secretValue(cached, field) : '';
+    if (value) return Promise.resolve(value);
+    this.created ??= createTokenSecret(client, { name, namespace, labels: { [LABELS.managedBy]: MANAGED_BY } }, field)
+      .then((s) => secretValue(s, field))
+      .catch((e: unknown) => {
+        this.created = undefined;
+        throw e;
+      });
+    return this.created;
   }
 }

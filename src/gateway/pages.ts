@@ -2,6 +2,15 @@
 import type { ServerResponse } from 'node:http';
 import type { Phase } from '../api/index.ts';
 
+/** Bodies the tests and clients see for the gateway's own refusals. */
+export const MESSAGES = {
+  noHopKey: 'the gateway is not ready: the operator has not created its hop key yet',
+  crossOrigin: 'cross-origin request refused',
+  preflight: 'this port does not answer cross-origin requests',
+  busy: 'the gateway has too many connections; try again',
+  notOnThisHost: 'not found',
+} as const;
+
 const TEXT: Record<number, string> = {
   400: 'bad request',
   401: 'a valid access token is required',
@@ -32,8 +41,8 @@ export function notRunning(res: ServerResponse, name: string, phase: Phase): voi
 }
 
 /** Refuses an upgrade on the raw socket. */
-export function refuseUpgrade(socket: { end(s: string): void; destroyed: boolean }, status: number): void {
+export function refuseUpgrade(socket: { end(s: string): void; destroyed: boolean }, status: number, message = TEXT[status] ?? 'error'): void {
   if (socket.destroyed) return;
-  const body = `${TEXT[status] ?? 'error'}\n`;
+  const body = `${message}\n`;
   socket.end(`HTTP/1.1 ${status} ${TEXT[status] ?? 'error'}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

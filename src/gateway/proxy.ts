@@ -6,11 +6,10 @@ import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type Ou
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PORT_HEADER, SECRET_HEADER } from '../api/index.ts';
+import { HOST_SESSION_COOKIE, SESSION_COOKIE } from './access.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 const SPOOFABLE = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip', 'x-gitspaces-user', SECRET_HEADER, PORT_HEADER, 'authorization']);
-
-export const SESSION_COOKIE = 'gitspaces_session';
 
 export interface Hop {
   upstream: { host: string; port: number };
@@ -39,7 +38,7 @@ export function upstreamHeaders(h: IncomingHttpHeaders, hop: Hop, upgrade?: stri
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_BY_HOP.has(k) || SPOOFABLE.has(k) || named.has(k)) continue;
     if (k === 'cookie') {
-      const kept = (Array.isArray(v) ? v.join('; ') : v).split(/;\s*/).filter((c) => c && !c.startsWith(`${SESSION_COOKIE}=`));
+      const kept = (Array.isArray(v) ? v.join('; ') : v).split(/;\s*/).filter((c) => c && !c.startsWith(`${SESSION_COOKIE}=`) && !c.startsWith(`${HOST_SESSION_COOKIE}=`));
       if (kept.length) out.cookie = kept.join('; ');
       continue;
     }

@@ -1,15 +1,15 @@
-// The route table: which Gitspace a request is for, from the Host (`<name>--<namespace>.<domain>`)
-// or the path (`/gitspaces/<namespace>/<name>/…`), and where its agent is. Everything comes from
-// the Gitspaces' own status (`status.route`), kept current by an informer: a route changes within
-// the watch latency of the status change, and no upstream a client names is ever dialled.
+// The route table: which Gitspace a request is for, from the Host (`<name>--<namespace>.<domain>`,
+// a port's `<port>--<name>--<namespace>.<domain>`) or the path (`/gitspaces/<namespace>/<name>/…`),
+// and where its agent is. Only derived facts are used: hosts from the name, namespace and the
+// infra's domain; ports' numbers and visibility from status; the upstream is the instance's private
+// address (checked) on the agent port, and the hop token is derived from the Gitspace's UID. What
+// else status says (route.host, ports[].host, route.upstream) is never read: whoever can write a
+// Gitspace's status must not be able to take another's host or make the gateway dial anything.
 import type { Gitspace, GitspaceInfra, Phase } from '../api/index.ts';
-import { gitspaceHost, HOP_SECRET_KEY, hopSecretName } from '../api/index.ts';
+import { AGENT_HTTP_PORT, gitspaceHost, hopToken, portHost } from '../api/index.ts';
 import { keyOf, type Informer } from '../runtime/informer.ts';
-import type { KubeObject } from '../runtime/kube.ts';
-
-export interface SecretObject extends KubeObject {
-  data?: Record<string, string>;
-}
+import { dialable } from './addresses.ts';
+import type { HopKey } from './hop-key.ts';
 
 export interface Target {
   key: string;
@@ -19,9 +19,9 @@ export interface Target {
   owner: string;
   sharedWith: string[];
   phase: Phase;
-  /** The agent, when the Gitspace is Running. */
+  /** The agent, when the Gitspace is Running on a dialable address. */
   upstream?: { host: string; port: number };
-  /** The per-Gitspace secret the agent requires, when the runner has created it. */
+  /** The hop token the agent requires, once the gateway has the hop key. */
   secret?: string;
 }
 
@@ -34,22 +34,20 @@ export interface Match {
   kind: 'host' | 'path' | 'port';
   /** The request's host, normalised. */
   host: string;
-  /** A forwarded port's host (`<port>--<name>--<namespace>.<domain>`): which port, who may use it. */
+  /** A forwarded port's host: which port, who may use it. */
   port?: { number: number; visibility: PortVisibility };
 }
 
 export type PortVisibility = 'private' | 'shared' | 'public';
 
-const PATH_PREFIX = /^\/gitspaces\/([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9]*)(\/.*)?$/;
-
-/** Only `http://<IPv4 or DNS name>:<port>` is accepted as an upstream (what the runner writes). */
-function parseUpstream(u: string | undefined): Target['upstream'] {
-  if (!u) return undefined;
-  const m = /^http:\/\/([0-9a-z.-]+):(\d{1,5})$/.exec(u);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  return port > 0 && port < 65_536 ? { host: m[1] ?? '', port } : undefined;
+/** What a host stands for: a Gitspace's main host, or one of its forwarded ports. */
+interface Claim {
+  key: string;
+  port?: number;
+  visibility?: PortVisibility;
 }
+
+const PATH_PREFIX = /^\/gitspaces\/([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9]*)(\/.*)?$/;
 
 /** Lower case, no port, no trailing dot. */
 export function normaliseHost(h: string | undefined): string {
@@ -59,107 +57,99 @@ export function normaliseHost(h: string | undefined): string {
 export class RouteTable {
   private readonly gitspaces: Informer<Gitspace>;
   private readonly infras: Informer<GitspaceInfra>;
-  private readonly secrets: Informer<SecretObject>;
-  private readonly hosts = new Map<string, string>();
-  private readonly hostOf = new Map<string, string>();
-  /** Forwarded ports' hosts → Gitspace key and port, and each Gitspace's port hosts. */
-  private readonly portHosts = new Map<string, { key: string; port: number; visibility: PortVisibility }>();
-  private readonly portHostsOf = new Map<string, string[]>();
+  private readonly hopKey: HopKey;
+  /** Host → every Gitspace (or port) that would be served there: more than one is refused. */
+  private readonly hosts = new Map<string, Claim[]>();
+  private readonly hostsOf = new Map<string, string[]>();
+  /** Called once per host that two Gitspaces would share (neither is served there). */
+  onConflict: (host: string, keys: string[]) => void = () => undefined;
 
-  constructor(gitspaces: Informer<Gitspace>, infras: Informer<GitspaceInfra>, secrets: Informer<SecretObject>) {
+  constructor(gitspaces: Informer<Gitspace>, infras: Informer<GitspaceInfra>, hopKey: HopKey) {
     this.gitspaces = gitspaces;
     this.infras = infras;
-    this.secrets = secrets;
-    const index = (g: Gitspace) => {
-      const key = keyOf(g);
-      const old = this.hostOf.get(key);
-      const host = this.hostFor(g);
-      if (old && old !== host) this.hosts.delete(old);
-      if (host) {
-        this.hosts.set(host, key);
-        this.hostOf.set(key, host);
-      }
-      this.unindexPorts(key);
-      const ports = (g.status?.route?.ports ?? []).map((p) => ({ host: normaliseHost(p.host), port: p.port, visibility: p.visibility ?? 'private' }));
-      for (const p of ports) this.portHosts.set(p.host, { key, port: p.port, visibility: p.visibility });
-      if (ports.length) this.portHostsOf.set(key, ports.map((p) => p.host));
-    };
+    this.hopKey = hopKey;
     gitspaces.on({
-      add: index,
+      add: (g) => {
+        this.index(g);
+      },
       update: (_, g) => {
-        index(g);
+        this.index(g);
       },
       delete: (g) => {
-        const key = keyOf(g);
-        this.targets.delete(key);
-        const host = this.hostOf.get(key);
-        if (host && this.hosts.get(host) === key) this.hosts.delete(host);
-        this.hostOf.delete(key);
-        this.unindexPorts(key);
+        this.unindex(keyOf(g));
+        this.targets.delete(keyOf(g));
       },
     });
     // An infra that appears (the informers sync in parallel) or changes its domain re-derives the
     // hosts of its Gitspaces.
     const reindex = (i: GitspaceInfra) => {
-      for (const g of gitspaces.list()) if (g.spec.infraRef.name === i.metadata.name) index(g);
+      for (const g of gitspaces.list()) if (g.spec.infraRef.name === i.metadata.name) this.index(g);
     };
-    infras.on({ add: reindex, update: (_, i) => { reindex(i); } });
+    infras.on({ add: reindex, update: (_, i) => { reindex(i); }, delete: reindex });
   }
 
-  private unindexPorts(key: string): void {
-    for (const h of this.portHostsOf.get(key) ?? []) if (this.portHosts.get(h)?.key === key) this.portHosts.delete(h);
-    this.portHostsOf.delete(key);
+  private claims(g: Gitspace): Map<string, Claim> {
+    const out = new Map<string, Claim>();
+    const infra = this.infras.get(g.spec.infraRef.name);
+    const domain = infra?.spec.gateway.domain.toLowerCase();
+    if (!infra || !domain) return out;
+    const key = keyOf(g);
+    const name = g.metadata.name ?? '';
+    const ns = g.metadata.namespace ?? '';
+    out.set(normaliseHost(gitspaceHost(name, ns, domain)), { key });
+    for (const p of g.status?.route?.ports ?? []) {
+      if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65_535) continue;
+      // Public only while the infra allows public ports (the runner says so too; this is the gate).
+      const visibility = p.visibility === 'public' && !infra.spec.gateway.allowPublicPorts ? 'shared' : (p.visibility ?? 'private');
+      out.set(normaliseHost(portHost(p.port, name, ns, domain)), { key, port: p.port, visibility });
+    }
+    return out;
   }
 
-  private hostFor(g: Gitspace): string | undefined {
-    const fromStatus = g.status?.route?.host;
-    if (fromStatus) return normaliseHost(fromStatus);
-    const domain = this.infras.get(g.spec.infraRef.name)?.spec.gateway.domain;
-    return domain ? gitspaceHost(g.metadata.name ?? '', g.metadata.namespace ?? '', domain) : undefined;
+  private index(g: Gitspace): void {
+    const key = keyOf(g);
+    this.unindex(key);
+    const mine = this.claims(g);
+    for (const [host, claim] of mine) {
+      const all = [...(this.hosts.get(host) ?? []), claim];
+      this.hosts.set(host, all);
+      if (all.length === 2) this.onConflict(host, all.map((c) => c.key));
+    }
+    this.hostsOf.set(key, [...mine.keys()]);
   }
 
-  /** Targets by Gitspace and its resourceVersion (and its Secret's): built once per change. */
+  private unindex(key: string): void {
+    for (const h of this.hostsOf.get(key) ?? []) {
+      const left = (this.hosts.get(h) ?? []).filter((c) => c.key !== key);
+      if (left.length) this.hosts.set(h, left);
+      else this.hosts.delete(h);
+    }
+    this.hostsOf.delete(key);
+  }
+
+  /** Targets by Gitspace, its infra's and the hop key's versions: built once per change. */
   private readonly targets = new Map<string, { version: string; target: Target }>();
 
   private target(g: Gitspace): Target {
     const key = keyOf(g);
-    const s = this.secrets.get(`${g.metadata.namespace ?? ''}/${hopSecretName(g.metadata.name ?? '')}`);
-    const version = `${g.metadata.resourceVersion ?? ''}/${s?.metadata.resourceVersion ?? ''}`;
+    const infra = this.infras.get(g.spec.infraRef.name);
+    const version = `${g.metadata.resourceVersion ?? ''}/${infra?.metadata.resourceVersion ?? ''}/${this.hopKey.version()}`;
     const hit = this.targets.get(key);
     if (hit?.version === version) return hit.target;
-    const target = this.buildTarget(g, s);
+    const target = buildTarget(g, infra, this.hopKey.key());
     this.targets.set(key, { version, target });
     return target;
   }
 
-  private buildTarget(g: Gitspace, hopSecret: SecretObject | undefined): Target {
-    const ns = g.metadata.namespace ?? '';
-    const name = g.metadata.name ?? '';
-    const phase = g.status?.phase ?? 'Pending';
-    const upstream = phase === 'Running' ? parseUpstream(g.status?.route?.upstream) : undefined;
-    // Only a Secret the Gitspace owns counts (decoded once per version: targets are cached by it).
-    const raw = hopSecret?.metadata.ownerReferences?.some((o) => o.uid === g.metadata.uid) ? hopSecret.data?.[HOP_SECRET_KEY] : undefined;
-    const secret = raw ? Buffer.from(raw, 'base64').toString('utf8') : undefined;
-    return {
-      key: `${ns}/${name}`, namespace: ns, name, infra: g.spec.infraRef.name, owner: g.spec.owner, sharedWith: g.spec.sharedWith ?? [], phase,
-      ...(upstream ? { upstream } : {}), ...(secret ? { secret } : {}),
-    };
-  }
-
   /** The Gitspace this request is for, or undefined (not ours: the gateway's own endpoints, or 404). */
   match(host: string, path: string): Match | undefined {
-    const port = this.portHosts.get(host);
-    if (port) {
-      const g = this.gitspaces.get(port.key);
-      if (!g) return undefined;
-      // Public only while the infra allows public ports (the runner says so too; this is the gate).
-      const visibility = port.visibility === 'public' && !this.infras.get(g.spec.infraRef.name)?.spec.gateway.allowPublicPorts ? 'shared' : port.visibility;
-      return { target: this.target(g), path, cookiePath: '/', kind: 'port', host, port: { number: port.port, visibility } };
-    }
-    const byHost = this.hosts.get(host);
-    if (byHost) {
-      const g = this.gitspaces.get(byHost);
-      if (g) return { target: this.target(g), path, cookiePath: '/', kind: 'host', host };
+    const claims = this.hosts.get(host);
+    if (claims) {
+      const c = claims.length === 1 ? claims[0] : undefined;
+      const g = c ? this.gitspaces.get(c.key) : undefined;
+      if (!c || !g) return undefined;
+      if (c.port !== undefined) return { target: this.target(g), path, cookiePath: '/', kind: 'port', host, port: { number: c.port, visibility: c.visibility ?? 'private' } };
+      return { target: this.target(g), path, cookiePath: '/', kind: 'host', host };
     }
     const m = PATH_PREFIX.exec(path.split('?')[0] ?? '');
     if (!m) return undefined;
@@ -181,4 +171,17 @@ export class RouteTable {
   get size(): number {
     return this.hosts.size;
   }
+}
+
+function buildTarget(g: Gitspace, infra: GitspaceInfra | undefined, hopKey: string | undefined): Target {
+  const ns = g.metadata.namespace ?? '';
+  const name = g.metadata.name ?? '';
+  const phase = g.status?.phase ?? 'Pending';
+  const ip = g.status?.instance?.privateIP;
+  const upstream = phase === 'Running' && ip && dialable(ip, infra?.spec.provider.local !== undefined) ? { host: ip, port: AGENT_HTTP_PORT } : undefined;
+  const uid = g.metadata.uid;
+  return {
+    key: `${ns}/${name}`, namespace: ns, name, infra: g.spec.infraRef.name, owner: g.spec.owner, sharedWith: g.spec.sharedWith ?? [], phase,
+    ...(upstream ? { upstream } : {}), ...(hopKey && uid ? { secret: hopToken(hopKey, uid) } : {}),
+  };
 }

@@ -179,6 +179,27 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
     expect(dRole.rules.find((x) => x.resources.includes('gitspaces'))?.verbs).to.not.include.members(['create']);
   });
 
+  it('grants Secrets exactly as the components use them: the gateway one Secret by name, the operator get (and its own keys)', () => {
+    type Rule = { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] };
+    const rules = (d: Rendered) => (d as Rendered & { rules: Rule[] }).rules;
+    const docs = render('gitspaces', 'chart-defaults', {});
+    expect(rules(one(docs, 'ClusterRole', '-gateway'))).to.deep.equal([{ apiGroups: ['gitspaces.dev'], resources: ['gitspaces', 'gitspaceinfras'], verbs: ['list', 'watch'] }]);
+    const gwRole = one(docs, 'Role', '-gateway');
+    expect(gwRole.metadata.namespace).to.equal('chart-defaults');
+    expect(rules(gwRole)).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['gitspaces-hop-key'], verbs: ['list', 'watch'] }]);
+    const keySets = render('gitspaces', 'chart-defaults', { gateway: { keySetSecrets: ['issuer-jwks'] } });
+    expect(rules(one(keySets, 'Role', '-gateway'))).to.deep.equal([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['gitspaces-hop-key'], verbs: ['list', 'watch'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['issuer-jwks'], verbs: ['get'] },
+    ]);
+    const secretRules = (d: Rendered) => rules(d).filter((r) => r.resources.includes('secrets'));
+    expect(secretRules(one(docs, 'ClusterRole', '-operator'))).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+    expect(rules(one(docs, 'Role', '-operator-keys'))).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], verbs: ['create', 'list', 'watch'] }]);
+    // No other role of the chart mentions Secrets.
+    const others = docs.filter((d) => ['ClusterRole', 'Role'].includes(d.kind) && !['gitspaces-gateway', 'gitspaces-operator', 'gitspaces-operator-keys'].includes(d.metadata.name));
+    for (const d of others) expect(secretRules(d), `${d.kind} ${d.metadata.name}`).to.deep.equal([]);
+  });
+
   it('refuses bad values with a message that names the value', () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ operator: { replicas: 0 } }, "at '/operator/replicas': minimum: got 0, want 1"],
@@ -192,6 +213,9 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
       [{ gateway: { ingress: { enabled: true } } }, "at '/gateway/ingress/host'"],
       [{ gateway: { ingress: { enabled: true, host: 'not a host' } } }, "at '/gateway/ingress/host'"],
       [{ gateway: { port: 80 } }, "at '/gateway/port'"],
+      [{ gateway: { trustedProxies: ['a load balancer'] } }, "at '/gateway/trustedProxies/0'"],
+      [{ gateway: { maxConnections: 0 } }, "at '/gateway/maxConnections'"],
+      [{ gateway: { timeouts: { headersSeconds: 'soon' } } }, "at '/gateway/timeouts/headersSeconds'"],
       [{ infra: { create: true } }, "at '/infra/spec': missing property 'provider'"],
       [{ metrics: { serviceMonitor: { interval: 'often' } } }, "at '/metrics/serviceMonitor/interval'"],
       [{ admission: { validationActions: ['Deny', 'Warn'] } }, "at '/admission/validationActions'"],
@@ -277,7 +301,7 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
       const g = await stack.createGitspace('rbacapp', `file://${repo}`, makeSshKey().publicLine, { ide: 'ssh' });
       expect(g.phase).to.equal('Running');
 
-      // The gateway (reading Gitspaces and hop Secrets in another namespace) lets the owner in.
+      // The gateway (reading Gitspaces, and of Secrets only the hop key by name) lets the owner in.
       // (fetch cannot set Host, so by path: /gitspaces/<namespace>/<name>/)
       const page = await fetch(`${stack.gatewayURL}/gitspaces/${DEV}/rbacapp/`, { headers: { authorization: `Bearer ${g.token}` } });
       const body = await page.text();
@@ -303,12 +327,30 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
       }
     });
 
+    it('the gateway\'s own token cannot read a Secret of a tenant namespace (a real GET is 403)', async () => {
+      const r = await testCluster().request('POST', `/api/v1/namespaces/${NS}/serviceaccounts/gitspaces-gateway/token`, {
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } },
+      });
+      const token = (r.json as { status: { token: string } }).status.token;
+      await testCluster().request('POST', `/api/v1/namespaces/${DEV}/secrets`, { body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tenant-secret' }, stringData: { password: 'x' } } });
+      const gateway = { name: 'gitspaces-gateway', token, groups: [] };
+      expect((await testCluster().request('GET', `/api/v1/namespaces/${DEV}/secrets/tenant-secret`, { user: gateway })).status).to.equal(403);
+      expect((await testCluster().request('GET', `/api/v1/namespaces/${DEV}/secrets`, { user: gateway })).status).to.equal(403);
+      // What its informer does: list and watch the hop key by name in its namespace.
+      const byName = `fieldSelector=${encodeURIComponent('metadata.name=gitspaces-hop-key')}`;
+      expect((await testCluster().request('GET', `/api/v1/namespaces/${NS}/secrets?${byName}`, { user: gateway })).status).to.equal(200);
+      expect((await testCluster().request('GET', `/api/v1/namespaces/${NS}/secrets`, { user: gateway })).status, 'every Secret of its namespace').to.equal(403);
+    });
+
     it('allows nothing beyond what the components call', () => {
       const op = 'gitspaces-operator';
       const gw = 'gitspaces-gateway';
       // What they do need.
       expect(can(op, 'update', 'gitspaces.gitspaces.dev/status')).to.equal(true);
-      expect(can(op, 'create', 'secrets', DEV)).to.equal(true);
+      expect(can(op, 'get', 'secrets', DEV)).to.equal(true);
+      expect(can(op, 'create', 'secrets', NS)).to.equal(true);
+      expect(can(op, 'watch', 'secrets', NS)).to.equal(true);
+      expect(can(gw, 'watch', 'secrets/gitspaces-hop-key', NS)).to.equal(true);
       expect(can(op, 'update', 'leases.coordination.k8s.io/gitspaces-operator', NS)).to.equal(true);
       expect(can(gw, 'watch', 'gitspaces.gitspaces.dev')).to.equal(true);
       // What they must not.
@@ -317,6 +359,9 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
         [op, 'create', 'gitspaceinfras.gitspaces.dev', undefined], [op, 'update', 'leases.coordination.k8s.io/other', NS],
         [op, 'get', 'leases.coordination.k8s.io', 'kube-system'], [op, 'create', 'deployments.apps', NS], [op, 'escalate', 'clusterroles.rbac.authorization.k8s.io', undefined],
         [gw, 'create', 'secrets', DEV], [gw, 'update', 'gitspaces.gitspaces.dev', undefined], [gw, 'patch', 'gitspaces.gitspaces.dev/status', undefined],
+        [gw, 'get', 'secrets', DEV], [gw, 'list', 'secrets', undefined], [gw, 'watch', 'secrets', NS], [gw, 'get', 'secrets/gitspaces-enrolment', NS],
+        [op, 'create', 'secrets', DEV], [op, 'list', 'secrets', DEV], [op, 'watch', 'secrets', undefined], [op, 'update', 'secrets', undefined],
+        [op, 'patch', 'secrets', NS], [op, 'delete', 'secrets', undefined],
         [gw, 'get', 'configmaps', undefined], [gw, 'create', 'events.events.k8s.io', undefined],
       ] as [string, string, string, string | undefined][]) {
         expect(can(sa, verb, resource, ns), `${sa} ${verb} ${resource}${ns ? ` in ${ns}` : ''}`).to.equal(false);

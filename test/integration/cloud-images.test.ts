@@ -36,6 +36,7 @@ import { k8s } from '../support/gitspaces.ts';
 import { TestIssuer } from '../support/issuer.ts';
 import { motoPeer, type MotoPeer } from '../support/moto.ts';
 import type { Manifest } from '../support/resources.ts';
+import { hopTokenOf } from '../support/hop.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-vms';
@@ -124,10 +125,8 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
 
   const setState = (name: string, state: string) => k8s.patch({ apiVersion: 'gitspaces.dev/v1alpha1', kind: 'Gitspace', metadata: { name, namespace: NS } }, { spec: { state } });
 
-  async function hopSecret(name: string): Promise<string> {
-    const s = await testCluster().request('GET', `/api/v1/namespaces/${NS}/secrets/${name}-gitspace-token`);
-    return Buffer.from((s.json as { data: { token: string } }).data.token, 'base64').toString('utf8');
-  }
+  /** The Gitspace's hop token, derived from the hop key in the operator's namespace. */
+  const hopSecret = async (name: string): Promise<string> => hopTokenOf(await get(name), NS);
 
   async function enrolmentKey(): Promise<string> {
     const s = await testCluster().request('GET', `/api/v1/namespaces/${NS}/secrets/gitspaces-enrolment`);

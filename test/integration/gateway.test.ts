@@ -6,21 +6,23 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { AGENT_HTTP_PORT, SECRET_HEADER, type Gitspace } from '../../src/api/index.ts';
+import { AGENT_HTTP_PORT, PORT_HEADER, SECRET_HEADER, type Gitspace } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import { LocalProvider } from '../../src/providers/local/provider.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/log.ts';
+import { freePort } from '../cluster/cluster.ts';
 import { testCluster } from '../cluster/current.ts';
 import { makeRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
+import { hopTokenOf } from '../support/hop.ts';
 import { hmacWithPublicKey, tamper, TestIssuer, unsignedToken } from '../support/issuer.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
 import { ROOT, type Manifest } from '../support/resources.ts';
@@ -50,6 +52,9 @@ describe('gateway (real API server, real agent, test issuer)', function () {
   let app: Manifest;
   let running: Gitspace;
   let agentSecret: string;
+  /** A public forwarded port's server on the "VM" (its loopback is the host's). */
+  let devPort: number;
+  let devServer: Server;
 
   const send = (path: string, o: { host?: string; headers?: Record<string, string>; method?: string; port?: number } = {}): Promise<Reply> =>
     new Promise((resolve, reject) => {
@@ -97,17 +102,23 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     issuer = await TestIssuer.start();
     const infra = infraManifest(INFRA, join(work, 'instances'));
     (infra.spec as Record<string, unknown>).auth = { issuer: issuer.url, audience: issuer.audience };
+    (infra.spec as { gateway: Record<string, unknown> }).gateway.allowPublicPorts = true;
+    devPort = await freePort();
+    devServer = createServer((req, res) => {
+      req.resume();
+      res.end(`dev server ${req.method ?? ''} ${req.url ?? ''}\n`);
+    });
+    await new Promise<void>((r) => devServer.listen(devPort, '127.0.0.1', r));
     await k8s.apply(infra);
     const provider = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] });
     op = await startInProcessOperator({ provider, realAgent: true, sweep: false });
     gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', activityIntervalMs: 300, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
     await gw.start();
     app = gitspaceManifest('gw-app', { infra: INFRA, repo, key });
-    Object.assign(app.spec as Record<string, unknown>, { owner: OWNER, sharedWith: [FRIEND] });
+    Object.assign(app.spec as Record<string, unknown>, { owner: OWNER, sharedWith: [FRIEND], ports: [{ port: devPort, visibility: 'public' }] });
     await k8s.apply(app);
     running = await k8s.waitPhase(app, 'Running', 60_000);
-    const secret = await testCluster().request('GET', '/api/v1/namespaces/default/secrets/gw-app-gitspace-token');
-    agentSecret = Buffer.from((secret.json as { data: { token: string } }).data.token, 'base64').toString('utf8');
+    agentSecret = await hopTokenOf(running);
   });
 
   after(async () => {
@@ -117,6 +128,7 @@ describe('gateway (real API server, real agent, test issuer)', function () {
       await gw.stop();
       await op.manager.stop();
       await issuer.stop();
+      devServer.close();
       rmSync(work, { recursive: true, force: true });
     }
   });
@@ -264,6 +276,25 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     expect(gw.activity.sent - sentBefore, 'reports for 40 requests').to.be.at.most(4);
   });
 
+  it('sends a forwarded port\'s requests to that port whatever the path, never to the agent\'s own endpoints; anonymous visitors keep nothing awake', async () => {
+    const portHost = `${String(devPort)}--gw-app--default.${DOMAIN}`;
+    const ip = running.status?.instance?.privateIP ?? '';
+    const activityOf = async () => ((await (await fetch(`http://${ip}:${AGENT_HTTP_PORT}/activity`, { headers: { [SECRET_HEADER]: agentSecret } })).json()) as { lastActivityTime: string }).lastActivityTime;
+    await gw.activity.flush();
+    await new Promise((r) => setTimeout(r, 400)); // reports of earlier tests' requests are out
+    const t0 = await activityOf();
+    for (const [method, path] of [['GET', '/healthz'], ['POST', '/activity'], ['GET', '/activity'], ['GET', '/v1/stats'], ['GET', '/']] as const) {
+      const r = await send(path, { host: portHost, method });
+      expect(r.body, `${method} ${path} on the public port`).to.equal(`dev server ${method} ${path}\n`);
+    }
+    await gw.activity.flush();
+    expect(await activityOf(), 'last activity after anonymous use of the public port').to.equal(t0);
+    // At the agent itself, with the hop token: a port it does not forward is 404, not its health.
+    const direct = await fetch(`http://${ip}:${AGENT_HTTP_PORT}/healthz`, { headers: { [SECRET_HEADER]: agentSecret, [PORT_HEADER]: '1' } });
+    expect(direct.status).to.equal(404);
+    expect(await direct.text()).to.equal('this port is not forwarded\n');
+  });
+
   it('picks up a new signing key (rotation) on an unknown kid', async () => {
     const k2 = await issuer.addKey('k2');
     const fetches = issuer.fetches;
@@ -372,21 +403,10 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     if (r.status === 502) expect(r.body).to.equal('the Gitspace did not answer\n');
   });
 
-  it('serves /healthz, /readyz and /metrics on its own host; limits clients that keep failing', async () => {
+  it('serves /healthz, /readyz and /metrics on its own host (its limits: gateway-limits.test.ts)', async () => {
     expect((await send('/healthz', { host: 'gateway.internal' })).body).to.equal('ok\n');
     expect((await send('/readyz', { host: 'gateway.internal' })).status).to.equal(200);
     const metrics = await send('/metrics', { host: 'gateway.internal' });
     expect(metrics.body).to.include('gitspaces_gateway_requests_total{host_class="host",code="200"}').and.include('gitspaces_gateway_request_duration_seconds_bucket');
-
-    const strict = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', authFailureBurst: 3, authFailureRate: 0.01, drainDelayMs: 0 });
-    await strict.start();
-    try {
-      const codes: number[] = [];
-      for (let i = 0; i < 5; i++) codes.push((await send('/', { port: strict.port, headers: { authorization: 'Bearer nope' } })).status);
-      expect(codes).to.deep.equal([401, 401, 401, 429, 429]);
-      expect((await send('/', { port: strict.port, headers: await bearer(OWNER) })).status, 'a valid token from a blocked client').to.equal(429);
-    } finally {
-      await strict.stop();
-    }
   });
 });

@@ -14,6 +14,7 @@ import { startOperator, type OperatorProcess } from '../support/operator.ts';
 import { resourcePath, statusMessage } from '../support/resources.ts';
 import { eventually, rejection } from '../support/wait.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
+import { hopTokenOf } from '../support/hop.ts';
 
 describe('Gitspace lifecycle (operator process, local provider)', function () {
   this.timeout(120_000);
@@ -65,9 +66,8 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
     const tty = await sshExec(ip, 47122, key, 'tty; stty size', true);
     expect(tty.stdout).to.match(/\/dev\/pts\/\d+/);
     expect(tty.stdout).to.include('30 100');
-    // The agent's HTTP port answers only with the per-Gitspace token from the Secret.
-    const tokenSecret = (await testCluster().request('GET', '/api/v1/namespaces/default/secrets/life-gitspace-token')).json as { data: { token: string } };
-    const token = Buffer.from(tokenSecret.data.token, 'base64').toString();
+    // The agent's HTTP port answers only with the Gitspace's hop token (derived from the hop key).
+    const token = await hopTokenOf(running);
     expect((await fetch(`http://${ip}:47100/healthz`)).status).to.equal(401);
     expect((await fetch(`http://${ip}:47100/healthz`, { headers: { 'x-gitspaces-secret': 'wrong' } })).status).to.equal(401);
     const health = await fetch(`http://${ip}:47100/healthz`, { headers: { 'x-gitspaces-secret': token } });
@@ -102,13 +102,12 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
     const reasons = await k8s.eventReasons(running);
     expect(reasons).to.include.members(['InfraProvisioningStarted', 'InfraProvisioningCompleted', 'IDEReady', 'InstanceStopping', 'Stopped', 'InstanceStarting']);
 
-    // Delete: the instance (processes, directory) and the token Secret go before the Gitspace does.
-    const secretPath = `/api/v1/namespaces/default/secrets/life-gitspace-token`;
-    expect((await testCluster().request('GET', secretPath)).status).to.equal(200);
+    // Delete: the instance (processes, directory) goes before the Gitspace does. No Secret was made
+    // for it in its namespace.
+    expect((await testCluster().request('GET', '/api/v1/namespaces/default/secrets/life-gitspace-token')).status).to.equal(404);
     await k8s.deleteAndWait(m);
     expect(existsSync(instDir)).to.equal(false);
     expect(agentPids(instDir)).to.deep.equal([]);
-    await eventually('the token Secret to be garbage-collected', 30_000, async () => (await testCluster().request('GET', secretPath)).status === 404);
   });
 
   it('clones a private repository with credentials from a Secret, which never reach the checkout or the logs', async () => {

@@ -213,11 +213,12 @@ describe('agent bundle', () => {
       apiVersion: 'gitspaces.dev/v1alpha1', kind: 'Gitspace',
       metadata: { name: 'app', namespace: 'dev', uid: 'u-1', resourceVersion: '1' },
       spec: { infraRef: { name: 'infra' }, owner: 'alice@example.com', repository: { url: 'https://example.com/r.git' } },
-      status: { phase: 'Running', route: { host: HOST, upstream: 'http://127.0.0.1:1' } },
+      status: { phase: 'Running', instance: { privateIP: '10.0.0.1' } },
     } as unknown as Gitspace;
+    const infra = { apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: 'infra', resourceVersion: '1' }, spec: { provider: { gcp: {} }, gateway: { domain: 'gs.example.com' } } };
     /** A cluster with one Running Gitspace: lists it, then watches until stopped. */
     const client = {
-      list: (r: { plural: string }) => Promise.resolve({ metadata: { resourceVersion: '1' }, items: r.plural === 'gitspaces' ? [gitspace] : [] } as KubeList<KubeObject>),
+      list: (r: { plural: string }) => Promise.resolve({ metadata: { resourceVersion: '1' }, items: r.plural === 'gitspaces' ? [gitspace] : r.plural === 'gitspaceinfras' ? [infra] : [] } as KubeList<KubeObject>),
       watch: (_r: unknown, o: { signal?: AbortSignal }) => new Promise<void>((resolve) => o.signal?.addEventListener('abort', () => { resolve(); })),
       get: () => Promise.reject(new Error('no such object')),
     } as unknown as KubeClient;

@@ -1,19 +1,12 @@
 // Names, routes and links derived from a Gitspace: pure functions, one place.
 import type { Gitspace, GitspaceInfra, GitspaceStatus } from '../../api/index.ts';
 import { repoDirName } from '../../api/index.ts';
-import { hopSecretName as apiHopSecretName, gitspaceHost, portHost } from '../../api/resources.ts';
+import { gitspaceHost, portHost } from '../../api/resources.ts';
 
 /** Deterministic instance name: the same Gitspace always maps to the same VM name. */
 export function instanceName(gs: Gitspace): string {
   return `gs-${gs.metadata.uid ?? ''}`;
 }
-
-/** The Secret holding the per-Gitspace token the gateway sends to the VM agent. */
-export function hopSecretName(gs: Gitspace): string {
-  return apiHopSecretName(gs.metadata.name ?? '');
-}
-
-export { HOP_SECRET_KEY } from '../../api/resources.ts';
 
 export function gatewayHost(gs: Gitspace, infra: GitspaceInfra): string {
   return gitspaceHost(gs.metadata.name ?? '', gs.metadata.namespace ?? '', infra.spec.gateway.domain);

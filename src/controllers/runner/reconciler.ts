@@ -24,7 +24,7 @@ import type { Enrolment } from '../enrolment.ts';
 import type { AgentClaim, AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type Decision } from './decide.ts';
 import { claimFor, labelledFor, VmAgent, type AgentObservation } from './vm-agent.ts';
-import { ensureHopSecret, repoCredentials } from './gitspace-secrets.ts';
+import { repoCredentials } from './gitspace-secrets.ts';
 import { Wait } from './wait.ts';
 import type { InstanceObserver } from './observer.ts';
 import { checkoutPath, instanceName, parseDuration, publishedPorts, route, userURLs } from './naming.ts';
@@ -165,7 +165,7 @@ export class RunnerReconciler implements Reconciler {
     const provider = await this.d.providerFor(infra);
     // A pooled VM's name is the pool's; it is in the status from the moment it was claimed.
     const name = gs.status?.instance?.name ?? instanceName(gs);
-    const token = await ensureHopSecret(this.d.client, this.d.secrets, gs);
+    const token = await this.d.enrolment.hopToken(gs);
     let inst = await this.d.observer.get(infraName, provider, name);
     let agent = await this.agents.observe(inst, token);
     if (inst && gs.status?.instance?.pooled) inst = await this.agents.adoptPooled(gs, infraName, provider, inst, this.labels(gs, infra));

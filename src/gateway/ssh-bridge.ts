@@ -1,0 +1,74 @@
+// SSH for desktop IDEs: the client's WebSocket (from `gitspaces ssh`, an OpenSSH ProxyCommand)
+// carries the SSH bytes; the gateway joins it to the agent's `/v1/ssh` upgrade, behind the hop
+// token. The VM needs no SSH port open to anything but the agent's HTTP port. Each direction stops
+// reading when the other cannot keep up, so a client or agent that does not read holds a bounded
+// amount of the gateway's memory (about HIGH_WATER per connection), not all that the other sends.
+import { request, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { AGENT_SSH_PATH, SECRET_HEADER } from '../api/index.ts';
+import { refuseUpgrade } from './pages.ts';
+import type { Hop } from './proxy.ts';
+
+/** Bytes queued toward the client at which the agent's side stops being read, and resumes. */
+const HIGH_WATER = 1 << 20;
+const LOW_WATER = 256 << 10;
+
+export interface BridgeHooks {
+  idleMs: number;
+  onOpen(): void;
+  onClose(): void;
+  onData(): void;
+}
+
+export function sshBridge(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer, hop: Hop, hooks: BridgeHooks): void {
+  const up = request({
+    host: hop.upstream.host, port: hop.upstream.port, path: AGENT_SSH_PATH,
+    headers: { [SECRET_HEADER]: hop.secret, connection: 'Upgrade', upgrade: 'gitspaces-ssh', 'x-gitspaces-user': hop.user },
+  });
+  up.setTimeout(10_000, () => up.destroy());
+  up.on('response', (r) => {
+    r.resume();
+    refuseUpgrade(socket, 502);
+  });
+  up.on('error', () => {
+    refuseUpgrade(socket, 502);
+  });
+  up.on('upgrade', (_r, agent, agentHead: Buffer) => {
+    up.setTimeout(0);
+    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      hooks.onOpen();
+      // Bytes the agent sent right after its 101 (the SSH banner) came with the response.
+      if (agentHead.length) ws.send(agentHead);
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        agent.destroy();
+        ws.terminate();
+        hooks.onClose();
+      };
+      // Every byte passes through the agent's socket, whose timeout both reads and writes reset.
+      agent.setTimeout(hooks.idleMs, close);
+      ws.on('message', (data: Buffer) => {
+        hooks.onData();
+        if (!agent.write(data)) ws.pause();
+      });
+      agent.on('drain', () => {
+        ws.resume();
+      });
+      const sent = () => {
+        if (agent.isPaused() && ws.bufferedAmount < LOW_WATER) agent.resume();
+      };
+      agent.on('data', (d: Buffer) => {
+        ws.send(d, sent);
+        if (ws.bufferedAmount >= HIGH_WATER) agent.pause();
+      });
+      ws.on('close', close);
+      ws.on('error', close);
+      agent.on('close', close);
+      agent.on('error', close);
+    });
+  });
+  up.end();
+}
