@@ -86,7 +86,7 @@ async function lifecycle(client: KubeClient, infra: string, prefix: string): Pro
 async function applyInfra(client: KubeClient, name: string, provider: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<void> {
   await client.create(GITSPACE_INFRAS, {
     apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name },
-    spec: { provider, machineTypes: [{ name: 'small', providerType: provider.aws ? 't3.medium' : 'e2-standard-2' }], gateway: { domain: 'bench.example.com', egressRanges: ['127.0.0.0/8'] }, ...extra, ...(provider.aws ? { image: extra.image } : { image: IMAGE }) },
+    spec: { provider, machineTypes: [{ name: 'small', providerType: provider.aws ? 't3.medium' : 'e2-standard-2' }], allowedNamespaces: {}, gateway: { domain: 'bench.example.com', egressRanges: ['127.0.0.0/8'] }, ...extra, ...(provider.aws ? { image: extra.image } : { image: IMAGE }) },
   } as KubeObject);
   await waitUntil(`infra ${name} Ready`, 60_000, async () => {
     const i = await client.get<GitspaceInfra>(GITSPACE_INFRAS, undefined, name);

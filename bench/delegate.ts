@@ -31,7 +31,7 @@ try {
   await client.create({ group: '', version: 'v1', plural: 'namespaces', namespaced: false }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } });
   await client.create(GITSPACE_INFRAS, {
     apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: 'bench' },
-    spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], gateway: { domain: 'bench.localhost' } },
+    spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], allowedNamespaces: {}, gateway: { domain: 'bench.localhost' } },
   } as KubeObject);
   await cp.start();
   const url = `http://127.0.0.1:${cp.port}`;

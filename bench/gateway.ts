@@ -146,7 +146,7 @@ try {
   // The route: a Gitspace whose instance is the upstream (a local infra's may be loopback), and the hop key.
   await client.create(GITSPACE_INFRAS, {
     apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: 'bench' },
-    spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], gateway: { domain: 'gitspaces.localhost' }, auth: { issuer, audience: 'gitspaces' } },
+    spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], allowedNamespaces: {}, gateway: { domain: 'gitspaces.localhost' }, auth: { issuer, audience: 'gitspaces' } },
   } as KubeObject);
   await client.create<Gitspace>(GITSPACES, {
     apiVersion: 'gitspaces.dev/v1alpha1', kind: 'Gitspace', metadata: { name: 'bench', namespace: 'default' },

@@ -34,7 +34,7 @@ async function runOne(n: number): Promise<Record<string, string | number>> {
     const client = new KubeClient(cluster.access());
     await client.create({ group: 'gitspaces.dev', version: 'v1alpha1', plural: 'gitspaceinfras', namespaced: false }, {
       apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: 'bench' },
-      spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], gateway: { domain: 'bench.localhost' } },
+      spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], allowedNamespaces: {}, gateway: { domain: 'bench.localhost' } },
     } as KubeObject);
     for (const ns of ['bench', 'ceiling']) await client.create({ group: '', version: 'v1', plural: 'namespaces', namespaced: false }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
 

@@ -152,7 +152,7 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
       spec: {
         provider: gcpProviderSpec(PROJECT, ZONE), image,
         machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
-        gateway: { domain: DOMAIN, egressRanges: ['172.16.0.0/12'] },
+        allowedNamespaces: {}, gateway: { domain: DOMAIN, egressRanges: ['172.16.0.0/12'] },
         auth: { issuer: o.issuer.url, audience: o.issuer.audience },
         vm: { agentBundleBaseURL: `http://${NET.host}:${String(gateway.port)}/.gitspaces/agent` },
         ...(pool ? { pool: [{ machineType: 'small', zone: ZONE, minReady: 1, max: 1 }] } : {}),

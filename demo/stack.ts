@@ -133,7 +133,7 @@ export class Stack {
     this.say('starting the operator (runner, infra, pool and delegate controllers; leader election)');
     const opNs = this.o.operatorNamespace ?? this.o.namespace;
     const op = this.spawn('operator', [
-      'operator', '--leader-elect', '--health-port', String(this.o.ports.operatorHealth), '--local-dir', this.localDir,
+      'operator', '--leader-elect', '--allow-local-provider', '--health-port', String(this.o.ports.operatorHealth), '--local-dir', this.localDir,
       '--control-plane-url', this.controlPlaneURL, '--delegate-token-file', join(work, DELEGATE_TOKEN_FILE),
       '--delegate-namespace', this.o.namespace, '--delegate-name', 'demo-cluster',
     ], { KUBECONFIG: this.o.operatorKubeconfig ?? this.o.kubeconfig, POD_NAMESPACE: opNs });
@@ -157,7 +157,7 @@ export class Stack {
         provider: { local: { baseDir: this.localDir } },
         // 'unpooled' is the same local VM without a warm pool (what a cold start gets).
         machineTypes: [{ name: 'small', providerType: 'local' }, { name: 'unpooled', providerType: 'local' }],
-        gateway: { domain: DOMAIN, ...(this.o.allowPublicPorts ? { allowPublicPorts: true } : {}) },
+        allowedNamespaces: {}, gateway: { domain: DOMAIN, ...(this.o.allowPublicPorts ? { allowPublicPorts: true } : {}) },
         auth: this.o.issuer ? { issuer: this.o.issuer.url, audience: this.o.issuer.audience } : { issuer: this.controlPlaneURL, audience: 'gitspaces' },
         ...(this.o.pool ? { pool: [{ machineType: 'small', zone: 'local', ...this.o.pool }] } : {}),
       },

@@ -86,3 +86,8 @@ export const INFRA_CONDITIONS = ['Ready', 'CredentialsValid', 'NetworkReady', 'G
 
 /** Gitspace names become part of a DNS label `<name>--<namespace>.<domain>`; see gitspace.ts. */
 export const MAX_GITSPACE_NAME = 40;
+/**
+ * A Gitspace's name and namespace together, at most: its port hosts' first label,
+ * `<port>--<name>--<namespace>`, must be a DNS label (63) with a five-digit port.
+ */
+export const MAX_NAME_AND_NAMESPACE = 54;

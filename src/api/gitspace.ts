@@ -201,13 +201,14 @@ export const gitspaceStatusSchema = object(
 
 /**
  * Constraints on metadata.name (the only metadata a CRD may constrain): the name becomes part of
- * a DNS label, `<name>--<namespace>.<domain>`, so it must be short and must not contain `--`.
+ * a DNS label, `<name>--<namespace>.<domain>`, so it must be short and must not contain `--`; it
+ * starts with a letter so that no name reads like a port host's `<port>--` prefix.
  */
 export const gitspaceNameSchema = withRules(
   string({ description: 'Name of the Gitspace.', maxLength: MAX_GITSPACE_NAME }),
   {
-    rule: "!self.contains('--') && !self.contains('.')",
-    message: "must not contain '--' or '.' (the gateway host is <name>--<namespace>.<domain>)",
+    rule: "self.matches('^[a-z]') && !self.contains('--') && !self.contains('.')",
+    message: "must start with a letter and not contain '--' or '.' (the gateway host is <name>--<namespace>.<domain>, a port's <port>--<name>--<namespace>.<domain>)",
   },
 );
 

@@ -156,21 +156,16 @@ const gateway = object(
         name: objectName('Name of the kubernetes.io/tls Secret.'),
         namespace: objectName('Namespace of the Secret. Defaults to the namespace the operator runs in.'),
       },
-      { description: 'Wildcard certificate for the domain. Plain HTTP when unset (development only).', required: ['name'] },
+      {
+        description:
+          "The wildcard certificate users are served (by the gateway's own TLS or the Ingress in front of it): links are https, and the infra controller checks it (present, valid now, covering *.<domain>) in GatewayReady. Plain HTTP links when unset (development only).",
+        required: ['name'],
+      },
     ),
-    replicas: integer({ description: 'Gateway Deployment replicas.', minimum: 1, maximum: 20, default: 2 }),
     allowPublicPorts: boolean({
       description: "Whether a Gitspace's ports may be public (reachable without a token). Off: a port marked public is served as shared (any valid token of the issuer).",
       default: false,
     }),
-    sourceRanges: withRules(
-      array(string({ description: 'A CIDR, e.g. 10.0.0.0/8.', maxLength: 43 }), {
-        description: 'Client CIDRs allowed to reach the gateway. Everyone when empty.',
-        maxItems: 64,
-        listType: 'set',
-      }),
-      { rule: 'self.all(r, isCIDR(r))', message: 'every entry must be a CIDR such as 10.0.0.0/8' },
-    ),
     egressRanges: withRules(
       array(string({ description: 'A CIDR, e.g. 10.8.0.0/14.', maxLength: 43 }), {
         description:
@@ -188,6 +183,36 @@ const gateway = object(
     ),
   },
   { description: 'The authenticated gateway in front of every Gitspace of this infra.', required: ['domain'] },
+);
+
+const selectorRequirement = withRules(
+  object(
+    {
+      key: string({ description: 'The label key.', minLength: 1, maxLength: 317 }),
+      operator: enumeration(['In', 'NotIn', 'Exists', 'DoesNotExist'] as const, { description: 'How the key relates to the values.' }),
+      values: array(string({ description: 'A label value.', maxLength: 63 }), { description: 'Values for In and NotIn; empty for Exists and DoesNotExist.', maxItems: 64, listType: 'atomic' }),
+    },
+    { description: 'A label selector requirement.', required: ['key', 'operator'] },
+  ),
+  {
+    rule: "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+    message: 'In and NotIn need values; Exists and DoesNotExist take none',
+  },
+);
+
+/**
+ * Which namespaces may run Gitspaces on this infra, by their labels. Absent: none (a platform
+ * team opts namespaces in); `{}`: every namespace.
+ */
+const allowedNamespaces = object(
+  {
+    matchLabels: record(string({ description: 'A label value.', maxLength: 63 }), { description: 'Labels a namespace must have.', maxProperties: 64 }),
+    matchExpressions: array(selectorRequirement, { description: 'Requirements a namespace\'s labels must meet (all of them).', maxItems: 32, listType: 'atomic' }),
+  },
+  {
+    description:
+      "The namespaces whose Gitspaces may use this infra, as a label selector on Namespaces (like a NetworkPolicy's namespaceSelector). Absent: no namespace may (the safe default; a Gitspace waits with NamespaceNotAllowed). {} admits every namespace.",
+  },
 );
 
 const poolEntry = withRules(
@@ -273,6 +298,7 @@ export const infraSpecSchema = withRules(
         minLength: 1,
         maxLength: 1024,
       }),
+      allowedNamespaces,
       gateway,
       pool: array(poolEntry, {
         description: 'Warm pools of pre-booted VMs.',
@@ -345,13 +371,6 @@ export const infraStatusSchema = object(
       description: 'Gitspaces on this infra by phase.',
       maxProperties: 16,
     }),
-    gateway: object(
-      {
-        endpoint: string({ description: 'Where users reach the gateway.', maxLength: 2048 }),
-        readyReplicas: integer({ description: 'Ready gateway replicas.', minimum: 0 }),
-      },
-      { description: 'Observed state of the gateway.' },
-    ),
   },
   { description: 'Observed state of a GitspaceInfra.' },
 );

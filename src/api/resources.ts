@@ -5,6 +5,7 @@ import { GITSPACE, GITSPACE_INFRA, GROUP, VERSION } from './constants.ts';
 export const GITSPACES = { group: GROUP, version: VERSION, plural: GITSPACE.plural, namespaced: true } as const;
 export const GITSPACE_INFRAS = { group: GROUP, version: VERSION, plural: GITSPACE_INFRA.plural, namespaced: false } as const;
 export const SECRETS = { group: '', version: 'v1', plural: 'secrets', namespaced: true } as const;
+export const NAMESPACES = { group: '', version: 'v1', plural: 'namespaces', namespaced: false } as const;
 
 /**
  * The host a Gitspace is served at by the gateway: <name>--<namespace>.<domain>. A name starts

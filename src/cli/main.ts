@@ -9,7 +9,9 @@ const usage = `usage: gitspaces <command> [flags]
 commands:
   operator   run the controllers (--health-port 8081, --leader-elect, --workers 4, --local-dir DIR,
              --agent-bundles DIR (the bundles VMs download; default $GITSPACES_AGENT_BUNDLES),
-             --gce-endpoint URL / --ec2-endpoint URL to talk to a fake or moto)
+             --gce-endpoint URL / --ec2-endpoint URL to talk to a fake or moto,
+             --allow-local-provider to serve local infras: development only, ignored in a cluster,
+             --gateway-url URL: the gateway whose /readyz the infras' GatewayReady reports)
   agent      run the VM agent (--root /var/lib/gitspaces: its boot facts, then its claimed config)
   gateway    run the authenticated gateway (--port 8080, --tls-cert/--tls-key FILE, --agent-bundles DIR,
              --activity-interval-ms, --idle-ms, --drain-ms, --jwks-cooldown-ms, --trusted-proxies CIDR,...,

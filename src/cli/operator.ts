@@ -44,15 +44,22 @@ export async function runOperator(argv: string[]): Promise<void> {
   const agentCommand = [process.execPath, ...process.execArgv, process.argv[1] ?? ''];
   const gceEndpoint = flag(argv, '--gce-endpoint') ?? process.env.GITSPACES_GCE_ENDPOINT;
   const ec2Endpoint = flag(argv, '--ec2-endpoint') ?? process.env.GITSPACES_EC2_ENDPOINT;
+  // Never inside a cluster: there the operator's token and network are exactly what a local
+  // Gitspace's user must not reach.
+  const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
+  const allowLocal = hasFlag(argv, '--allow-local-provider') && !inCluster;
+  if (hasFlag(argv, '--allow-local-provider') && inCluster) log.warn('--allow-local-provider is ignored inside a cluster; local infras are not served');
   const providerFor = providerFactory({
     client,
     namespace: podNamespace(),
     localDir,
     agentCommand,
+    allowLocal,
     ...(gceEndpoint ? { gceEndpoint } : {}),
     ...(ec2Endpoint ? { ec2Endpoint } : {}),
   });
   const leaderElect = hasFlag(argv, '--leader-elect');
+  const gatewayURL = flag(argv, '--gateway-url') ?? process.env.GITSPACES_GATEWAY_URL;
   const op = createOperator({
     client,
     log,
@@ -71,6 +78,7 @@ export async function runOperator(argv: string[]): Promise<void> {
       : {}),
     ...(flag(argv, '--identity') ? { identity: flag(argv, '--identity') } : {}),
     ...delegateOptions(argv),
+    ...(gatewayURL ? { gatewayURL } : {}),
     ...agentBundleOption(flag(argv, '--agent-bundles') ?? process.env.GITSPACES_AGENT_BUNDLES),
   });
   const stop = (sig: string) => {

@@ -17,6 +17,11 @@ export interface ProviderFactoryOptions {
   namespace: string;
   localDir: string;
   agentCommand: string[];
+  /**
+   * Serve `local` infras: their "VMs" are processes beside the operator, with its file system and
+   * its Kubernetes credentials within reach, so only on a developer's machine, never by default.
+   */
+  allowLocal: boolean;
   /** Send Compute Engine calls here instead of Google (a fake, for development and tests). */
   gceEndpoint?: string;
   /** Send EC2 calls here instead of AWS (moto, for development and tests). */
@@ -104,6 +109,9 @@ export function providerFactory(o: ProviderFactoryOptions): ProviderFor {
     if (hit) return hit;
     let provider: VmProvider;
     if (p.local) {
+      if (!o.allowLocal) {
+        throw new ProviderError('InvalidConfig', 'spec.provider.local: this operator does not serve local infras (their Gitspaces would be processes beside the operator, not isolated from it); they are for development, with `gitspaces operator --allow-local-provider` outside a cluster', { field: 'spec.provider.local' });
+      }
       provider = new LocalProvider({ baseDir: p.local.baseDir ?? join(o.localDir, infra.metadata.name ?? 'local'), agentCommand: o.agentCommand });
     } else if (p.gcp) {
       provider = await gcp(infra);

@@ -7,12 +7,12 @@ import type { VmProvider } from '../providers/types.ts';
 import { Controller } from '../runtime/controller.ts';
 import { EventRecorder } from '../runtime/events.ts';
 import { Informer, keyOf } from '../runtime/informer.ts';
-import type { KubeClient } from '../runtime/kube.ts';
+import type { KubeClient, KubeObject } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/log.ts';
 import { Manager, type ManagerOptions } from '../runtime/manager.ts';
 import { InfraReconciler } from './infra/reconciler.ts';
 import { OrphanSweeper, type SweepOptions } from './sweep/orphans.ts';
-import { GITSPACE_INFRAS, GITSPACES, SECRETS } from './resources.ts';
+import { GITSPACE_INFRAS, GITSPACES, NAMESPACES, SECRETS } from './resources.ts';
 import { Delegate } from './delegate/delegate.ts';
 import { WarmPool } from './pool/warm-pool.ts';
 import { Enrolment, type EnrolmentDeps } from './enrolment.ts';
@@ -45,6 +45,8 @@ export interface OperatorOptions {
   claim?: AgentClaim;
   /** How old a shared instance list may be (default 1 s). */
   observeIntervalMs?: number;
+  /** The gateway's URL inside the cluster, whose /readyz the infras' GatewayReady reports. */
+  gatewayURL?: string;
   /** Sync with a control plane (the delegate controller); off when unset. */
   delegate?: { url: string; token: string; namespace: string; name: string; pollSeconds?: number };
 }
@@ -75,6 +77,7 @@ export function createOperator(o: OperatorOptions): Operator {
   const infras = manager.addInformer(new Informer<GitspaceInfra>(o.client, GITSPACE_INFRAS, { resyncMs, onError }));
   // Only the operator's own key Secrets (enrolment, hop): no Secret of a tenant is listed or watched.
   const secrets = manager.addInformer(new Informer<Secret>(o.client, SECRETS, { namespace: o.namespace ?? 'default', labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, onError }));
+  const namespaces = manager.addInformer(new Informer<KubeObject>(o.client, NAMESPACES, { onError }));
   const events = new EventRecorder(o.client, 'gitspaces.dev/operator', manager.identity, o.log);
 
   // Every provider goes through one rate-limited, counted wrapper (kept per provider instance, so
@@ -114,11 +117,13 @@ export function createOperator(o: OperatorOptions): Operator {
       workers: o.workers ?? 4,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspace' }),
-      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, providerFor, probe, pool, enrolment, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}) }),
+      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, namespaces, providerFor, probe, pool, enrolment, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}) }),
     }),
   );
   runner.watch(gitspaces);
   runner.watch(infras, (infra) => gitspaces.list().filter((g) => g.spec.infraRef.name === infra.metadata.name).map(keyOf));
+  // A namespace's labels decide which infras it may use.
+  runner.watch(namespaces, (n) => gitspaces.list().filter((g) => g.metadata.namespace === n.metadata.name).map(keyOf));
 
   const infra = manager.addController(
     new Controller({
@@ -126,7 +131,10 @@ export function createOperator(o: OperatorOptions): Operator {
       workers: 1,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspaceinfra' }),
-      reconciler: new InfraReconciler({ client: o.client, infras, gitspaces, providerFor, events, pool }),
+      reconciler: new InfraReconciler({
+        client: o.client, infras, gitspaces, providerFor, events, pool,
+        gateway: { client: o.client, namespace: o.namespace ?? 'default', ...(o.gatewayURL ? { gatewayURL: o.gatewayURL } : {}), ...(o.now ? { now: o.now } : {}) },
+      }),
     }),
   );
   infraRef.controller = infra;
@@ -154,10 +162,10 @@ export function createOperator(o: OperatorOptions): Operator {
   });
   let delegate: Delegate | undefined;
   if (o.delegate) {
-    const d = new Delegate({ ...o.delegate, version: OPERATOR_VERSION, client: o.client, gitspaces, infras, log: o.log.child({ controller: 'delegate' }) });
+    const d = new Delegate({ ...o.delegate, version: OPERATOR_VERSION, client: o.client, gitspaces, infras, namespaces, log: o.log.child({ controller: 'delegate' }) });
     // Only the leader talks to the control plane: one delegate per cluster, whatever the replicas.
     manager.onLeading(() => {
-      void Promise.all([gitspaces.waitForSync(), infras.waitForSync()]).then(() => { d.start(); });
+      void Promise.all([gitspaces.waitForSync(), infras.waitForSync(), namespaces.waitForSync()]).then(() => { d.start(); });
     });
     manager.onStop(() => d.stop());
     delegate = d;

@@ -1,7 +1,7 @@
 // The resources controllers read and write, as runtime Resource descriptors.
 import type { GitspaceInfra, ProviderKind } from '../api/index.ts';
 
-export { GITSPACE_INFRAS, GITSPACES, SECRETS } from '../api/resources.ts';
+export { GITSPACE_INFRAS, GITSPACES, NAMESPACES, SECRETS } from '../api/resources.ts';
 
 export function providerKind(infra: GitspaceInfra): ProviderKind {
   const p = infra.spec.provider;

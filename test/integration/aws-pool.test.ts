@@ -51,7 +51,7 @@ describe('AWS infra: security group, credentials and warm pool against moto', fu
         provider: { aws: { region: REGION, subnets, securityGroupIds: [sg] } },
         image: ami,
         machineTypes: [{ name: 'small', providerType: 't3.medium' }],
-        gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
+        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
         pool: [{ machineType: 'small', zone: 'eu-west-1a', minReady: 2, max: 2 }],
       },
     };

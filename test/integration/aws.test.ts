@@ -46,7 +46,7 @@ describe('AWS provider against moto', function () {
       provider: { aws: { region: REGION, subnets, securityGroupIds: [sg], instanceProfile: 'gitspace-vm' } },
       image: ami,
       machineTypes: [{ name: 'small', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3' }],
-      gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
+      allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
     },
   });
   const byName = async (name: string) => {
@@ -147,7 +147,7 @@ describe('AWS provider: operator killed (-9) right after RunInstances', function
         provider: { aws: { region: REGION, subnets, securityGroupIds: [sg] } },
         image: ami,
         machineTypes: [{ name: 'small', providerType: 't3.medium' }],
-        gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
+        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
       },
     };
     await k8s.apply(m0);
@@ -220,7 +220,7 @@ describe('AWS provider through a fault-injecting proxy in front of moto', functi
         provider: { aws: { region: REGION, subnets, securityGroupIds: [sg] } },
         image: ami,
         machineTypes: [{ name: 'small', providerType: 't3.medium' }],
-        gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
+        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
       },
     };
     await k8s.apply(infraM);

@@ -87,7 +87,7 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
       provider,
       image,
       machineTypes: [{ name: 'small', providerType: provider.gcp ? 'e2-standard-2' : 't3.medium', diskSizeGB: 20 }],
-      gateway: { domain: 'gitspaces.test', egressRanges: ['172.16.0.0/12'] },
+      allowedNamespaces: {}, gateway: { domain: 'gitspaces.test', egressRanges: ['172.16.0.0/12'] },
       auth: { issuer: issuer.url, audience: issuer.audience },
       vm: { agentBundleBaseURL: bundleBase ?? `http://${bundleHost}:${String(gw.port)}/.gitspaces/agent` },
     },

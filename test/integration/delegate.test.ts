@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LABELS, type Gitspace } from '../../src/api/index.ts';
 import { Delegate } from '../../src/controllers/delegate/delegate.ts';
-import { GITSPACE_INFRAS, GITSPACES } from '../../src/controllers/resources.ts';
+import { GITSPACE_INFRAS, GITSPACES, NAMESPACES } from '../../src/controllers/resources.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import { Informer } from '../../src/runtime/informer.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
@@ -173,9 +173,11 @@ describe('delegate controller and the reference control plane', function () {
     const client = new KubeClient(testCluster().access());
     const gitspaces = new Informer<Gitspace>(client, GITSPACES, {});
     const infras = new Informer(client, GITSPACE_INFRAS, {});
+    const namespaces = new Informer(client, NAMESPACES, {});
     gitspaces.start();
     infras.start();
-    const impostor = new Delegate({ url: cpURL(), token: 'wrong-token', namespace: 'impostor', name: 'impostor', version: 'test', client, gitspaces, infras: infras as never, log: createLogger({}, 'error'), pollSeconds: 1 });
+    namespaces.start();
+    const impostor = new Delegate({ url: cpURL(), token: 'wrong-token', namespace: 'impostor', name: 'impostor', version: 'test', client, gitspaces, infras: infras as never, namespaces, log: createLogger({}, 'error'), pollSeconds: 1 });
     impostor.start();
     try {
       const g = await create('bystander');
@@ -188,6 +190,7 @@ describe('delegate controller and the reference control plane', function () {
       await impostor.stop();
       gitspaces.stop();
       infras.stop();
+      namespaces.stop();
       await api('DELETE', '/api/v1/gitspaces/bystander');
     }
   });

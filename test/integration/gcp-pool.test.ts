@@ -34,7 +34,7 @@ const infraManifest = (): Manifest => ({
     provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: [ZONE] } },
     image: IMAGE,
     machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
-    gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
+    allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
     pool: [{ machineType: 'small', zone: ZONE, minReady: 2, max: 3 }],
   },
 });

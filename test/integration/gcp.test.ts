@@ -33,7 +33,7 @@ function gcpInfra(name: string): Manifest {
       provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: ZONES } },
       image: IMAGE,
       machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
-      gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
+      allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
     },
   };
 }

@@ -36,7 +36,7 @@ const gcpInfra = (): Manifest => ({
     },
     image: 'projects/acme-devenvs/global/images/family/ubuntu',
     machineTypes: [{ name: 'standard', providerType: 'e2-standard-4' }],
-    gateway: { domain: 'gitspaces.example.com', egressRanges: ['10.8.0.0/14'] },
+    allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['10.8.0.0/14'] },
     pool: [{ machineType: 'standard', zone: 'europe-west1-b', minReady: 1, max: 2 }],
     auth: { issuer: 'https://login.example.com', audience: 'gitspaces' },
   },
@@ -56,7 +56,7 @@ const awsInfra = (): Manifest => ({
     },
     image: 'ami-0abcdef1234567890',
     machineTypes: [{ name: 'standard', providerType: 't3.large' }],
-    gateway: { domain: 'gitspaces.example.org', egressRanges: ['10.8.0.0/14'] },
+    allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['10.8.0.0/14'] },
   },
 });
 
@@ -64,7 +64,7 @@ const localInfra = (): Manifest => ({
   apiVersion: 'gitspaces.dev/v1alpha1',
   kind: 'GitspaceInfra',
   metadata: { name: 'valid-local' },
-  spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], gateway: { domain: 'gitspaces.localhost' } },
+  spec: { provider: { local: {} }, machineTypes: [{ name: 'small', providerType: 'local' }], allowedNamespaces: {}, gateway: { domain: 'gitspaces.localhost' } },
 });
 
 interface Row {
@@ -116,7 +116,8 @@ const rows: Row[] = [
   { name: 'absolute devcontainer path', base: gitspace, create: (_, s) => (s.devcontainer = { path: '/etc/passwd' }), field: 'spec.devcontainer.path', says: /relative path inside the repository/ },
   { name: 'machineType not a DNS label', base: gitspace, create: (_, s) => (s.machineType = 'Large_Type'), field: 'spec.machineType', says: /should match/ },
   { name: 'sharedWith duplicates', base: gitspace, create: (_, s) => (s.sharedWith = ['bob', 'bob']), field: 'spec.sharedWith[1]', says: /Duplicate value/ },
-  { name: "name with '--'", base: gitspace, create: (m) => (m.metadata.name = 'my--space'), field: 'metadata.name', says: /must not contain '--'/ },
+  { name: "name with '--'", base: gitspace, create: (m) => (m.metadata.name = 'my--space'), field: 'metadata.name', says: /not contain '--'/ },
+  { name: 'name that reads like a port host (starts with a digit)', base: gitspace, create: (m) => (m.metadata.name = '3000'), field: 'metadata.name', says: /must start with a letter/ },
   { name: 'name too long for a DNS label', base: gitspace, create: (m) => (m.metadata.name = 'a'.repeat(41)), field: 'metadata.name', says: /may not be more than 40 bytes|at most 40/ },
   { name: 'unknown field (typo)', base: gitspace, create: (_, s) => (s.ownr = 'alice'), field: 'spec.ownr', says: /unknown field/, strict: true },
   // --- Gitspace: immutable fields -------------------------------------------------------------
@@ -139,7 +140,8 @@ const rows: Row[] = [
   { name: 'aws without security groups', base: awsInfra, create: (_, s) => (s.provider.aws.securityGroupIds = []), field: 'spec.provider.aws.securityGroupIds', says: /at least 1 items/ },
   { name: 'no machine types', base: localInfra, create: (_, s) => (s.machineTypes = []), field: 'spec.machineTypes', says: /at least 1 items/ },
   { name: 'disk too small', base: localInfra, create: (_, s) => (s.machineTypes[0].diskSizeGB = 1), field: 'spec.machineTypes[0].diskSizeGB', says: /greater than or equal to 10/ },
-  { name: 'source range not a CIDR', base: localInfra, create: (_, s) => (s.gateway.sourceRanges = ['10.0.0.0/8', 'office']), field: 'spec.gateway.sourceRanges', says: /must be a CIDR/ },
+  { name: 'namespace selector: In without values', base: localInfra, create: (_, s) => (s.allowedNamespaces = { matchExpressions: [{ key: 'team', operator: 'In' }] }), field: 'spec.allowedNamespaces.matchExpressions[0]', says: /In and NotIn need values/ },
+  { name: 'namespace selector: unknown operator', base: localInfra, create: (_, s) => (s.allowedNamespaces = { matchExpressions: [{ key: 'team', operator: 'Like', values: ['a'] }] }), field: 'spec.allowedNamespaces.matchExpressions[0].operator', says: /supported values/ },
   { name: 'both a JWKS URI and a static key set', base: gcpInfra, create: (_, s) => (s.auth = { ...(s.auth as object), jwksURI: 'https://login.example.com/keys', jwksSecretRef: { name: 'jwks' } }), field: 'spec.auth.jwksSecretRef', says: /set jwksURI or jwksSecretRef, not both/ },
   { name: 'cloud infra without egress ranges', base: gcpInfra, create: (_, s) => delete s.gateway.egressRanges, field: 'spec.gateway.egressRanges', says: /required for the gcp and aws providers/ },
   { name: 'egress ranges open to everyone', base: awsInfra, create: (_, s) => (s.gateway.egressRanges = ['0.0.0.0/0']), field: 'spec.gateway.egressRanges', says: /must be a \/8 or narrower/ },
@@ -148,7 +150,6 @@ const rows: Row[] = [
   { name: 'infra name too long for its firewall rule', base: gcpInfra, create: (m) => (m.metadata.name = `i${'x'.repeat(46)}`), field: 'metadata.name', says: /at most 46|may not be more than 46/ },
   { name: 'infra name with a dot (not a GCE name)', base: gcpInfra, create: (m) => (m.metadata.name = 'gcp.europe'), field: 'metadata.name', says: /must be a DNS label/ },
   { name: 'egress range not a CIDR', base: awsInfra, create: (_, s) => (s.gateway.egressRanges = ['pods']), field: 'spec.gateway.egressRanges', says: /must be a CIDR/ },
-  { name: 'zero gateway replicas', base: localInfra, create: (_, s) => (s.gateway.replicas = 0), field: 'spec.gateway.replicas', says: /greater than or equal to 1/ },
   { name: 'plain-http issuer on a public host', base: localInfra, create: (_, s) => (s.auth = { issuer: 'http://login.example.com', audience: 'g' }), field: 'spec.auth.issuer', says: /must be an https URL/ },
   { name: 'infra idleTimeout too short', base: localInfra, create: (_, s) => (s.idleTimeout = '30s'), field: 'spec.idleTimeout', says: /between 5m and 168h/ },
   { name: 'provider kind changed', base: localInfra, update: (_, s) => (s.provider = gcpInfra().spec!.provider, s.image = gcpInfra().spec!.image), field: 'spec.provider', says: /provider kind is immutable/ },

@@ -14,7 +14,7 @@ export function infraManifest(name: string, baseDir: string): Manifest {
     spec: {
       provider: { local: baseDir ? { baseDir } : {} },
       machineTypes: [{ name: 'small', providerType: 'local' }],
-      gateway: { domain: 'gitspaces.localhost' },
+      allowedNamespaces: {}, gateway: { domain: 'gitspaces.localhost' },
     },
   };
 }

@@ -14,10 +14,11 @@ export interface OperatorProcess {
   metrics(): Promise<string>;
 }
 
-export async function startOperator(o: { kubeconfig: string; logDir: string; args?: string[]; name?: string }): Promise<OperatorProcess> {
+/** `allowLocal` (default true): serve local infras (`--allow-local-provider`), as most tests use them. */
+export async function startOperator(o: { kubeconfig: string; logDir: string; args?: string[]; name?: string; allowLocal?: boolean }): Promise<OperatorProcess> {
   const log = join(o.logDir, `${o.name ?? 'operator'}-${Date.now()}.log`);
   const fd = openSync(log, 'a');
-  const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'operator', '--health-port', '0', ...(o.args ?? [])], {
+  const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'operator', '--health-port', '0', ...(o.allowLocal === false ? [] : ['--allow-local-provider']), ...(o.args ?? [])], {
     env: { ...process.env, KUBECONFIG: o.kubeconfig, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
     stdio: ['ignore', fd, fd],
   });

@@ -339,7 +339,7 @@ function infra(o: { generation?: number; deleting?: boolean; status?: GitspaceIn
       provider: { gcp: { project: 'acme-dev', network: 'default', subnetworks: [{ region: 'europe-west1', name: 'default' }], zones: ['europe-west1-b'] } },
       machineTypes: [{ name: 'standard', providerType: 'e2-standard-4', diskSizeGB: 50 }],
       image: 'projects/acme-dev/global/images/family/gitspaces',
-      gateway: { domain: 'gitspaces.example.com', replicas: 2, egressRanges: ['10.8.0.0/14'] },
+      allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['10.8.0.0/14'] },
     },
     ...(o.status ? { status: o.status } : {}),
   };
@@ -359,10 +359,17 @@ const credsBad: ConditionInput = { type: 'CredentialsValid', status: 'False', re
 const netOK: ConditionInput = { type: 'NetworkReady', status: 'True', reason: 'RuleInPlace', message: 'firewall rule gitspaces-gcp-agents admits tcp:8090,2222 from 10.8.0.0/14 only' };
 const netUnchecked: ConditionInput = { type: 'NetworkReady', status: 'Unknown', reason: 'ProviderUnavailable', message: 'not checked without valid credentials' };
 const noPool: ConditionInput = { type: 'PoolReady', status: 'True', reason: 'NoPool', message: 'no warm pool configured' };
-const gatewayUnknown: ConditionInput = { type: 'GatewayReady', status: 'Unknown', reason: 'NotDeployed', message: 'the gateway Deployment is not managed by this version' };
+const gatewayUnknown: ConditionInput = { type: 'GatewayReady', status: 'Unknown', reason: 'NotObserved', message: 'plain HTTP (no tlsSecretRef: development only); the gateway itself is not observed (the operator runs without --gateway-url)' };
+const certExpired: ConditionInput = { type: 'GatewayReady', status: 'False', reason: 'CertificateExpired', message: 'the certificate in gitspaces/wildcard expired Nov  1 00:00:00 2026 GMT' };
 
 const infraCases: Case<GitspaceInfra>[] = [
   { name: 'ready', obj: infra({ status: infraStatus([credsOK, netOK, noPool, gatewayUnknown]) }), status: 'Healthy', message: 'Gitspaces can run on this infra' },
+  {
+    name: 'ready, but the gateway certificate expired',
+    obj: infra({ status: infraStatus([credsOK, netOK, noPool, certExpired]) }),
+    status: 'Degraded',
+    message: 'GatewayReady (CertificateExpired): the certificate in gitspaces/wildcard expired Nov  1 00:00:00 2026 GMT',
+  },
   {
     name: 'ready, local provider',
     obj: infra({

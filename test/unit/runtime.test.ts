@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { backoffDelay, TokenBucket } from '../../src/runtime/backoff.ts';
 import { setCondition } from '../../src/runtime/conditions.ts';
 import { jsonEqual } from '../../src/runtime/objects.ts';
+import { matchesSelector, type LabelSelector } from '../../src/runtime/selector.ts';
 import { WorkQueue } from '../../src/runtime/workqueue.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -125,4 +126,26 @@ describe('jsonEqual', () => {
     expect(jsonEqual({ a: [1, 2] }, { a: [2, 1] })).to.equal(false);
     expect(jsonEqual({ a: null }, { a: 0 })).to.equal(false);
   });
+});
+
+describe('label selectors', () => {
+  const team = { team: 'a', 'gitspaces.dev/enabled': 'true' };
+  const cases: [string, LabelSelector, Record<string, string> | undefined, boolean][] = [
+    ['empty selector: everything', {}, undefined, true],
+    ['matchLabels hit', { matchLabels: { team: 'a' } }, team, true],
+    ['matchLabels miss', { matchLabels: { team: 'b' } }, team, false],
+    ['matchLabels on no labels', { matchLabels: { team: 'a' } }, undefined, false],
+    ['In', { matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }] }, team, true],
+    ['In, key absent', { matchExpressions: [{ key: 'x', operator: 'In', values: ['a'] }] }, team, false],
+    ['NotIn', { matchExpressions: [{ key: 'team', operator: 'NotIn', values: ['a'] }] }, team, false],
+    ['NotIn, key absent', { matchExpressions: [{ key: 'x', operator: 'NotIn', values: ['a'] }] }, team, true],
+    ['Exists', { matchExpressions: [{ key: 'gitspaces.dev/enabled', operator: 'Exists' }] }, team, true],
+    ['DoesNotExist', { matchExpressions: [{ key: 'team', operator: 'DoesNotExist' }] }, team, false],
+    ['all terms must hold', { matchLabels: { team: 'a' }, matchExpressions: [{ key: 'team', operator: 'NotIn', values: ['a'] }] }, team, false],
+  ];
+  for (const [what, selector, labels, want] of cases) {
+    it(what, () => {
+      expect(matchesSelector(selector, labels)).to.equal(want);
+    });
+  }
 });

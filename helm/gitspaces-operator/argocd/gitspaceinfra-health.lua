@@ -4,7 +4,8 @@
 -- It reads what the operator's infra controller writes (src/controllers/infra/reconciler.ts):
 --   status.conditions   CredentialsValid, NetworkReady, PoolReady, GatewayReady and Ready, where
 --                       Ready is False exactly when CredentialsValid or NetworkReady is False
---                       (then it carries that condition's reason and message), else True
+--                       (then it carries that condition's reason and message), else True;
+--                       GatewayReady is False when the gateway's certificate or /readyz is not right
 --   status.observedGeneration
 -- While the infra is being deleted and Gitspaces still use it, Ready is False with reason InUse.
 -- Argo CD runs custom checks in Lua 5.1 with the base and table libraries only (no string library),
@@ -47,6 +48,9 @@ local function health()
 
   local ready = condition(status, "Ready")
   if ready ~= nil and ready.status == "True" then
+    -- VMs can run, but nobody reaches them while the gateway or its certificate is not right.
+    local gateway = condition(status, "GatewayReady")
+    if gateway ~= nil and gateway.status == "False" then return "Degraded", describe(gateway) end
     -- A warm pool that is filling (or failing to fill) does not stop Gitspaces from running:
     -- still Healthy, but say so.
     local pool = condition(status, "PoolReady")

@@ -14,6 +14,7 @@ import { Informer, keyOf, sleep } from '../../runtime/informer.ts';
 import { isAlreadyExists, isNotFound, KubeError, type KubeClient, type KubeObject } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { providerKind } from '../resources.ts';
+import { namespaceRefusal } from '../tenancy.ts';
 import { ControlPlaneClient, ControlPlaneError, type Believed, type ReportedEvent, type StatusReport, type Task, type TaskSpec } from './client.ts';
 
 export const ANNOTATIONS = {
@@ -32,6 +33,8 @@ export interface DelegateOptions {
   client: KubeClient;
   gitspaces: Informer<Gitspace>;
   infras: Informer<GitspaceInfra>;
+  /** Namespaces, for the infras' spec.allowedNamespaces. */
+  namespaces: Informer<KubeObject>;
   log: Logger;
   pollSeconds?: number;
   statusFlushMs?: number;
@@ -164,7 +167,8 @@ export class Delegate {
 
   /** What this cluster offers: its infras, machine types and zones. */
   private offered(): unknown[] {
-    return this.o.infras.list().map((i) => ({
+    const ns = this.o.namespaces.get(this.o.namespace);
+    return this.o.infras.list().filter((i) => !namespaceRefusal(i, this.o.namespace, ns)).map((i) => ({
       name: i.metadata.name,
       provider: providerKind(i),
       zones: i.spec.provider.gcp?.zones ?? i.spec.provider.aws?.subnets.map((s) => s.zone) ?? ['local'],
@@ -188,6 +192,8 @@ export class Delegate {
     if (this.wantOf(t) === 'Deleted') return undefined;
     const infra = this.o.infras.get(t.spec.infra);
     if (!infra) return `spec.infra: GitspaceInfra "${t.spec.infra}" does not exist in this cluster`;
+    const refused = namespaceRefusal(infra, this.o.namespace, this.o.namespaces.get(this.o.namespace));
+    if (refused) return `spec.infra: ${refused}`;
     if (!infra.spec.machineTypes.some((m) => m.name === t.spec.machineType)) return `spec.machineType: "${t.spec.machineType}" is not offered by GitspaceInfra "${t.spec.infra}"`;
     return undefined;
   }

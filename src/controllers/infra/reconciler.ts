@@ -15,6 +15,7 @@ import type { KubeClient, KubeObject } from '../../runtime/kube.ts';
 import { addFinalizer, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
 import { GITSPACE_INFRAS, providerKind } from '../resources.ts';
 import type { ProviderFor } from '../runner/reconciler.ts';
+import { gatewayCondition, type GatewayCheckDeps } from './gateway-check.ts';
 
 export interface InfraDeps {
   client: KubeClient;
@@ -23,11 +24,15 @@ export interface InfraDeps {
   providerFor: ProviderFor;
   events: EventRecorder;
   pool?: WarmPool;
+  /** How GatewayReady is observed (certificate Secret, gateway URL). */
+  gateway: GatewayCheckDeps;
 }
 
 const POOL_POLL_MS = 2_000;
 const RECHECK_MS = 5 * 60_000;
 const CREDENTIALS_RECHECK_MS = 60_000;
+/** How often the gateway and its certificate are looked at (a GET and a Secret read). */
+const GATEWAY_RECHECK_MS = 30_000;
 
 export class InfraReconciler implements Reconciler {
   private readonly d: InfraDeps;
@@ -87,13 +92,27 @@ export class InfraReconciler implements Reconciler {
           : { type: 'PoolReady', status: 'True', reason: 'NoPool', message: 'no warm pool configured' },
       );
     }
-    conds.push({ type: 'GatewayReady', status: 'Unknown', reason: 'NotDeployed', message: 'the gateway Deployment is not managed by this version' });
+    const gateway = await this.gatewayCheck(infra);
+    conds.push(gateway);
     const blocking = conds.find((c) => (c.type === 'CredentialsValid' || c.type === 'NetworkReady') && c.status === 'False');
     conds.push(blocking ? { type: 'Ready', status: 'False', reason: blocking.reason, message: blocking.message } : { type: 'Ready', status: 'True', reason: 'Ready', message: 'Gitspaces can run on this infra' });
     await this.write(infra, conds, users, pool?.status);
     if (pool?.settling) return { requeueAfter: POOL_POLL_MS };
     // Credentials are re-checked sooner while they are bad; the firewall rule is re-checked for drift.
-    return { requeueAfter: credentials.provider ? RECHECK_MS : CREDENTIALS_RECHECK_MS };
+    return { requeueAfter: Math.min(credentials.provider ? RECHECK_MS : CREDENTIALS_RECHECK_MS, GATEWAY_RECHECK_MS) };
+  }
+
+  private readonly gatewayChecks = new Map<string, { key: string; at: number; condition: ConditionInput }>();
+
+  /** GatewayReady, looked at again when the infra changes or the last look is GATEWAY_RECHECK_MS old. */
+  private async gatewayCheck(infra: GitspaceInfra): Promise<ConditionInput> {
+    const name = infra.metadata.name ?? '';
+    const key = `${String(infra.metadata.generation ?? 0)}/${JSON.stringify(infra.metadata.annotations ?? {})}`;
+    const last = this.gatewayChecks.get(name);
+    if (last && last.key === key && Date.now() - last.at < GATEWAY_RECHECK_MS) return last.condition;
+    const condition = await gatewayCondition(this.d.gateway, infra);
+    this.gatewayChecks.set(name, { key, at: Date.now(), condition });
+    return condition;
   }
 
   /**

@@ -6,7 +6,7 @@
 // the create call, so a crash at any point is followed by a lookup that finds the instance instead
 // of creating a second one.
 import {
-  API_VERSION, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY,
+  API_VERSION, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY, MAX_NAME_AND_NAMESPACE,
   type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
 } from '../../api/index.ts';
 import { ProviderError, type Instance, type VmProvider } from '../../providers/types.ts';
@@ -14,13 +14,14 @@ import { setCondition, type Condition } from '../../runtime/conditions.ts';
 import { RetryAfter, type Reconciler, type Result } from '../../runtime/controller.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import { keyOf, type Informer } from '../../runtime/informer.ts';
-import type { KubeClient } from '../../runtime/kube.ts';
+import type { KubeClient, KubeObject } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { addFinalizer, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
 import { GITSPACES, providerKind } from '../resources.ts';
 import type { Secret } from '../token-secret.ts';
 import type { WarmPool } from '../pool/warm-pool.ts';
 import type { Enrolment } from '../enrolment.ts';
+import { namespaceRefusal } from '../tenancy.ts';
 import type { AgentClaim, AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type Decision } from './decide.ts';
 import { claimFor, labelledFor, VmAgent, type AgentObservation } from './vm-agent.ts';
@@ -42,6 +43,8 @@ export interface RunnerDeps {
   gitspaces: Informer<Gitspace>;
   infras: Informer<GitspaceInfra>;
   secrets: Informer<Secret>;
+  /** Namespaces, for the infras' spec.allowedNamespaces. */
+  namespaces: Informer<KubeObject>;
   providerFor: ProviderFor;
   probe: AgentProbe;
   /** Hands an unclaimed VM its Gitspace (default: POST /v1/claim). */
@@ -151,6 +154,12 @@ export class RunnerReconciler implements Reconciler {
 
   private async reconcileNormal(gs: Gitspace): Promise<Result | undefined> {
     const infra = this.infraOf(gs);
+    const ns = gs.metadata.namespace ?? '';
+    const nameAndNamespace = (gs.metadata.name ?? '').length + ns.length;
+    if (nameAndNamespace > MAX_NAME_AND_NAMESPACE) {
+      // Immutable: only a new Gitspace (shorter name) helps; the admission policy refuses it earlier.
+      throw new Wait('NameTooLong', `metadata.name and namespace together have ${String(nameAndNamespace)} characters, more than ${String(MAX_NAME_AND_NAMESPACE)}: its port hosts <port>--<name>--<namespace> would not fit in one DNS label`, 'Failed');
+    }
     const mt = infra.spec.machineTypes.find((m) => m.name === gs.spec.machineType);
     if (!mt) {
       const offered = infra.spec.machineTypes.map((m) => m.name).join(', ');
@@ -174,14 +183,21 @@ export class RunnerReconciler implements Reconciler {
       // Only a claim changes what the agent answers.
       agent = await this.agents.observe(inst, token);
     }
-    if (inst?.state === 'running' && agent.unreachable) await this.agents.bootFailure(gs, provider, inst);
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     // An idle stop is remembered in status, not spec: the spec still says Running.
     const desired = autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running');
+    // An agent that does not answer: the console says why, if the boot failed. A VM that went down
+    // by itself while starting is asked too (a local "VM" is its agent process: it ends with it),
+    // and asked again once Failed, so it is not started again and again.
+    const wentDown = inst?.state === 'stopped' && desired === 'Running' && (gs.status?.phase === 'Starting' || gs.status?.phase === 'Failed');
+    if (inst && ((inst.state === 'running' && agent.unreachable) || wentDown)) await this.agents.bootFailure(gs, provider, inst, wentDown && gs.status?.phase === 'Starting');
     const input = () => ({ desired, instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
     const decision = decide(input());
 
     if (decision.action === 'create' || decision.action === 'start') {
+      // A VM that runs already is left to its user and the idle stop; none is created or started.
+      const refused = namespaceRefusal(infra, ns, this.d.namespaces.get(ns));
+      if (refused) throw new Wait('NamespaceNotAllowed', refused, gs.status?.phase ?? 'Pending');
       const h = this.held(keyOf(gs), gs, infra);
       if (h !== 'go') return h;
     }

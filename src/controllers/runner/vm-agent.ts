@@ -122,13 +122,14 @@ export class VmAgent {
   /**
    * The startup script's verdict when the agent does not answer: its last `gitspaces-boot:` line
    * on the VM's console. A failure (bundle unreachable, wrong hash, a tool missing from the image)
-   * fails the Gitspace with the script's reason and message. Read at most every 10 s.
+   * fails the Gitspace with the script's reason and message. Read at most every 10 s, unless
+   * `fresh` (the VM went down: what it said last is news).
    */
-  async bootFailure(gs: Gitspace, provider: VmProvider, inst: Instance): Promise<void> {
+  async bootFailure(gs: Gitspace, provider: VmProvider, inst: Instance, fresh = false): Promise<void> {
     if (!provider.consoleOutput) return;
     const key = keyOf(gs);
     let seen = this.consoleRead.get(key);
-    if (!seen || this.d.now() - seen.at >= CONSOLE_CHECK_MS) {
+    if (fresh || !seen || this.d.now() - seen.at >= CONSOLE_CHECK_MS) {
       let text = '';
       try {
         text = await provider.consoleOutput(inst);

@@ -4,11 +4,11 @@
 // removes both. All state lives in the instance directory, so a restarted operator finds (adopts)
 // its instances again: nothing is kept only in memory.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_HTTP_PORT, CODE_SERVER_VERSION } from '../../api/agent.ts';
+import { AGENT_HTTP_PORT, BOOT_FAILURE_PREFIX, CODE_SERVER_VERSION } from '../../api/agent.ts';
 import { startupScript } from '../startup.ts';
 import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type VmProvider } from '../types.ts';
 
@@ -217,11 +217,34 @@ export class LocalProvider implements VmProvider {
     });
     closeSync(log);
     child.unref();
+    child.once('exit', (code, signal) => {
+      this.agentExited(name, code, signal);
+    });
     // Wait until the script has recorded the agent's pid, so state reads "running" from now on.
     for (let i = 0; i < 100 && this.pid(name) === undefined; i++) {
       if (child.exitCode !== null) throw new ProviderError('Transient', `local instance ${name} exited during boot (${child.exitCode}); see ${join(d, 'console.log')}`);
       await sleep(20);
     }
+  }
+
+  /**
+   * The agent process ended without being stopped: as a VM's init would, say so on the console, in
+   * the startup script's failure format with the agent's last line, so the operator can fail the
+   * Gitspace with it (unless the agent said why itself).
+   */
+  private agentExited(name: string, code: number | null, signal: NodeJS.Signals | null): void {
+    // A stop powers the record off first; a delete removes the directory.
+    if (code === 0 || this.read(name)?.power !== 'on') return;
+    const file = join(this.o.baseDir, name, 'console.log');
+    let last: string;
+    try {
+      last = readFileSync(file, 'utf8').slice(-CONSOLE_TAIL).trimEnd().split('\n').pop() ?? '';
+    } catch {
+      return; // deleted meanwhile
+    }
+    if (last.startsWith(BOOT_FAILURE_PREFIX)) return;
+    const how = signal ? `was killed (${signal})` : `exited with status ${String(code)}`;
+    appendFileSync(file, `${BOOT_FAILURE_PREFIX} reason=AgentExited: the agent ${how}; its last line: ${last.slice(0, 300)}\n`);
   }
 
   async start(inst: Instance): Promise<void> {
