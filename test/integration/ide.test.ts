@@ -138,9 +138,11 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     });
     expect(withToken.body).to.include('README.md');
     expect((await get(gatewayPort, portHost(DEV_PORT))).status).to.equal(401);
-    // A CORS preflight carries no credentials: it reaches the dev server instead of a login wall.
+    // A CORS preflight carries no credentials: on a private port the gateway answers it (refused),
+    // it never reaches the dev server anonymously.
     const preflight = await get(gatewayPort, portHost(DEV_PORT), '/', { origin: 'http://app.example', 'access-control-request-method': 'POST' }, 'OPTIONS');
-    expect(preflight.status).to.not.equal(401);
+    expect(preflight.status).to.equal(403);
+    expect(preflight.body).to.equal('this port does not answer cross-origin requests\n');
     // Public: no token needed.
     const open = await eventually('the public port to answer', 30_000, async () => {
       const r = await get(gatewayPort, portHost(PUBLIC_PORT));
