@@ -240,7 +240,7 @@ const auth = withRules(
       issuer: httpsURL('Token issuer; the iss claim must equal it.'),
       jwksURI: httpsURL("Where the issuer's signing keys are. Defaults to <issuer>/.well-known/jwks.json."),
       jwksSecretRef: secretKeyRef(
-        "A static key set instead of fetching one: a Secret holding the issuer's JWKS (JSON; key jwks.json unless `key` says otherwise). Defaults to the gateway's namespace.",
+        "A static key set instead of fetching one: a Secret holding the issuer's JWKS (JSON; key jwks.json unless `key` says otherwise), in the gateway's namespace (the default) and named in the chart's gateway.keySetSecrets: the gateway may read no other Secret.",
       ),
       audience: string({ description: 'Expected aud claim.', minLength: 1, maxLength: 256 }),
     },

@@ -117,7 +117,7 @@ export function createOperator(o: OperatorOptions): Operator {
       workers: o.workers ?? 4,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspace' }),
-      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, secrets, namespaces, providerFor, probe, pool, enrolment, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}) }),
+      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, namespaces, providerFor, probe, pool, enrolment, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}) }),
     }),
   );
   runner.watch(gitspaces);

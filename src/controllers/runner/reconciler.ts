@@ -42,7 +42,6 @@ export interface RunnerDeps {
   client: KubeClient;
   gitspaces: Informer<Gitspace>;
   infras: Informer<GitspaceInfra>;
-  secrets: Informer<Secret>;
   /** Namespaces, for the infras' spec.allowedNamespaces. */
   namespaces: Informer<KubeObject>;
   providerFor: ProviderFor;
