@@ -25,6 +25,11 @@ export function forward(target: Target, req: IncomingMessage, res: ServerRespons
   req.pipe(up);
 }
 
+/** Answers an upgrade that goes no further with a bare status line (e.g. `404 Not Found`) and closes. */
+export function endUpgrade(socket: Duplex, status: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+}
+
 /** Forwards an upgrade byte for byte once the target has switched protocols. */
 export function forwardUpgrade(target: Target, req: IncomingMessage, socket: Duplex, head: Buffer, onData: () => void): void {
   const up = request({ ...target, method: req.method, path: req.url, headers: forwardHeaders(req) });
@@ -46,11 +51,11 @@ export function forwardUpgrade(target: Target, req: IncomingMessage, socket: Dup
     socket.on('error', close);
   });
   up.on('response', (res) => {
-    socket.end(`HTTP/1.1 ${String(res.statusCode ?? 502)} ${res.statusMessage ?? ''}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    endUpgrade(socket, `${String(res.statusCode ?? 502)} ${res.statusMessage ?? ''}`);
     res.resume();
   });
   up.on('error', () => {
-    if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    if (!socket.destroyed) endUpgrade(socket, '502 Bad Gateway');
   });
   up.end();
 }

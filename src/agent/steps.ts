@@ -1,0 +1,36 @@
+// The order of the set-up steps, and walking them: each step's status, timing and note, stopping at
+// the first that fails. What each step does is setup.ts's.
+import type { StepName, StepStatus } from '../api/agent.ts';
+import { log } from './log.ts';
+
+const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'ideRun', 'postCreateCommand', 'postStartCommand'];
+/** After a restart the disk is kept: only what does not survive a stop runs again. */
+const RESTART: StepName[] = ['gitCredentials', 'ideRun', 'postStartCommand'];
+
+export function pendingSteps(restart: boolean): StepStatus[] {
+  return (restart ? RESTART : FIRST_BOOT).map((name) => ({ name, status: 'pending' }));
+}
+
+/**
+ * Runs the steps in order, recording each one's outcome in its status; `runStep` returns a note
+ * for the status, or 'skipped'. Returns false when a step failed (the later ones stay pending).
+ */
+export async function runSteps(steps: StepStatus[], runStep: (name: StepName) => Promise<string | undefined>): Promise<boolean> {
+  for (const step of steps) {
+    step.status = 'running';
+    step.startedAt = new Date().toISOString();
+    try {
+      const msg = await runStep(step.name);
+      step.status = msg === 'skipped' ? 'skipped' : 'done';
+      if (msg && msg !== 'skipped') step.message = msg;
+    } catch (e) {
+      step.status = 'failed';
+      step.message = e instanceof Error ? e.message : String(e);
+      log('step failed', { step: step.name, error: step.message });
+      return false;
+    } finally {
+      step.finishedAt = new Date().toISOString();
+    }
+  }
+  return true;
+}
