@@ -1,7 +1,18 @@
 // Names, routes and links derived from a Gitspace: pure functions, one place.
 import type { Gitspace, GitspaceInfra, GitspaceStatus } from '../../api/index.ts';
-import { repoDirName } from '../../api/index.ts';
+import { LABELS, MANAGED_BY, repoDirName } from '../../api/index.ts';
 import { gitspaceHost, portHost } from '../../api/resources.ts';
+
+/** Our labels for a Gitspace's VM: whose it is (the checks before every VM action read them). */
+export function vmLabels(gs: Gitspace, infra: GitspaceInfra): Record<string, string> {
+  return {
+    [LABELS.managedBy]: MANAGED_BY,
+    [LABELS.infra]: infra.metadata.name ?? '',
+    [LABELS.gitspaceUID]: gs.metadata.uid ?? '',
+    [LABELS.gitspaceName]: gs.metadata.name ?? '',
+    [LABELS.gitspaceNamespace]: gs.metadata.namespace ?? '',
+  };
+}
 
 /** Deterministic instance name: the same Gitspace always maps to the same VM name. */
 export function instanceName(gs: Gitspace): string {

@@ -6,7 +6,7 @@
 // the create call, so a crash at any point is followed by a lookup that finds the instance instead
 // of creating a second one.
 import {
-  API_VERSION, FINALIZERS, GITSPACE, GITSPACE_ANNOTATIONS, LABELS, MANAGED_BY, MAX_NAME_AND_NAMESPACE,
+  API_VERSION, FINALIZERS, GITSPACE, LABELS, MAX_NAME_AND_NAMESPACE,
   type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
 } from '../../api/index.ts';
 import { ProviderError, type Instance, type VmProvider } from '../../providers/types.ts';
@@ -17,18 +17,19 @@ import { keyOf, type Informer } from '../../runtime/informer.ts';
 import type { KubeClient, KubeObject } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { addFinalizer, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
-import { GITSPACES, providerKind } from '../resources.ts';
+import { GITSPACES } from '../resources.ts';
 import type { Secret } from '../token-secret.ts';
 import type { WarmPool } from '../pool/warm-pool.ts';
 import type { Enrolment } from '../enrolment.ts';
 import { namespaceRefusal } from '../tenancy.ts';
 import type { AgentClaim, AgentProbe } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type Decision } from './decide.ts';
-import { claimFor, labelledFor, VmAgent, type AgentObservation } from './vm-agent.ts';
+import { claimFor, labelledFor, VmAgent } from './vm-agent.ts';
 import { repoCredentials } from './gitspace-secrets.ts';
 import { Wait } from './wait.ts';
 import type { InstanceObserver } from './observer.ts';
-import { checkoutPath, instanceName, parseDuration, publishedPorts, route, userURLs } from './naming.ts';
+import { instanceName, parseDuration, vmLabels } from './naming.ts';
+import { autoStopHolds, composeStatus, MAX_MESSAGE, type StatusContext } from './status.ts';
 
 export type { Secret };
 
@@ -62,8 +63,6 @@ export interface RunnerDeps {
 }
 
 const DEFAULT_IDLE = '1h';
-/** status.message's maxLength in the schema (a longer one would make the status write fail). */
-const MAX_MESSAGE = 4096;
 const QUOTA_RETRY_MS = 60_000;
 const DELETE_REISSUE_MS = 30_000;
 /**
@@ -75,22 +74,6 @@ interface Hold {
   generation?: number;
   infraGeneration?: number;
   until?: number;
-}
-
-/**
- * Whether an idle stop still stands: the spec has not changed since (a new generation is a new
- * wish) and nobody asked to wake it (the wake annotation names a later time).
- */
-export function autoStopHolds(gs: Gitspace): boolean {
-  const a = gs.status?.autoStopped;
-  if (!a || a.generation !== (gs.metadata.generation ?? 0)) return false;
-  const wake = Date.parse(gs.metadata.annotations?.[GITSPACE_ANNOTATIONS.wake] ?? '');
-  return !(wake > Date.parse(a.at));
-}
-
-function toMinute(iso: string): string {
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? iso : new Date(t - (t % 60_000)).toISOString().replace('.000Z', 'Z');
 }
 
 export class RunnerReconciler implements Reconciler {
@@ -176,7 +159,7 @@ export class RunnerReconciler implements Reconciler {
     const token = await this.d.enrolment.hopToken(gs);
     let inst = await this.d.observer.get(infraName, provider, name);
     let agent = await this.agents.observe(inst, token);
-    if (inst && gs.status?.instance?.pooled) inst = await this.agents.adoptPooled(gs, infraName, provider, inst, this.labels(gs, infra));
+    if (inst && gs.status?.instance?.pooled) inst = await this.agents.adoptPooled(gs, infraName, provider, inst, vmLabels(gs, infra));
     if (inst && agent.unclaimed !== undefined) {
       await this.agents.enrol(gs, inst, agent.unclaimed, async () => claimFor(gs, token, await repoCredentials(this.d.client, gs)));
       // Only a claim changes what the agent answers.
@@ -205,7 +188,7 @@ export class RunnerReconciler implements Reconciler {
       // Intent first: record the VM we are about to use before touching the cloud — a ready one
       // from the warm pool if there is one, else the deterministic name we are about to create.
       const pooled = this.d.pool?.reserve(infraName, mt.name, gs.spec.zone);
-      const status = this.composeStatus(gs, infra, decision, undefined, undefined);
+      const status = composeStatus(gs, infra, decision, undefined, undefined, this.statusContext());
       status.instance = pooled ? { provider: provider.kind, name: pooled.name, zone: pooled.zone, pooled: true } : { provider: provider.kind, name };
       if (pooled) status.message = `claiming warm-pool instance ${pooled.name}`;
       try {
@@ -229,7 +212,7 @@ export class RunnerReconciler implements Reconciler {
           zone: gs.spec.zone,
           machineType: mt,
           image: infra.spec.image,
-          labels: { ...this.labels(gs, infra), ...boot.labels },
+          labels: { ...vmLabels(gs, infra), ...boot.labels },
           agent: boot.facts,
           // `inst` came from the shared list just now: the provider need not look again.
           observedAbsent: true,
@@ -256,7 +239,7 @@ export class RunnerReconciler implements Reconciler {
         // Intent first: once the status says so, every later reconcile wants it stopped and the
         // next one stops it (the spec is the user's and GitOps tools'; we never write it).
         this.event(gs, 'Normal', 'AutoStopped', `no activity for the idle timeout (${gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE}); stopping`);
-        const status = this.composeStatus(gs, infra, decision, inst, agent);
+        const status = composeStatus(gs, infra, decision, inst, agent, this.statusContext());
         status.autoStopped = { at: new Date(this.now()).toISOString(), generation: gs.metadata.generation ?? 0 };
         await this.writeStatus(gs, status, decision.phase);
         return undefined;
@@ -276,57 +259,13 @@ export class RunnerReconciler implements Reconciler {
       agent = await this.agents.observe(inst, token);
       final = decide(input());
     }
-    const status = this.composeStatus(gs, infra, final, inst, agent);
+    const status = composeStatus(gs, infra, final, inst, agent, this.statusContext());
     await this.writeStatus(gs, status, final.phase);
     return final.requeueAfterMs !== undefined ? { requeueAfter: final.requeueAfterMs } : undefined;
   }
 
-  private composeStatus(
-    gs: Gitspace,
-    infra: GitspaceInfra,
-    d: Decision,
-    inst: Instance | undefined,
-    agent: AgentObservation | undefined,
-  ): GitspaceStatus {
-    const gen = gs.metadata.generation;
-    const old = gs.status ?? {};
-    let conditions: Condition[] = (old.conditions ?? []);
-    for (const [type, c] of Object.entries(d.conditions)) conditions = setCondition(conditions, { type, ...c }, gen, new Date(this.now()));
-    const status: GitspaceStatus = { phase: d.phase, observedGeneration: gen, conditions };
-    if (d.message) status.message = d.message.slice(0, MAX_MESSAGE);
-    if (inst) {
-      status.instance = {
-        provider: providerKind(infra),
-        id: inst.id,
-        name: inst.name,
-        zone: inst.zone,
-        ...(inst.privateIP ? { privateIP: inst.privateIP } : {}),
-        machineType: inst.machineType,
-        createdAt: inst.createdAt,
-        ...(old.instance?.pooled ? { pooled: true } : {}),
-      };
-    } else if (old.instance?.name) {
-      status.instance = { ...old.instance };
-    }
-    const upstream = inst?.privateIP ? `http://${inst.privateIP}:${inst.agentPort}` : undefined;
-    // The agent knows the devcontainer's forwardPorts and the checkout path; while it cannot be
-    // asked (stopped), keep what we had.
-    const ports = publishedPorts(gs, infra, agent?.forwardPorts ?? old.route?.ports?.map((p) => p.port) ?? []);
-    if (status.instance) status.route = route(gs, infra, d.phase === 'Running' ? upstream : undefined, ports);
-    status.urls = agent?.checkout ? userURLs(gs, infra, agent.checkout, ports) : (old.urls ?? userURLs(gs, infra, checkoutPath(gs, this.d.vmHome ?? '/home/gitspace'), ports));
-    // Extensions the browser IDE could not install are shown, not dropped.
-    const failed = agent?.extensionsFailed;
-    if (failed?.length) {
-      status.conditions = setCondition(status.conditions, { type: 'ExtensionsInstalled', status: 'False', reason: 'InstallFailed', message: `not installed: ${failed.map((f) => `${f.id} (${f.error})`).join('; ')}`.slice(0, 1024) }, gen, new Date(this.now()));
-    } else if (failed && old.conditions?.some((c) => c.type === 'ExtensionsInstalled')) {
-      status.conditions = setCondition(status.conditions, { type: 'ExtensionsInstalled', status: 'True', reason: 'Installed', message: '' }, gen, new Date(this.now()));
-    }
-    // To the minute: an active user must not turn every reconcile into a status write (each write
-    // is an event that brings the next reconcile). Idle timeouts are 5 minutes or more.
-    const activity = agent?.lastActivity ? toMinute(agent.lastActivity) : old.lastActivityTime;
-    if (activity) status.lastActivityTime = activity;
-    if (old.autoStopped && autoStopHolds(gs)) status.autoStopped = old.autoStopped;
-    return status;
+  private statusContext(): StatusContext {
+    return { now: this.now(), vmHome: this.d.vmHome ?? '/home/gitspace' };
   }
 
   private async writeStatus(gs: Gitspace, status: GitspaceStatus, phase: Phase): Promise<void> {
@@ -445,17 +384,6 @@ export class RunnerReconciler implements Reconciler {
   /** A VM action only on a VM whose cloud labels name this Gitspace (not on what status says alone). */
   private mustBeOurs(gs: Gitspace, inst: Instance, doing: string): void {
     if (!labelledFor(inst, gs)) throw new Wait('InstanceNotOurs', `instance ${inst.name} is labelled for Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not ${gs.metadata.uid ?? ''}; not ${doing} it`, gs.status?.phase ?? 'Pending', 30_000);
-  }
-
-  /** Our labels for the Gitspace's VM. */
-  private labels(gs: Gitspace, infra: GitspaceInfra): Record<string, string> {
-    return {
-      [LABELS.managedBy]: MANAGED_BY,
-      [LABELS.infra]: infra.metadata.name ?? '',
-      [LABELS.gitspaceUID]: gs.metadata.uid ?? '',
-      [LABELS.gitspaceName]: gs.metadata.name ?? '',
-      [LABELS.gitspaceNamespace]: gs.metadata.namespace ?? '',
-    };
   }
 
   private event(gs: Gitspace, type: 'Normal' | 'Warning', reason: string, note: string): void {

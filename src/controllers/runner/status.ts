@@ -1,0 +1,86 @@
+// A Gitspace's status from one decision and what was observed: phase and conditions, the instance,
+// routes, links, activity. Pure: the reconciler writes what this returns, once.
+import { GITSPACE_ANNOTATIONS, type Gitspace, type GitspaceInfra, type GitspaceStatus } from '../../api/index.ts';
+import type { Instance } from '../../providers/types.ts';
+import { setCondition, type Condition } from '../../runtime/conditions.ts';
+import { providerKind } from '../resources.ts';
+import type { Decision } from './decide.ts';
+import { checkoutPath, publishedPorts, route, userURLs } from './naming.ts';
+import type { AgentObservation } from './vm-agent.ts';
+
+/** status.message's maxLength in the schema (a longer one would make the status write fail). */
+export const MAX_MESSAGE = 4096;
+
+export interface StatusContext {
+  now: number;
+  /** The VM user's home on cloud images. */
+  vmHome: string;
+}
+
+/**
+ * Whether an idle stop still stands: the spec has not changed since (a new generation is a new
+ * wish) and nobody asked to wake it (the wake annotation names a later time).
+ */
+export function autoStopHolds(gs: Gitspace): boolean {
+  const a = gs.status?.autoStopped;
+  if (!a || a.generation !== (gs.metadata.generation ?? 0)) return false;
+  const wake = Date.parse(gs.metadata.annotations?.[GITSPACE_ANNOTATIONS.wake] ?? '');
+  return !(wake > Date.parse(a.at));
+}
+
+
+function toMinute(iso: string): string {
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? iso : new Date(t - (t % 60_000)).toISOString().replace('.000Z', 'Z');
+}
+
+export function composeStatus(
+  gs: Gitspace,
+  infra: GitspaceInfra,
+  d: Decision,
+  inst: Instance | undefined,
+  agent: AgentObservation | undefined,
+  ctx: StatusContext,
+): GitspaceStatus {
+  const now = new Date(ctx.now);
+  const gen = gs.metadata.generation;
+  const old = gs.status ?? {};
+  let conditions: Condition[] = (old.conditions ?? []);
+  for (const [type, c] of Object.entries(d.conditions)) conditions = setCondition(conditions, { type, ...c }, gen, now);
+  const status: GitspaceStatus = { phase: d.phase, observedGeneration: gen, conditions };
+  if (d.message) status.message = d.message.slice(0, MAX_MESSAGE);
+  if (inst) {
+    status.instance = {
+      provider: providerKind(infra),
+      id: inst.id,
+      name: inst.name,
+      zone: inst.zone,
+      ...(inst.privateIP ? { privateIP: inst.privateIP } : {}),
+      machineType: inst.machineType,
+      createdAt: inst.createdAt,
+      ...(old.instance?.pooled ? { pooled: true } : {}),
+    };
+  } else if (old.instance?.name) {
+    status.instance = { ...old.instance };
+  }
+  const upstream = inst?.privateIP ? `http://${inst.privateIP}:${inst.agentPort}` : undefined;
+  // The agent knows the devcontainer's forwardPorts and the checkout path; while it cannot be
+  // asked (stopped), keep what we had.
+  const ports = publishedPorts(gs, infra, agent?.forwardPorts ?? old.route?.ports?.map((p) => p.port) ?? []);
+  if (status.instance) status.route = route(gs, infra, d.phase === 'Running' ? upstream : undefined, ports);
+  status.urls = agent?.checkout ? userURLs(gs, infra, agent.checkout, ports) : (old.urls ?? userURLs(gs, infra, checkoutPath(gs, ctx.vmHome), ports));
+  // Extensions the browser IDE could not install are shown, not dropped.
+  const failed = agent?.extensionsFailed;
+  if (failed?.length) {
+    status.conditions = setCondition(status.conditions, { type: 'ExtensionsInstalled', status: 'False', reason: 'InstallFailed', message: `not installed: ${failed.map((f) => `${f.id} (${f.error})`).join('; ')}`.slice(0, 1024) }, gen, now);
+  } else if (failed && old.conditions?.some((c) => c.type === 'ExtensionsInstalled')) {
+    status.conditions = setCondition(status.conditions, { type: 'ExtensionsInstalled', status: 'True', reason: 'Installed', message: '' }, gen, now);
+  }
+  // To the minute: an active user must not turn every reconcile into a status write (each write
+  // is an event that brings the next reconcile). Idle timeouts are 5 minutes or more.
+  const activity = agent?.lastActivity ? toMinute(agent.lastActivity) : old.lastActivityTime;
+  if (activity) status.lastActivityTime = activity;
+  if (old.autoStopped && autoStopHolds(gs)) status.autoStopped = old.autoStopped;
+  return status;
+}
+
