@@ -165,6 +165,21 @@ describe('delegate controller and the reference control plane', function () {
     expect(r.json.error.message).to.equal('repository.url is required');
   });
 
+  it('refuses a task for an infra that does not admit its namespace, and creates nothing', async () => {
+    const closed = infraManifest('cp-closed', join(work, 'closed'));
+    (closed.spec as { allowedNamespaces?: unknown }).allowedNamespaces = { matchLabels: { team: 'elsewhere' } };
+    await k8s.apply(closed);
+    try {
+      const g = await create('closedinfra', { infra: 'cp-closed' });
+      const t = await taskDone(g.task ?? '');
+      expect(t).to.include({ outcome: 'failed', reason: 'Invalid' });
+      expect(t.message).to.equal('spec.infra: namespace default does not match GitspaceInfra "cp-closed" spec.allowedNamespaces {"matchLabels":{"team":"elsewhere"}}');
+      expect(await k8s.get(manifest('closedinfra'))).to.equal(undefined);
+    } finally {
+      await k8s.deleteAndWait(closed);
+    }
+  });
+
   it('rejects a wrong delegate token, and a delegate holding one creates nothing', async () => {
     const r = await fetch(`${cpURL()}/api/delegate/v1/tasks?wait=0`, { headers: { authorization: 'Bearer wrong' } });
     expect(r.status).to.equal(401);
