@@ -25,6 +25,9 @@ export class Agent {
       activity: this.activity,
       health: () => this.health(),
       ideSocket: () => this.setup.ideSocket(),
+      ideAttached: () => {
+        this.setup.ideAttached();
+      },
       forwardPorts: () => this.setup.forwardPorts(),
     });
   }

@@ -1,11 +1,21 @@
 // devcontainer.json, read the way the devcontainer CLI reads it (JSON with comments and trailing
-// commas), and split into what the agent can apply without Docker and what it cannot.
+// commas), and split into what the agent can apply without a container runtime and what it cannot.
+
+/** The lifecycle commands, in the order the spec runs them. */
+export const LIFECYCLE = ['initializeCommand', 'onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand', 'postAttachCommand'] as const;
+export type LifecycleName = (typeof LIFECYCLE)[number];
+
+/** One command of a lifecycle hook: its argv, and how the devcontainer.json wrote it (for messages). */
+export interface LifecycleCommand {
+  argv: string[];
+  text: string;
+}
 
 export interface DevcontainerPlan {
   /** containerEnv and remoteEnv, applied to every command and shell. */
   env: Record<string, string>;
-  postCreateCommands: string[][];
-  postStartCommands: string[][];
+  /** Each hook's commands (an object form's entries run in parallel). */
+  lifecycle: Record<LifecycleName, LifecycleCommand[]>;
   forwardPorts: number[];
   remoteUser?: string;
   /** customizations.vscode: extensions to install and settings for the browser IDE. */
@@ -45,25 +55,29 @@ export function stripJsonc(text: string): string {
 }
 
 /** A lifecycle command: a string (run by a shell), an array (argv), or an object of those (parallel). */
-function commands(v: unknown): string[][] {
-  if (typeof v === 'string') return v.trim() ? [['bash', '-lc', v]] : [];
-  if (Array.isArray(v)) return v.length && v.every((x) => typeof x === 'string') ? [v] : [];
+function commands(v: unknown): LifecycleCommand[] {
+  if (typeof v === 'string') return v.trim() ? [{ argv: ['bash', '-lc', v], text: v }] : [];
+  if (Array.isArray(v)) return v.length && v.every((x) => typeof x === 'string') ? [{ argv: v, text: v.join(' ') }] : [];
   if (v && typeof v === 'object') return Object.values(v).flatMap(commands);
   return [];
 }
 
-const NOT_WITHOUT_DOCKER = ['image', 'build', 'dockerFile', 'dockerComposeFile', 'features', 'runArgs', 'mounts', 'appPort', 'privileged', 'capAdd', 'securityOpt', 'initializeCommand', 'onCreateCommand', 'updateContentCommand', 'postAttachCommand'];
+/** What only a container runtime can apply (the VM's own user and image are used without one). */
+const NEEDS_A_CONTAINER = ['image', 'build', 'dockerFile', 'dockerComposeFile', 'features', 'runArgs', 'mounts', 'appPort', 'privileged', 'capAdd', 'securityOpt', 'remoteUser', 'containerUser', 'updateRemoteUserUID', 'workspaceFolder', 'workspaceMount'];
+
+function emptyLifecycle(): DevcontainerPlan['lifecycle'] {
+  return Object.fromEntries(LIFECYCLE.map((k) => [k, []])) as unknown as DevcontainerPlan['lifecycle'];
+}
 
 export function planDevcontainer(text: string | undefined): DevcontainerPlan {
-  const plan: DevcontainerPlan = { env: {}, postCreateCommands: [], postStartCommands: [], forwardPorts: [], vscode: { extensions: [], settings: {} }, notApplied: [] };
+  const plan: DevcontainerPlan = { env: {}, lifecycle: emptyLifecycle(), forwardPorts: [], vscode: { extensions: [], settings: {} }, notApplied: [] };
   if (text === undefined) return plan;
   const dc = JSON.parse(stripJsonc(text)) as Record<string, unknown>;
   for (const key of ['containerEnv', 'remoteEnv']) {
     const env = dc[key];
     if (env && typeof env === 'object') for (const [k, v] of Object.entries(env)) if (typeof v === 'string') plan.env[k] = v;
   }
-  plan.postCreateCommands = commands(dc.postCreateCommand);
-  plan.postStartCommands = commands(dc.postStartCommand);
+  for (const hook of LIFECYCLE) plan.lifecycle[hook] = commands(dc[hook]);
   if (Array.isArray(dc.forwardPorts)) {
     for (const p of dc.forwardPorts) {
       const port = typeof p === 'number' ? p : typeof p === 'string' ? Number(p.split(':').pop()) : NaN;
@@ -71,7 +85,7 @@ export function planDevcontainer(text: string | undefined): DevcontainerPlan {
     }
   }
   if (typeof dc.remoteUser === 'string') plan.remoteUser = dc.remoteUser;
-  for (const k of NOT_WITHOUT_DOCKER) if (k in dc) plan.notApplied.push(k);
+  for (const k of NEEDS_A_CONTAINER) if (k in dc) plan.notApplied.push(k);
   const vscode = (dc.customizations as { vscode?: { extensions?: unknown; settings?: unknown } } | undefined)?.vscode;
   if (Array.isArray(vscode?.extensions)) plan.vscode.extensions = vscode.extensions.filter((e): e is string => typeof e === 'string');
   if (vscode?.settings && typeof vscode.settings === 'object') plan.vscode.settings = vscode.settings as Record<string, unknown>;

@@ -20,6 +20,8 @@ export interface ApiSource {
   health(): AgentHealth;
   /** The browser IDE's unix socket, once it serves the workbench. */
   ideSocket(): string | undefined;
+  /** The browser IDE opened a connection (a tool attached). */
+  ideAttached(): void;
   forwardPorts(): number[];
 }
 
@@ -108,6 +110,7 @@ export class HttpApi {
     }
     const ideSocket = this.agent.ideSocket();
     if (ideSocket) {
+      this.agent.ideAttached();
       forwardUpgrade({ socketPath: ideSocket }, req, socket, head, () => { activity.touch(); });
       return;
     }

@@ -1,14 +1,15 @@
 // What each of Harness' set-up steps does on this VM, and the state they leave: the developer's
-// user, the checkout, the devcontainer plan, the SSH server and the browser IDE. After a restart
-// (the VM was stopped and started: the disk is kept) only credentials, IDE run and
-// postStartCommand run again (steps.ts).
+// user, the checkout, the devcontainer plan and its lifecycle commands, the SSH server and the
+// browser IDE. After a restart (the VM was stopped and started: the disk is kept) only credentials,
+// initializeCommand, IDE run and postStartCommand run again (steps.ts).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
 import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import type { CodeServer } from './code-server.ts';
-import { planDevcontainer, type DevcontainerPlan } from './devcontainer.ts';
+import { AttachHook } from './attach.ts';
+import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
 import { startBrowserIde } from './ide.ts';
@@ -37,6 +38,8 @@ export class Setup {
   private ssh: { close(): void } | undefined;
   /** The developer's user, once the user step (or, after a restart, run) has made sure of it. */
   private devUser: DevUser | undefined;
+  /** postAttachCommand, once the IDE and SSH are up. */
+  private readonly attach = new AttachHook(() => this.postAttach());
 
   constructor(config: AgentConfig, root: string, activity: Activity) {
     this.config = config;
@@ -90,14 +93,18 @@ export class Setup {
     return commandEnv(this.config, this.devUser?.name, this.plan.env);
   }
 
-  /** Runs the steps; a restart has no user step, so it finds the user first. */
+  /**
+   * Runs the steps; a restart has no user or ideSetup step, so it finds the user and reads the
+   * devcontainer.json again first (the commands and env it defines are needed again).
+   */
   async run(): Promise<void> {
     if (this.restart) {
       try {
         await this.ensureUser();
+        this.readDevcontainer();
       } catch (e) {
         this.failed = true;
-        log('user set-up failed', { error: (e as Error).message });
+        log('restart set-up failed', { error: (e as Error).message });
         return;
       }
     }
@@ -136,14 +143,16 @@ export class Setup {
         return this.readDevcontainer();
       case 'ideRun':
         return this.startServers();
+      case 'initializeCommand':
+      case 'onCreateCommand':
+      case 'updateContentCommand':
       case 'postCreateCommand':
-        return this.lifecycle(this.plan.postCreateCommands);
       case 'postStartCommand':
-        return this.lifecycle(this.plan.postStartCommands);
+        return this.lifecycle(name, this.plan.lifecycle[name]);
     }
   }
 
-  /** ideSetup: the checkout's devcontainer.json, if any, becomes the plan (no Docker here to build it). */
+  /** ideSetup: the checkout's devcontainer.json, if any, becomes the plan (no container runtime here to build it). */
   private readDevcontainer(): string {
     const path = join(this.checkout, this.config.devcontainerPath);
     if (existsSync(path)) {
@@ -153,18 +162,13 @@ export class Setup {
         throw new StepError(`${this.config.devcontainerPath} is not valid JSON: ${(e as Error).message}`);
       }
       this.devcontainerFound = true;
-      return this.plan.notApplied.length ? `container build skipped (no Docker): ${this.plan.notApplied.join(', ')} not applied` : 'container build skipped (no Docker)';
+      return this.plan.notApplied.length ? `no container runtime: ${this.plan.notApplied.join(', ')} not applied; lifecycle commands and env run on the VM` : 'no container runtime: lifecycle commands and env run on the VM';
     }
     return `no ${this.config.devcontainerPath}; using the VM image as is`;
   }
 
   /** ideRun: the SSH server, then the browser IDE when the Gitspace has one. */
   private async startServers(): Promise<string> {
-    // ideSetup does not run again after a restart, but the env it derived is still needed.
-    if (this.restart) {
-      const path = join(this.checkout, this.config.devcontainerPath);
-      if (existsSync(path)) this.plan = planDevcontainer(readFileSync(path, 'utf8'));
-    }
     const sshServer = await startSshServer({
       address: this.config.listen.address,
       port: this.config.listen.sshPort,
@@ -174,6 +178,9 @@ export class Setup {
       env: () => this.env(),
       onActivity: () => {
         this.activity.touch();
+      },
+      onAttach: () => {
+        this.attach.attached();
       },
       log: (m) => {
         log(m);
@@ -198,12 +205,35 @@ export class Setup {
     return `${ssh}; code-server ${failed.length ? `ready; extensions not installed: ${failed.join(', ')}` : 'ready'}`;
   }
 
-  private async lifecycle(cmds: string[][]): Promise<string | undefined> {
+  /**
+   * A lifecycle hook's commands, as the developer's user in the checkout (an object form's entries
+   * in parallel); their output goes to the agent's log. A failing one fails the step, naming it.
+   */
+  private async lifecycle(hook: string, cmds: LifecycleCommand[]): Promise<string | undefined> {
     if (cmds.length === 0) return 'skipped';
-    const results = await Promise.all(cmds.map((argv) => this.user.run(argv[0] ?? 'true', argv.slice(1), { cwd: this.checkout, env: this.env(), timeoutMs: 60 * 60_000 })));
-    const bad = results.find((r) => r.code !== 0);
-    if (bad) throw new StepError(`exited ${bad.code}: ${bad.output.trim().split('\n').slice(-3).join(' | ')}`);
-    return undefined;
+    const results = await Promise.all(cmds.map(async (c) => {
+      const r = await this.user.run(c.argv[0] ?? 'true', c.argv.slice(1), { cwd: this.checkout, env: this.env(), timeoutMs: 60 * 60_000 });
+      log(`${hook} finished`, { command: c.text.slice(0, 200), exitCode: r.code, output: r.output.slice(-4_096) });
+      return { c, r };
+    }));
+    const bad = results.find(({ r }) => r.code !== 0);
+    if (bad) throw new StepError(`${hook} \`${bad.c.text.slice(0, 200)}\` exited ${bad.r.code}: ${bad.r.output.trim().split('\n').slice(-3).join(' | ')}`);
+    return results.length === 1 ? undefined : `${results.length} commands`;
+  }
+
+  /** The browser IDE opened a connection: a tool attached. */
+  ideAttached(): void {
+    this.attach.attached();
+  }
+
+  /** postAttachCommand: not a step (the Gitspace is ready already); a failure is logged. */
+  private async postAttach(): Promise<void> {
+    if (!this.devUser || this.state !== 'ready') return;
+    try {
+      await this.lifecycle('postAttachCommand', this.plan.lifecycle.postAttachCommand);
+    } catch (e) {
+      log('postAttachCommand failed', { error: (e as Error).message });
+    }
   }
 
   /** Stops the servers the steps started. */

@@ -15,6 +15,8 @@ export interface SshOptions {
   cwd: () => string;
   env: () => NodeJS.ProcessEnv;
   onActivity: () => void;
+  /** A client logged in (a tool attached: postAttachCommand). */
+  onAttach?: () => void;
   log: (msg: string) => void;
   /** Runs shells and commands as the developer's user (DevUser.wrap). */
   wrap: (argv: string[]) => string[];
@@ -76,6 +78,7 @@ export function startSshServer(o: SshOptions): Promise<ssh2.Server> {
     });
     client.on('ready', () => {
       o.onActivity();
+      o.onAttach?.();
       client.on('session', (accept) => {
         const session = accept();
         let pty: PtyInfo | undefined;

@@ -3,9 +3,12 @@
 import type { StepName, StepStatus } from '../api/agent.ts';
 import { log } from './log.ts';
 
-const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'ideRun', 'postCreateCommand', 'postStartCommand'];
-/** After a restart the disk is kept: only what does not survive a stop runs again. */
-const RESTART: StepName[] = ['gitCredentials', 'ideRun', 'postStartCommand'];
+// The devcontainer lifecycle in the spec's order: initializeCommand, onCreateCommand and
+// updateContentCommand before the IDE is started (the spec's default waitFor), postCreateCommand
+// and postStartCommand after; postAttachCommand is not a step: it runs per attach (attach.ts).
+const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'initializeCommand', 'onCreateCommand', 'updateContentCommand', 'ideRun', 'postCreateCommand', 'postStartCommand'];
+/** After a restart the disk is kept: only what does not survive a stop runs again (and initializeCommand, which the spec runs on every start). */
+const RESTART: StepName[] = ['gitCredentials', 'initializeCommand', 'ideRun', 'postStartCommand'];
 
 export function pendingSteps(restart: boolean): StepStatus[] {
   return (restart ? RESTART : FIRST_BOOT).map((name) => ({ name, status: 'pending' }));

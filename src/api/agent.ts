@@ -84,7 +84,8 @@ export function repoDirName(url: string): string {
 }
 
 export type StepName =
-  | 'user' | 'env' | 'tools' | 'git' | 'gitCredentials' | 'clone' | 'ideSetup' | 'ideRun' | 'postCreateCommand' | 'postStartCommand';
+  | 'user' | 'env' | 'tools' | 'git' | 'gitCredentials' | 'clone' | 'ideSetup'
+  | 'initializeCommand' | 'onCreateCommand' | 'updateContentCommand' | 'ideRun' | 'postCreateCommand' | 'postStartCommand';
 
 export interface StepStatus {
   name: StepName;
