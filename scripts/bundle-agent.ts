@@ -6,7 +6,8 @@
 //   bin/gitspaces-agent    sh wrapper: that node running lib/agent/main.js
 //   lib/                   src/agent and src/api, compiled (nothing else of ours)
 //   node_modules/          the production packages the agent imports (found by scanning the
-//                          compiled imports), their dependencies, at package-lock.json's versions,
+//                          compiled imports) and the tools it runs (AGENT_TOOLS: the reference
+//                          devcontainer CLI), their dependencies, at package-lock.json's versions,
 //                          no install scripts and no optional packages (ssh2 stays pure JS:
 //                          docs/decisions.md)
 //   package.json, VERSION
@@ -358,6 +359,12 @@ async function nodeRuntime(arch: BundleArch, version: string, log: (s: string) =
 // --- the tarball ----------------------------------------------------------------------------------
 
 /** The wrapper VMs run (through a symlink too: it finds its own directory). */
+/**
+ * Packages the agent runs as programs rather than imports (so the import scan cannot find them),
+ * each with its entry script: the reference devcontainer CLI (`devcontainer up`, not our own).
+ */
+export const AGENT_TOOLS: Record<string, string> = { '@devcontainers/cli': 'devcontainer.js' };
+
 export const WRAPPER = `#!/bin/sh
 # The Gitspaces VM agent on the Node it ships with: gitspaces-agent --root DIR
 here="$(dirname "$(readlink -f "$0" 2>/dev/null || echo "$0")")"
@@ -399,7 +406,7 @@ export async function buildAgentBundle(o: BuildOptions = {}): Promise<BuildResul
     log(`compiling src/agent and src/api`);
     const lib = await compile(stage);
     const packages = importedPackages(lib);
-    const deps = await installDependencies(packages, version, log);
+    const deps = await installDependencies([...packages, ...Object.keys(AGENT_TOOLS)].sort(), version, log);
     const runtimes = await Promise.all(arches.map((a) => nodeRuntime(a, node, log)));
     const previous = existsSync(join(out, 'manifest.json')) ? readJSON(join(out, 'manifest.json')) as BundleManifest : undefined;
     const manifest: BundleManifest = { version, files: {} };
@@ -498,6 +505,10 @@ export async function verifyBundle(out: string, manifest: BundleManifest, arch: 
     if (v !== `v${node}`) throw new Error(`${entry.file}: bin/node is ${v}, not v${node}`);
     const imports = packages.map((p) => `await import(${JSON.stringify(p)});`).join(' ');
     await run(join(b, 'bin/node'), ['--input-type=module', '-e', `${imports} process.stdout.write('ok')`], { cwd: b, env });
+    for (const [tool, script] of Object.entries(AGENT_TOOLS)) {
+      const said = (await run(join(b, 'bin/node'), [join(b, 'node_modules', tool, script), '--version'], { cwd: b, env })).trim();
+      if (!/^\d+\.\d+\.\d+/.test(said)) throw new Error(`${entry.file}: ${tool} --version said ${said}`);
+    }
     const root = join(check, 'empty-root');
     mkdirSync(root);
     const r = await runBriefly(join(b, 'bin/gitspaces-agent'), ['--root', root], check, env, 3_000);

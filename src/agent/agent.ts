@@ -29,6 +29,7 @@ export class Agent {
         this.setup.ideAttached();
       },
       forwardPorts: () => this.setup.forwardPorts(),
+      portHost: () => this.setup.portHost(),
     });
   }
 

@@ -20,8 +20,10 @@ export interface DevcontainerPlan {
   remoteUser?: string;
   /** customizations.vscode: extensions to install and settings for the browser IDE. */
   vscode: { extensions: string[]; settings: Record<string, unknown> };
-  /** Fields present but not applied here (no Docker on this host), for the status report. */
+  /** Fields present that only a container runtime can apply (reported when there is none). */
   notApplied: string[];
+  /** What the container is made from (image, build, dockerFile, dockerComposeFile), if it is a container one. */
+  container?: string;
 }
 
 /** Strips // and /* comments and trailing commas outside strings. */
@@ -86,6 +88,8 @@ export function planDevcontainer(text: string | undefined): DevcontainerPlan {
   }
   if (typeof dc.remoteUser === 'string') plan.remoteUser = dc.remoteUser;
   for (const k of NEEDS_A_CONTAINER) if (k in dc) plan.notApplied.push(k);
+  const source = ['image', 'build', 'dockerFile', 'dockerComposeFile'].find((k) => k in dc);
+  if (source) plan.container = source;
   const vscode = (dc.customizations as { vscode?: { extensions?: unknown; settings?: unknown } } | undefined)?.vscode;
   if (Array.isArray(vscode?.extensions)) plan.vscode.extensions = vscode.extensions.filter((e): e is string => typeof e === 'string');
   if (vscode?.settings && typeof vscode.settings === 'object') plan.vscode.settings = vscode.settings as Record<string, unknown>;

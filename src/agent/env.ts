@@ -12,6 +12,8 @@ export function commandEnv(config: AgentConfig, userName: string | undefined, de
     SHELL: '/bin/bash',
     GITSPACE_NAME: config.gitspace.name,
     GITSPACE_NAMESPACE: config.gitspace.namespace,
+    // The VM's container runtime, when it is not at the default socket.
+    ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
   };
   for (const e of config.env) env[e.name] = e.value ?? '';
   Object.assign(env, devcontainerEnv);

@@ -23,6 +23,8 @@ export interface ApiSource {
   /** The browser IDE opened a connection (a tool attached). */
   ideAttached(): void;
   forwardPorts(): number[];
+  /** Where forwarded ports are reached (the dev container's address, or loopback). */
+  portHost(): string;
 }
 
 export class HttpApi {
@@ -60,7 +62,7 @@ export class HttpApi {
     // A forwarded port's request is that port's, whatever its path: it must never reach the
     // agent's own endpoints (a public port's visitors would read health or mark activity).
     if (req.headers[PORT_HEADER] !== undefined) {
-      forwardPort(req, res, this.agent.forwardPorts(), activity);
+      forwardPort(req, res, this.agent.forwardPorts(), activity, this.agent.portHost());
       return;
     }
     const json = (code: number, body: unknown) => {
@@ -97,7 +99,7 @@ export class HttpApi {
       return;
     }
     if (req.headers[PORT_HEADER] !== undefined) {
-      forwardPortUpgrade(req, socket, head, this.agent.forwardPorts(), activity);
+      forwardPortUpgrade(req, socket, head, this.agent.forwardPorts(), activity, this.agent.portHost());
       return;
     }
     if (path === AGENT_SSH_PATH) {

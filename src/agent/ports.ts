@@ -1,5 +1,5 @@
 // Forwarded ports: the ports a Gitspace publishes, and passing a request for one of them (named by
-// the gateway in PORT_HEADER) to that port on the VM's loopback.
+// the gateway in PORT_HEADER) to that port on the VM's loopback, or in the dev container.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { PORT_HEADER, type AgentConfig } from '../api/agent.ts';
@@ -19,7 +19,7 @@ function declaredPort(req: IncomingMessage, ports: number[]): number | undefined
   return ports.includes(port) ? port : undefined;
 }
 
-export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: number[], activity: Activity): void {
+export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: number[], activity: Activity, host: string): void {
   const port = declaredPort(req, ports);
   if (port === undefined) {
     res.writeHead(404, { 'content-type': 'text/plain' });
@@ -27,11 +27,11 @@ export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: nu
     return;
   }
   activity.touchBy(req);
-  forward({ host: '127.0.0.1', port }, req, res, `port ${String(port)}`);
+  forward({ host, port }, req, res, `port ${String(port)}`);
 }
 
-export function forwardPortUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ports: number[], activity: Activity): void {
+export function forwardPortUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ports: number[], activity: Activity, host: string): void {
   const port = declaredPort(req, ports);
   if (port === undefined) endUpgrade(socket, '404 Not Found');
-  else forwardUpgrade({ host: '127.0.0.1', port }, req, socket, head, () => { activity.touchBy(req); });
+  else forwardUpgrade({ host, port }, req, socket, head, () => { activity.touchBy(req); });
 }

@@ -9,6 +9,7 @@ import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import type { CodeServer } from './code-server.ts';
 import { AttachHook } from './attach.ts';
+import { containerAddress, containerRuntime, devcontainerUp, execIn, ContainerError, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
@@ -38,6 +39,10 @@ export class Setup {
   private ssh: { close(): void } | undefined;
   /** The developer's user, once the user step (or, after a restart, run) has made sure of it. */
   private devUser: DevUser | undefined;
+  /** The container runtime's version, when devcontainer.json asks for a container and the VM has one. */
+  private runtime: string | undefined;
+  /** The dev container, once `devcontainer up` has it running. */
+  private container: DevContainer | undefined;
   /** postAttachCommand, once the IDE and SSH are up. */
   private readonly attach = new AttachHook(() => this.postAttach());
 
@@ -63,11 +68,17 @@ export class Setup {
   }
 
   devcontainerStatus(): AgentHealth['devcontainer'] {
-    return { found: this.devcontainerFound, notApplied: this.plan.notApplied, containerBuild: 'skipped' };
+    if (this.container) return { found: true, notApplied: [], containerBuild: 'up', container: { ...this.container } };
+    return { found: this.devcontainerFound, notApplied: this.plan.notApplied, containerBuild: this.plan.container ? 'no-runtime' : 'skipped' };
   }
 
   forwardPorts(): number[] {
     return publishedPorts(this.plan, this.config);
+  }
+
+  /** Where forwarded ports are: the dev container's address, else the VM's loopback. */
+  portHost(): string {
+    return this.container?.address ?? '127.0.0.1';
   }
 
   ideSocket(): string | undefined {
@@ -101,7 +112,7 @@ export class Setup {
     if (this.restart) {
       try {
         await this.ensureUser();
-        this.readDevcontainer();
+        await this.readDevcontainer();
       } catch (e) {
         this.failed = true;
         log('restart set-up failed', { error: (e as Error).message });
@@ -141,9 +152,13 @@ export class Setup {
       }
       case 'ideSetup':
         return this.readDevcontainer();
+      case 'container':
+        return this.startContainer();
       case 'ideRun':
         return this.startServers();
       case 'initializeCommand':
+        // With a container, `devcontainer up` runs it (on this host, as this user) in its own step.
+        return this.runtime ? 'skipped' : this.lifecycle(name, this.plan.lifecycle[name]);
       case 'onCreateCommand':
       case 'updateContentCommand':
       case 'postCreateCommand':
@@ -152,19 +167,44 @@ export class Setup {
     }
   }
 
-  /** ideSetup: the checkout's devcontainer.json, if any, becomes the plan (no container runtime here to build it). */
-  private readDevcontainer(): string {
+  /**
+   * ideSetup: the checkout's devcontainer.json, if any, becomes the plan; a container one is built
+   * when the VM has a container runtime (next steps), else what needs one is reported.
+   */
+  private async readDevcontainer(): Promise<string> {
     const path = join(this.checkout, this.config.devcontainerPath);
-    if (existsSync(path)) {
-      try {
-        this.plan = planDevcontainer(readFileSync(path, 'utf8'));
-      } catch (e) {
-        throw new StepError(`${this.config.devcontainerPath} is not valid JSON: ${(e as Error).message}`);
-      }
-      this.devcontainerFound = true;
-      return this.plan.notApplied.length ? `no container runtime: ${this.plan.notApplied.join(', ')} not applied; lifecycle commands and env run on the VM` : 'no container runtime: lifecycle commands and env run on the VM';
+    if (!existsSync(path)) return `no ${this.config.devcontainerPath}; using the VM image as is`;
+    try {
+      this.plan = planDevcontainer(readFileSync(path, 'utf8'));
+    } catch (e) {
+      throw new StepError(`${this.config.devcontainerPath} is not valid JSON: ${(e as Error).message}`);
     }
-    return `no ${this.config.devcontainerPath}; using the VM image as is`;
+    this.devcontainerFound = true;
+    if (!this.plan.container) return this.plan.notApplied.length ? `no container asked for: ${this.plan.notApplied.join(', ')} not applied` : 'env, lifecycle commands and ports from devcontainer.json';
+    this.runtime = await containerRuntime(this.env());
+    if (this.runtime) return `dev container (${this.plan.container}) on Docker ${this.runtime}`;
+    return `no container runtime on this VM: ${this.plan.notApplied.join(', ')} not applied; lifecycle commands and env run on the VM as ${this.user.name}`;
+  }
+
+  /** container: `devcontainer up` (the reference CLI) builds or finds, and starts, the dev container. */
+  private async startContainer(): Promise<string> {
+    if (!this.runtime) return 'skipped';
+    try {
+      this.container = await devcontainerUp({
+        checkout: this.checkout,
+        config: join(this.checkout, this.config.devcontainerPath),
+        instance: this.config.instance ?? this.config.gitspace.uid,
+        env: this.env(),
+        wrap: (argv) => this.user.wrap(argv),
+      });
+    } catch (e) {
+      if (e instanceof ContainerError) throw new StepError(e.message);
+      throw e;
+    }
+    const c = this.container;
+    const address = await containerAddress(c.id, this.env());
+    if (address) c.address = address;
+    return `container ${c.id.slice(0, 12)} up: ${c.remoteUser} in ${c.workspaceFolder}${address ? ` at ${address}` : ''}`;
   }
 
   /** ideRun: the SSH server, then the browser IDE when the Gitspace has one. */
@@ -186,6 +226,7 @@ export class Setup {
         log(m);
       },
       wrap: (argv) => this.user.wrap(argv),
+      inContainer: (argv, tty) => (this.container ? execIn(this.container, argv, { tty, env: this.containerEnv() }) : undefined),
     });
     this.ssh = sshServer;
     const ssh = `ssh on ${this.config.listen.address}:${this.config.listen.sshPort}`;
@@ -211,14 +252,24 @@ export class Setup {
    */
   private async lifecycle(hook: string, cmds: LifecycleCommand[]): Promise<string | undefined> {
     if (cmds.length === 0) return 'skipped';
+    // In the dev container, except initializeCommand (the host's, by definition).
+    const inContainer = this.container && hook !== 'initializeCommand' ? this.container : undefined;
     const results = await Promise.all(cmds.map(async (c) => {
-      const r = await this.user.run(c.argv[0] ?? 'true', c.argv.slice(1), { cwd: this.checkout, env: this.env(), timeoutMs: 60 * 60_000 });
+      const argv = inContainer ? execIn(inContainer, c.argv, { env: this.containerEnv() }) : c.argv;
+      const r = await this.user.run(argv[0] ?? 'true', argv.slice(1), { cwd: this.checkout, env: this.env(), timeoutMs: 60 * 60_000 });
       log(`${hook} finished`, { command: c.text.slice(0, 200), exitCode: r.code, output: r.output.slice(-4_096) });
       return { c, r };
     }));
     const bad = results.find(({ r }) => r.code !== 0);
     if (bad) throw new StepError(`${hook} \`${bad.c.text.slice(0, 200)}\` exited ${bad.r.code}: ${bad.r.output.trim().split('\n').slice(-3).join(' | ')}`);
     return results.length === 1 ? undefined : `${results.length} commands`;
+  }
+
+  /** What a command in the container gets besides the container's own env: spec.env and remoteEnv. */
+  private containerEnv(): Record<string, string> {
+    const out: Record<string, string> = { GITSPACE_NAME: this.config.gitspace.name, GITSPACE_NAMESPACE: this.config.gitspace.namespace };
+    for (const e of this.config.env) out[e.name] = e.value ?? '';
+    return { ...out, ...this.plan.env };
   }
 
   /** The browser IDE opened a connection: a tool attached. */

@@ -6,6 +6,7 @@ import { generateKeyPairSync, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { Connection, ServerChannel, PublicKey, ParsedKey } from 'ssh2';
+import { shellJoin } from './container.ts';
 
 export interface SshOptions {
   address: string;
@@ -20,6 +21,8 @@ export interface SshOptions {
   log: (msg: string) => void;
   /** Runs shells and commands as the developer's user (DevUser.wrap). */
   wrap: (argv: string[]) => string[];
+  /** A session's shell or command in the dev container, when there is one (else undefined: on the VM); `tty`: with a terminal. */
+  inContainer?: (argv: string[], tty: boolean) => string[] | undefined;
 }
 
 function hostKey(file: string): string {
@@ -91,15 +94,22 @@ export function startSshServer(o: SshOptions): Promise<ssh2.Server> {
           if (/^(LANG|LC_[A-Z]+|TERM)$/.test(info.key)) env[info.key] = info.val;
           acceptEnv?.();
         });
+        // With a terminal, script(1) makes it (its command runs through the shell, hence shellJoin).
+        // In a container, `docker exec -t` makes another one, sized only after the command started:
+        // the size is set in there too.
+        const withPty = (p: PtyInfo, argv: string[]) => {
+          const size = `stty rows ${String(p.rows)} cols ${String(p.cols)}`;
+          const inside = o.inContainer?.(['bash', '-c', `${size} 2>/dev/null; exec ${shellJoin(argv)}`], true);
+          return ['script', '-qfec', `${size}; exec ${shellJoin(inside ?? argv)}`, '/dev/null'];
+        };
         session.on('shell', (acceptShell) => {
           const channel = acceptShell();
-          const inner = 'exec bash -l';
-          const cmd = pty ? ['script', '-qfec', `stty rows ${pty.rows} cols ${pty.cols}; ${inner}`, '/dev/null'] : ['bash', '-l'];
+          const cmd = pty ? withPty(pty, ['bash', '-l']) : inner(['bash', '-l'], false);
           attach(channel, cmd, { ...env, ...(pty ? { TERM: pty.term } : {}) });
         });
         session.on('exec', (acceptExec, _reject, info) => {
           const channel = acceptExec();
-          const cmd = pty ? ['script', '-qfec', `stty rows ${pty.rows} cols ${pty.cols}; ${info.command}`, '/dev/null'] : ['bash', '-lc', info.command];
+          const cmd = pty ? withPty(pty, ['bash', '-lc', info.command]) : inner(['bash', '-lc', info.command], false);
           attach(channel, cmd, env);
         });
       });
@@ -108,6 +118,10 @@ export function startSshServer(o: SshOptions): Promise<ssh2.Server> {
       o.log(`ssh client error: ${e.message}`);
     });
   });
+
+  function inner(argv: string[], tty: boolean): string[] {
+    return o.inContainer?.(argv, tty) ?? argv;
+  }
 
   function attach(channel: ServerChannel, argv: string[], extraEnv: Record<string, string>): void {
     let child: ChildProcess;

@@ -6,9 +6,11 @@ import { log } from './log.ts';
 // The devcontainer lifecycle in the spec's order: initializeCommand, onCreateCommand and
 // updateContentCommand before the IDE is started (the spec's default waitFor), postCreateCommand
 // and postStartCommand after; postAttachCommand is not a step: it runs per attach (attach.ts).
-const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'initializeCommand', 'onCreateCommand', 'updateContentCommand', 'ideRun', 'postCreateCommand', 'postStartCommand'];
-/** After a restart the disk is kept: only what does not survive a stop runs again (and initializeCommand, which the spec runs on every start). */
-const RESTART: StepName[] = ['gitCredentials', 'initializeCommand', 'ideRun', 'postStartCommand'];
+// With a dev container, `container` runs `devcontainer up` (which runs initializeCommand itself);
+// the later hooks run in the container.
+const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials', 'clone', 'ideSetup', 'initializeCommand', 'container', 'onCreateCommand', 'updateContentCommand', 'ideRun', 'postCreateCommand', 'postStartCommand'];
+/** After a restart the disk is kept: only what does not survive a stop runs again (and initializeCommand, which the spec runs on every start; `up` finds and starts the same container). */
+const RESTART: StepName[] = ['gitCredentials', 'initializeCommand', 'container', 'ideRun', 'postStartCommand'];
 
 export function pendingSteps(restart: boolean): StepStatus[] {
   return (restart ? RESTART : FIRST_BOOT).map((name) => ({ name, status: 'pending' }));

@@ -85,7 +85,7 @@ export function repoDirName(url: string): string {
 
 export type StepName =
   | 'user' | 'env' | 'tools' | 'git' | 'gitCredentials' | 'clone' | 'ideSetup'
-  | 'initializeCommand' | 'onCreateCommand' | 'updateContentCommand' | 'ideRun' | 'postCreateCommand' | 'postStartCommand';
+  | 'initializeCommand' | 'container' | 'onCreateCommand' | 'updateContentCommand' | 'ideRun' | 'postCreateCommand' | 'postStartCommand';
 
 export interface StepStatus {
   name: StepName;
@@ -106,6 +106,10 @@ export interface AgentHealth {
   ide: { type: string; ready: boolean; extensionsFailed?: { id: string; error: string }[] };
   checkout: string;
   forwardPorts: number[];
-  devcontainer: { found: boolean; notApplied: string[]; containerBuild: 'skipped' };
+  /**
+   * containerBuild: `skipped` (no container in devcontainer.json), `no-runtime` (one is asked for,
+   * the VM has no container runtime: notApplied lists what was not applied), `up` (running: container).
+   */
+  devcontainer: { found: boolean; notApplied: string[]; containerBuild: 'skipped' | 'no-runtime' | 'up'; container?: { id: string; remoteUser: string; workspaceFolder: string } };
   lastActivityTime: string;
 }

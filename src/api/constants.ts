@@ -44,6 +44,8 @@ export const LABELS = {
   /** On a warm-pool VM not yet claimed: its machine type name, and the pool's zone. */
   pool: `${GROUP}/pool`,
   poolZone: `${GROUP}/pool-zone`,
+  /** On a dev container: the instance whose agent made it (`devcontainer up --id-label`). */
+  devcontainerInstance: `${GROUP}/instance`,
   /**
    * A random nonce per instance: with the operator's enrolment key it gives the instance's
    * one-time enrolment token (the nonce alone is useless; its hash is in the boot facts).

@@ -84,6 +84,8 @@ export function startupScript(facts: BootFacts, o: StartupOptions = {}): string 
     'GITSPACES_BOOT',
     'mv "$root/boot.json.tmp" "$root/boot.json"',
     'if [ -n "$agent_cmd" ]; then',
+    // The agent's files set their own modes; what the developer makes (the checkout) gets the usual 022.
+    '  umask 022',
     '  echo $$ > "$root/agent.pid"',
     '  exec $agent_cmd agent --root "$root"',
     'fi',

@@ -75,7 +75,7 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
     const h = (await health.json()) as { state: string; forwardPorts: number[]; devcontainer: { notApplied: string[]; containerBuild: string } };
     expect(h.state).to.equal('ready');
     expect(h.forwardPorts).to.deep.equal([3000, 8080]);
-    expect(h.devcontainer).to.deep.include({ notApplied: ['image'], containerBuild: 'skipped' });
+    expect(h.devcontainer).to.deep.include({ notApplied: ['image'], containerBuild: 'no-runtime' });
     // A wrong key is refused.
     expect((await rejection(sshExec(ip, 47122, makeSshKey(), 'true'))).message).to.match(/authentication/i);
 

@@ -3,12 +3,13 @@
 // its own directory as its "disk". Stop keeps the directory; start runs the script again; delete
 // removes both. All state lives in the instance directory, so a restarted operator finds (adopts)
 // its instances again: nothing is kept only in memory.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_HTTP_PORT, BOOT_FAILURE_PREFIX, CODE_SERVER_VERSION } from '../../api/agent.ts';
+import { LABELS } from '../../api/constants.ts';
 import { startupScript } from '../startup.ts';
 import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type VmProvider } from '../types.ts';
 
@@ -41,6 +42,15 @@ interface Record_ {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A command's stdout ('' when it fails or takes longer than 30 s). */
+function runQuiet(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 30_000 }, (e, stdout) => {
+      resolve(e ? '' : stdout);
+    });
+  });
+}
 
 /** Addresses any local provider of this process handed out (instances of several infras). */
 const handedOut = new Set<string>();
@@ -213,7 +223,11 @@ export class LocalProvider implements VmProvider {
       cwd: d,
       detached: true,
       stdio: ['ignore', log, log],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(d, 'home'), LANG: 'C.UTF-8', GITSPACES_ROOT: d, GITSPACES_CODE_SERVER: this.codeServer, GITSPACES_AGENT_USER: 'self' },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(d, 'home'), LANG: 'C.UTF-8', GITSPACES_ROOT: d, GITSPACES_CODE_SERVER: this.codeServer, GITSPACES_AGENT_USER: 'self',
+        // The container runtime this host's "VMs" share, when the operator names one.
+        ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+      },
     });
     closeSync(log);
     child.unref();
@@ -259,6 +273,15 @@ export class LocalProvider implements VmProvider {
     if (!rec) throw new ProviderError('NotFound', `local instance ${inst.name} not found`);
     if (rec.power !== 'off') this.write({ ...rec, power: 'off' });
     await this.kill(inst.name);
+    // A VM's containers stop with it; a local "VM"'s run on the shared daemon, so say so.
+    await this.containers(inst.name, 'stop');
+  }
+
+  /** Stops or removes the instance's dev containers (labelled by the agent), if there is a daemon. */
+  private async containers(name: string, action: 'stop' | 'rm'): Promise<void> {
+    if (!process.env.DOCKER_HOST) return;
+    const ids = (await runQuiet('docker', ['ps', '-aq', '--filter', `label=${LABELS.devcontainerInstance}=${name}`])).split('\n').filter(Boolean);
+    if (ids.length) await runQuiet('docker', action === 'stop' ? ['stop', '-t', '5', ...ids] : ['rm', '-f', '-v', ...ids]);
   }
 
   private async kill(name: string): Promise<void> {
@@ -283,6 +306,7 @@ export class LocalProvider implements VmProvider {
     if (!existsSync(d)) return 'gone';
     const address = this.read(inst.name)?.address;
     await this.kill(inst.name);
+    await this.containers(inst.name, 'rm');
     rmSync(d, { recursive: true, force: true });
     if (address) handedOut.delete(address);
     return 'gone';

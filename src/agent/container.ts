@@ -1,0 +1,99 @@
+// The dev container: when devcontainer.json names an image, a Dockerfile or a compose file and the
+// VM has a container runtime, the reference CLI (@devcontainers/cli, carried in the agent bundle)
+// builds and starts it with the checkout as its workspace, labelled with the instance so a restart
+// finds the same container (and `up` only starts it) and the local provider can stop it with its "VM". Lifecycle commands and SSH sessions then run
+// inside it as its remoteUser in its workspace folder, through `docker exec`.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { LABELS } from '../api/constants.ts';
+import { log } from './log.ts';
+import { run } from './run.ts';
+
+/** The properties that make a devcontainer.json a container one. */
+export const CONTAINER_SOURCES = ['image', 'build', 'dockerFile', 'dockerComposeFile'] as const;
+
+
+export interface DevContainer {
+  id: string;
+  remoteUser: string;
+  workspaceFolder: string;
+  /** Where its ports are reached from the VM (its address on its first network). */
+  address?: string;
+}
+
+/** The container's address on its first network (forwarded ports go there), if it has one. */
+export async function containerAddress(id: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const r = await run('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id], { env, timeoutMs: 10_000 });
+  return r.code === 0 ? r.output.trim().split(/\s+/).find((a) => a) : undefined;
+}
+
+/** The container runtime's version when `docker` answers within 10 s, else undefined. */
+export async function containerRuntime(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const r = await run('docker', ['version', '--format', '{{.Server.Version}}'], { env, timeoutMs: 10_000 });
+  return r.code === 0 && r.output.trim() ? r.output.trim().split('\n').pop() : undefined;
+}
+
+function cliPath(): string {
+  return createRequire(import.meta.url).resolve('@devcontainers/cli/devcontainer.js');
+}
+
+export class ContainerError extends Error {}
+
+/**
+ * `devcontainer up` for the checkout. Lifecycle commands are skipped (the agent runs each as its
+ * own step); the CLI's log goes to the agent's log line by line; its last stdout line is the
+ * result ({outcome, containerId, remoteUser, remoteWorkspaceFolder} or {outcome: 'error', message}).
+ */
+export function devcontainerUp(o: { checkout: string; config: string; instance: string; env: NodeJS.ProcessEnv; wrap: (argv: string[]) => string[]; timeoutMs?: number }): Promise<DevContainer> {
+  const [cmd = process.execPath, ...args] = o.wrap([process.execPath, cliPath(), 'up', '--workspace-folder', o.checkout, '--config', o.config, '--id-label', `${LABELS.devcontainerInstance}=${o.instance}`, '--skip-post-create', '--log-format', 'text']);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: o.checkout, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let tail: string[] = [];
+    let partial = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout = (stdout + d.toString('utf8')).slice(-65_536);
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) if (line.trim()) log('devcontainer', { line: line.slice(0, 2_000) });
+      // Stack frames of the CLI say nothing to the user.
+      tail = [...tail, ...lines.map((l) => l.trim()).filter((l) => l && !l.startsWith('at ')).map((l) => l.slice(0, 300))].slice(-4);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 60 * 60_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new ContainerError(`devcontainer up could not start: ${e.message}`));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const last = stdout.trim().split('\n').pop() ?? '';
+      let result: { outcome?: string; containerId?: string; remoteUser?: string; remoteWorkspaceFolder?: string; message?: string; description?: string } = {};
+      try {
+        result = JSON.parse(last) as typeof result;
+      } catch {
+        // no result line: the log tail says why
+      }
+      if (result.outcome === 'success' && result.containerId) {
+        resolve({ id: result.containerId, remoteUser: result.remoteUser ?? 'root', workspaceFolder: result.remoteWorkspaceFolder ?? '/' });
+        return;
+      }
+      // The CLI's own message is generic ("An error occurred building the image"): its last log
+      // lines (the build's) say what went wrong.
+      const why = [[result.message, result.description].filter(Boolean).join(': '), tail.join(' | ')].filter(Boolean).join(' — ') || `exited ${String(code)}`;
+      reject(new ContainerError(`devcontainer up failed: ${why.slice(0, 1_500)}`));
+    });
+  });
+}
+
+/** `docker exec` argv running `argv` in the container as its remoteUser in its workspace folder. */
+export function execIn(c: DevContainer, argv: string[], o: { tty?: boolean; env?: Record<string, string> } = {}): string[] {
+  const env = Object.entries(o.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+  return ['docker', 'exec', '-i', ...(o.tty ? ['-t'] : []), '-u', c.remoteUser, '-w', c.workspaceFolder, ...env, c.id, ...argv];
+}
+
+/** Quotes argv for `sh -c` (script(1) runs its command through the shell). */
+export function shellJoin(argv: string[]): string {
+  return argv.map((a) => (/^[-\w./=:@]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}

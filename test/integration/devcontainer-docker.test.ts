@@ -1,0 +1,159 @@
+// Dev containers for real: with a container runtime on the "VM" (the local provider, pointed at
+// the test run's own Docker daemon), a devcontainer.json that names an image or a Dockerfile is
+// built and started by the reference CLI (`devcontainer up`), its lifecycle commands run inside
+// it, and SSH sessions (exec and a PTY shell, stock OpenSSH client) land in it as its remoteUser in
+// its workspace folder, seeing its toolchain; stop/start keeps the same container; delete removes it.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PORT_HEADER, SECRET_HEADER } from '../../src/api/index.ts';
+import { testCluster } from '../cluster/current.ts';
+import { sharedDocker, type Docker } from '../support/docker.ts';
+import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { STOCK_TAG, vmImagesScript } from '../support/gce-vms.ts';
+import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
+import { hopTokenOf } from '../support/hop.ts';
+import { startOperator, type OperatorProcess } from '../support/operator.ts';
+import { eventually } from '../support/wait.ts';
+
+describe('dev containers with the reference CLI on a Docker daemon (operator process, local provider)', function () {
+  this.timeout(600_000);
+  let work: string;
+  let key: SshKey;
+  let docker: Docker;
+  let op: OperatorProcess;
+  const infra = 'devcontainers';
+  const containersOf = async (instance: string) => (await docker.run(['ps', '-aq', '--filter', `label=gitspaces.dev/instance=${instance}`])).split('\n').filter(Boolean);
+
+  before(async function () {
+    work = mkdtempSync(join(tmpdir(), 'gitspaces-devcontainer-'));
+    key = makeSshKey();
+    docker = await sharedDocker();
+    // A Debian image built from packages (no registry here), the base of the dev containers.
+    await vmImagesScript(docker, ['stock']);
+    await k8s.apply(infraManifest(infra, join(work, 'instances')));
+    const prev = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = docker.host;
+    try {
+      op = await startOperator({ kubeconfig: testCluster().kubeconfigPath, logDir: work });
+    } finally {
+      if (prev === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = prev;
+    }
+  });
+  after(async () => {
+    try {
+      await k8s.cleanUpInfra(infra);
+    } finally {
+      await op.kill('SIGTERM');
+      await docker.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('builds the Dockerfile, runs the hooks inside, and puts SSH sessions in the container as its user in its workspace', async () => {
+    const repoDir = mkdtempSync(join(work, 'repo-'));
+    const repo = makeRepo(repoDir, `{
+      "build": { "dockerfile": "Dockerfile" },
+      "containerEnv": { "IN_CONTAINER": "yes" },
+      "remoteUser": "dev",
+      "initializeCommand": "echo initialize $(hostname) >> .hooks",
+      "onCreateCommand": "echo onCreate $(hostname) $(id -un) $PWD >> ~/.hooks",
+      "updateContentCommand": "echo updateContent $(hostname) >> ~/.hooks",
+      "postCreateCommand": "echo postCreate $(hostname) >> ~/.hooks",
+      "postStartCommand": { "mark": "echo postStart $(hostname) >> ~/.hooks", "serve": "setsid perl /usr/local/bin/serve.pl >/dev/null 2>&1 </dev/null &" },
+      "forwardPorts": [8000]
+    }`);
+    // The toolchain only the container has, and its user.
+    writeFileSync(join(repo, '.devcontainer/Dockerfile'), [
+      `FROM ${STOCK_TAG}`,
+      'RUN useradd --create-home --shell /bin/bash dev && printf "#!/bin/sh\\necho container-tool\\n" > /usr/local/bin/only-in-container && chmod +x /usr/local/bin/only-in-container',
+      'COPY serve.pl /usr/local/bin/serve.pl',
+      '',
+    ].join('\n'));
+    // A dev server in the container (perl-base is in every Debian image): a forwarded port.
+    writeFileSync(join(repo, '.devcontainer/serve.pl'), [
+      'use IO::Socket::INET;',
+      'my $s = IO::Socket::INET->new(LocalPort => 8000, Listen => 5, ReuseAddr => 1) or die;',
+      'while (my $c = $s->accept) { while (<$c>) { last if /^\\r?\\n$/ } print $c "HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nfrom the container\\n"; close $c }',
+      '',
+    ].join('\n'));
+    commitAll(repo);
+    const m = gitspaceManifest('dc', { infra, repo, key });
+    await k8s.apply(m);
+    const running = await k8s.waitPhase(m, 'Running', 300_000);
+    const inst = running.status?.instance?.name ?? '';
+    const ip = running.status?.instance?.privateIP ?? '';
+    const [id] = await containersOf(inst);
+    expect(id, 'a container labelled with the instance').to.be.a('string');
+    const hostname = (await docker.run(['inspect', '-f', '{{.Config.Hostname}}', id ?? ''])).trim();
+
+    // initializeCommand on the host (in the checkout); the others in the container, as its user
+    // (whose home they write to: the checkout belongs to the VM's user, root in this test).
+    const hostHooks = () => readFileSync(join(work, 'instances', inst, 'home/repo/.hooks'), 'utf8').trim().split('\n');
+    const containerHooks = async () => (await docker.run(['exec', id ?? '', 'cat', '/home/dev/.hooks'])).trim().split('\n');
+    expect(hostHooks()).to.have.length(1);
+    expect(hostHooks()[0]).to.match(/^initialize /).and.not.include(hostname);
+    expect(await containerHooks()).to.deep.equal([`onCreate ${hostname} dev /workspaces/repo`, `updateContent ${hostname}`, `postCreate ${hostname}`, `postStart ${hostname}`]);
+
+    // The forwarded port reaches the server in the container (as the gateway asks the agent).
+    const token = await hopTokenOf(running);
+    let last = '';
+    const served = await eventually(() => `the container's port 8000 through the agent; last: ${last}`, 20_000, async () => {
+      const res = await fetch(`http://${ip}:47100/`, { headers: { [SECRET_HEADER]: token, [PORT_HEADER]: '8000' } });
+      const body = await res.text();
+      last = `${String(res.status)} ${body}`;
+      return res.status === 200 ? body : undefined;
+    });
+    expect(served).to.equal('from the container\n');
+
+    const r = await sshExec(ip, 47122, key, 'id -un; pwd; hostname; only-in-container; echo "IN_CONTAINER=$IN_CONTAINER TEAM=$TEAM"');
+    expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(0);
+    expect(r.stdout.trim().split('\n')).to.deep.equal(['dev', '/workspaces/repo', hostname, 'container-tool', 'IN_CONTAINER=yes TEAM=platform']);
+    // The workspace is the checkout on the VM's disk.
+    const mounts = JSON.parse(await docker.run(['inspect', '-f', '{{json .Mounts}}', id ?? ''])) as { Source: string; Destination: string }[];
+    expect(mounts).to.deep.include.members([{ ...mounts.find((x) => x.Destination === '/workspaces/repo'), Source: join(work, 'instances', inst, 'home/repo'), Destination: '/workspaces/repo' }]);
+    const tty = await sshExec(ip, 47122, key, 'tty; stty size; hostname', true);
+    expect(tty.stdout).to.match(/\/dev\/pts\/\d+/);
+    expect(tty.stdout).to.include('30 100');
+    expect(tty.stdout).to.include(hostname);
+
+    // Stop and start: the same container, only postStartCommand (and initialize) again.
+    await k8s.patch(m, { spec: { state: 'Stopped' } });
+    await k8s.waitPhase(m, 'Stopped', 60_000);
+    expect((await docker.run(['inspect', '-f', '{{.State.Running}}', id ?? ''])).trim()).to.equal('false');
+    await k8s.patch(m, { spec: { state: 'Running' } });
+    await k8s.waitPhase(m, 'Running', 120_000);
+    expect(await containersOf(inst)).to.deep.equal([id]);
+    expect(hostHooks()).to.have.length(2);
+    expect((await containerHooks()).slice(4)).to.deep.equal([`postStart ${hostname}`]);
+    // The address may change with a restart; the port follows it.
+    await eventually('the container\'s port 8000 after the restart', 20_000, async () => {
+      const res = await fetch(`http://${ip}:47100/`, { headers: { [SECRET_HEADER]: token, [PORT_HEADER]: '8000' } }).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    });
+
+    await k8s.deleteAndWait(m);
+    await eventually('the container to be removed with the instance', 30_000, async () => (await containersOf(inst)).length === 0);
+  });
+
+  it('fails the container step with the build\'s own words when the Dockerfile does not build', async () => {
+    const repo = makeRepo(mkdtempSync(join(work, 'repo-')), '{ "build": { "dockerfile": "Dockerfile" } }');
+    mkdirSync(join(repo, '.devcontainer'), { recursive: true });
+    writeFileSync(join(repo, '.devcontainer/Dockerfile'), `FROM ${STOCK_TAG}\nRUN echo the-build-broke && exit 7\n`);
+    commitAll(repo);
+    const m = gitspaceManifest('dc-broken', { infra, repo, key });
+    await k8s.apply(m);
+    const failed = await k8s.waitPhase(m, 'Failed', 300_000);
+    const message = failed.status?.message ?? '';
+    expect(message, message).to.match(/^set-up step container: devcontainer up failed: /);
+    expect(message, message).to.match(/exit code: 7|returned a non-zero code: 7|the-build-broke/);
+  });
+});
+
+function commitAll(repo: string): void {
+  const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' };
+  for (const args of [['add', '-A'], ['commit', '-q', '-m', 'devcontainer']]) execFileSync('git', args, { cwd: repo, env, stdio: 'ignore' });
+}
