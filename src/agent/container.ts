@@ -19,12 +19,16 @@ export interface DevContainer {
   workspaceFolder: string;
   /** Where its ports are reached from the VM (its address on its first network). */
   address?: string;
+  /** The image it runs (as built or named). */
+  image?: string;
 }
 
-/** The container's address on its first network (forwarded ports go there), if it has one. */
-export async function containerAddress(id: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const r = await run('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id], { env, timeoutMs: 10_000 });
-  return r.code === 0 ? r.output.trim().split(/\s+/).find((a) => a) : undefined;
+/** The container's image and its address on its first network (forwarded ports go there). */
+export async function containerDetails(id: string, env: NodeJS.ProcessEnv): Promise<{ image?: string; address?: string }> {
+  const r = await run('docker', ['inspect', '-f', '{{.Config.Image}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id], { env, timeoutMs: 10_000 });
+  if (r.code !== 0) return {};
+  const [image, address] = r.output.trim().split(/\s+/);
+  return { ...(image ? { image } : {}), ...(address ? { address } : {}) };
 }
 
 /** The container runtime's version when `docker` answers within 10 s, else undefined. */

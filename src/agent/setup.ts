@@ -9,7 +9,7 @@ import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import type { CodeServer } from './code-server.ts';
 import { AttachHook } from './attach.ts';
-import { containerAddress, containerRuntime, devcontainerUp, execIn, ContainerError, type DevContainer } from './container.ts';
+import { containerDetails, containerRuntime, devcontainerUp, execIn, ContainerError, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
@@ -202,9 +202,8 @@ export class Setup {
       throw e;
     }
     const c = this.container;
-    const address = await containerAddress(c.id, this.env());
-    if (address) c.address = address;
-    return `container ${c.id.slice(0, 12)} up: ${c.remoteUser} in ${c.workspaceFolder}${address ? ` at ${address}` : ''}`;
+    Object.assign(c, await containerDetails(c.id, this.env()));
+    return `container ${c.id.slice(0, 12)}${c.image ? ` (${c.image})` : ''} up: ${c.remoteUser} in ${c.workspaceFolder}${c.address ? ` at ${c.address}` : ''}`;
   }
 
   /** ideRun: the SSH server, then the browser IDE when the Gitspace has one. */

@@ -110,6 +110,6 @@ export interface AgentHealth {
    * containerBuild: `skipped` (no container in devcontainer.json), `no-runtime` (one is asked for,
    * the VM has no container runtime: notApplied lists what was not applied), `up` (running: container).
    */
-  devcontainer: { found: boolean; notApplied: string[]; containerBuild: 'skipped' | 'no-runtime' | 'up'; container?: { id: string; remoteUser: string; workspaceFolder: string } };
+  devcontainer: { found: boolean; notApplied: string[]; containerBuild: 'skipped' | 'no-runtime' | 'up'; container?: { id: string; image?: string; remoteUser: string; workspaceFolder: string } };
   lastActivityTime: string;
 }

@@ -89,6 +89,8 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     const [id] = await containersOf(inst);
     expect(id, 'a container labelled with the instance').to.be.a('string');
     const hostname = (await docker.run(['inspect', '-f', '{{.Config.Hostname}}', id ?? ''])).trim();
+    const image = (await docker.run(['inspect', '-f', '{{.Config.Image}}', id ?? ''])).trim();
+    expect(running.status?.conditions?.find((c) => c.type === 'ContainerReady')).to.deep.include({ status: 'True', reason: 'Up', message: `container ${(id ?? '').slice(0, 12)} from ${image}: dev in /workspaces/repo` });
 
     // initializeCommand on the host (in the checkout); the others in the container, as its user
     // (whose home they write to: the checkout belongs to the VM's user, root in this test).

@@ -48,6 +48,8 @@ describe('Gitspace lifecycle (operator process, local provider)', function () {
     const st = running.status!;
     expect(st.observedGeneration).to.equal(running.metadata.generation);
     expect(st.conditions?.filter((c) => c.status === 'True').map((c) => c.type).sort()).to.deep.equal(['IDEReady', 'InstanceProvisioned', 'InstanceReady', 'Ready']);
+    // The repository's devcontainer.json names an image; this "VM" has no container runtime: said so.
+    expect(st.conditions?.find((c) => c.type === 'ContainerReady')).to.deep.include({ status: 'False', reason: 'NoContainerRuntime', message: 'devcontainer.json asks for a container and this VM has no container runtime: image not applied; the VM image is used' });
     expect(st.instance?.provider).to.equal('local');
     expect(st.instance?.name).to.equal(`gs-${running.metadata.uid ?? ''}`);
     expect(st.instance?.privateIP).to.match(/^127\.10\.\d+\.\d+$/);

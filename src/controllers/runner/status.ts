@@ -76,6 +76,9 @@ export function composeStatus(
   } else if (failed && old.conditions?.some((c) => c.type === 'ExtensionsInstalled')) {
     status.conditions = setCondition(status.conditions, { type: 'ExtensionsInstalled', status: 'True', reason: 'Installed', message: '' }, gen, now);
   }
+  // The dev container, while the agent can say (a stopped VM keeps what was last known).
+  const container = agent?.container;
+  if (container) status.conditions = setCondition(status.conditions, { type: 'ContainerReady', ...container }, gen, now);
   // To the minute: an active user must not turn every reconcile into a status write (each write
   // is an event that brings the next reconcile). Idle timeouts are 5 minutes or more.
   const activity = agent?.lastActivity ? toMinute(agent.lastActivity) : old.lastActivityTime;

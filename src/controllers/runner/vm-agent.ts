@@ -1,7 +1,7 @@
 // The runner's side of a VM's agent: what it says about itself (health), making an unclaimed VM
 // this Gitspace's (pool relabel, enrolment with the VM's one-time token, after checking the
 // cloud's labels and the agent's own word), and why a VM's agent never came up (its console).
-import { BOOT_FAILURE_PREFIX, LABELS, type Claim, type Gitspace } from '../../api/index.ts';
+import { BOOT_FAILURE_PREFIX, LABELS, type AgentHealth, type Claim, type Gitspace } from '../../api/index.ts';
 import type { Instance, VmProvider } from '../../providers/types.ts';
 import { keyOf } from '../../runtime/informer.ts';
 import type { Enrolment } from '../enrolment.ts';
@@ -21,6 +21,23 @@ export interface AgentObservation {
   unclaimed?: string;
   /** The agent could not be reached at all (no HTTP answer). */
   unreachable?: boolean;
+  /** ContainerReady, from what the agent says of the dev container (bounded), when devcontainer.json has one. */
+  container?: { status: 'True' | 'False'; reason: string; message: string };
+}
+
+/** ContainerReady from the agent's devcontainer report; undefined when there is no devcontainer.json. */
+function containerCondition(d: AgentHealth['devcontainer'] | undefined): AgentObservation['container'] {
+  if (!d || typeof d !== 'object') return undefined;
+  if (d.containerBuild === 'up' && d.container) {
+    const c = d.container;
+    const image = c.image ? ` from ${bounded(c.image, 256)}` : '';
+    return { status: 'True', reason: 'Up', message: `container ${bounded(c.id, 12)}${image}: ${bounded(c.remoteUser, 64)} in ${bounded(c.workspaceFolder, 256)}` };
+  }
+  if (d.containerBuild === 'no-runtime') {
+    const skipped = Array.isArray(d.notApplied) ? d.notApplied.slice(0, 32).map((x) => bounded(x, 32)).join(', ') : '';
+    return { status: 'False', reason: 'NoContainerRuntime', message: `devcontainer.json asks for a container and this VM has no container runtime: ${skipped} not applied; the VM image is used` };
+  }
+  return undefined;
 }
 
 export interface VmAgentDeps {
@@ -88,6 +105,7 @@ export class VmAgent {
       lastActivity: h.lastActivityTime,
       forwardPorts: Array.isArray(h.forwardPorts) ? h.forwardPorts.slice(0, 256) : [],
       extensionsFailed: h.ide.extensionsFailed ?? [],
+      container: containerCondition(h.devcontainer),
     };
   }
 
