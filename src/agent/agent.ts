@@ -30,6 +30,7 @@ export class Agent {
       },
       forwardPorts: () => this.setup.forwardPorts(),
       portHost: () => this.setup.portHost(),
+      rebuild: (token) => this.setup.rebuild(token),
     });
   }
 

@@ -48,8 +48,8 @@ export class ContainerError extends Error {}
  * own step); the CLI's log goes to the agent's log line by line; its last stdout line is the
  * result ({outcome, containerId, remoteUser, remoteWorkspaceFolder} or {outcome: 'error', message}).
  */
-export function devcontainerUp(o: { checkout: string; config: string; instance: string; env: NodeJS.ProcessEnv; wrap: (argv: string[]) => string[]; timeoutMs?: number }): Promise<DevContainer> {
-  const [cmd = process.execPath, ...args] = o.wrap([process.execPath, cliPath(), 'up', '--workspace-folder', o.checkout, '--config', o.config, '--id-label', `${LABELS.devcontainerInstance}=${o.instance}`, '--skip-post-create', '--log-format', 'text']);
+export function devcontainerUp(o: { checkout: string; config: string; instance: string; env: NodeJS.ProcessEnv; wrap: (argv: string[]) => string[]; removeExisting?: boolean; timeoutMs?: number }): Promise<DevContainer> {
+  const [cmd = process.execPath, ...args] = o.wrap([process.execPath, cliPath(), 'up', '--workspace-folder', o.checkout, '--config', o.config, '--id-label', `${LABELS.devcontainerInstance}=${o.instance}`, '--skip-post-create', '--log-format', 'text', ...(o.removeExisting ? ['--remove-existing-container'] : [])]);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: o.checkout, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

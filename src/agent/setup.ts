@@ -18,7 +18,7 @@ import { log } from './log.ts';
 import { publishedPorts } from './ports.ts';
 import { run } from './run.ts';
 import { startSshServer } from './ssh.ts';
-import { pendingSteps, runSteps } from './steps.ts';
+import { pendingSteps, REBUILD, runSteps } from './steps.ts';
 import { DevUser, UserError } from './user.ts';
 
 export class Setup {
@@ -43,6 +43,11 @@ export class Setup {
   private runtime: string | undefined;
   /** The dev container, once `devcontainer up` has it running. */
   private container: DevContainer | undefined;
+  /** The next `up` replaces the container (a rebuild). */
+  private removeExisting = false;
+  /** The rebuild asked for last (its token, kept on disk) and whether one is running now. */
+  private rebuilt: string | undefined;
+  private rebuilding = false;
   /** postAttachCommand, once the IDE and SSH are up. */
   private readonly attach = new AttachHook(() => this.postAttach());
 
@@ -53,10 +58,46 @@ export class Setup {
     this.checkout = join(config.home, repoDirName(config.repository.url));
     this.restart = existsSync(this.stateFile());
     this.steps = pendingSteps(this.restart);
+    try {
+      this.rebuilt = (JSON.parse(readFileSync(this.rebuildFile(), 'utf8')) as { token?: string }).token;
+    } catch {
+      // never rebuilt
+    }
   }
 
   private stateFile(): string {
     return join(this.root, 'provisioned.json');
+  }
+
+  private rebuildFile(): string {
+    return join(this.root, 'rebuilt.json');
+  }
+
+  /**
+   * Rebuilds the dev container (`gitspaces.dev/rebuild` on the Gitspace, passed on by the operator):
+   * reads devcontainer.json again, replaces the container, runs the hooks a new container gets.
+   * Once per token: false when this token was acted on already or a rebuild is running.
+   */
+  rebuild(token: string): boolean {
+    if (this.rebuilding || token === this.rebuilt || this.state === 'setting-up') return false;
+    this.rebuilding = true;
+    this.rebuilt = token;
+    writeFileSync(this.rebuildFile(), JSON.stringify({ token, at: new Date().toISOString() }), { mode: 0o600 });
+    this.steps.splice(0, this.steps.length, ...REBUILD.map((name): StepStatus => ({ name, status: 'pending' })));
+    this.failed = false;
+    this.removeExisting = true;
+    void runSteps(this.steps, (name) => this.runStep(name)).then((ok) => {
+      this.failed = !ok;
+      this.rebuilding = false;
+      this.removeExisting = false;
+      log(ok ? 'dev container rebuilt' : 'dev container rebuild failed', { token });
+    });
+    return true;
+  }
+
+  /** The token of the last rebuild acted on. */
+  get rebuiltToken(): string | undefined {
+    return this.rebuilt;
   }
 
   get state(): AgentHealth['state'] {
@@ -68,8 +109,9 @@ export class Setup {
   }
 
   devcontainerStatus(): AgentHealth['devcontainer'] {
-    if (this.container) return { found: true, notApplied: [], containerBuild: 'up', container: { ...this.container } };
-    return { found: this.devcontainerFound, notApplied: this.plan.notApplied, containerBuild: this.plan.container ? 'no-runtime' : 'skipped' };
+    const rebuilt = this.rebuilt ? { rebuilt: this.rebuilt } : {};
+    if (this.container) return { found: true, notApplied: [], containerBuild: 'up', container: { ...this.container }, ...rebuilt };
+    return { found: this.devcontainerFound, notApplied: this.plan.notApplied, containerBuild: this.plan.container ? 'no-runtime' : 'skipped', ...rebuilt };
   }
 
   forwardPorts(): number[] {
@@ -196,6 +238,7 @@ export class Setup {
         instance: this.config.instance ?? this.config.gitspace.uid,
         env: this.env(),
         wrap: (argv) => this.user.wrap(argv),
+        removeExisting: this.removeExisting,
       });
     } catch (e) {
       if (e instanceof ContainerError) throw new StepError(e.message);

@@ -64,6 +64,8 @@ export const SECRET_HEADER = 'x-gitspaces-secret';
 export const PORT_HEADER = 'x-gitspaces-port';
 /** Claiming an unclaimed VM: POST with `authorization: Bearer <enrolment token>` and a Claim. */
 export const CLAIM_PATH = '/v1/claim';
+/** POST {token}: rebuild the dev container once for this token (behind the hop secret). */
+export const REBUILD_PATH = '/v1/rebuild';
 /** Console lines the startup script writes when it cannot start the agent (the operator reads them). */
 export const BOOT_FAILURE_PREFIX = 'gitspaces-boot: failed';
 /** The agent's upgrade that bridges to its SSH server (the gateway carries SSH over it). */
@@ -110,6 +112,11 @@ export interface AgentHealth {
    * containerBuild: `skipped` (no container in devcontainer.json), `no-runtime` (one is asked for,
    * the VM has no container runtime: notApplied lists what was not applied), `up` (running: container).
    */
-  devcontainer: { found: boolean; notApplied: string[]; containerBuild: 'skipped' | 'no-runtime' | 'up'; container?: { id: string; image?: string; remoteUser: string; workspaceFolder: string } };
+  devcontainer: {
+    found: boolean; notApplied: string[]; containerBuild: 'skipped' | 'no-runtime' | 'up';
+    container?: { id: string; image?: string; remoteUser: string; workspaceFolder: string };
+    /** The `gitspaces.dev/rebuild` token last acted on. */
+    rebuilt?: string;
+  };
   lastActivityTime: string;
 }

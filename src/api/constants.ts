@@ -31,6 +31,8 @@ export const GITSPACE_INFRA = {
 export const GITSPACE_ANNOTATIONS = {
   /** An RFC 3339 time: a Gitspace the idle timeout stopped before that time starts again. */
   wake: `${GROUP}/wake`,
+  /** Any new value (up to 128 characters, e.g. a time) rebuilds the dev container once. */
+  rebuild: `${GROUP}/rebuild`,
 } as const;
 
 /** Labels put on cloud VMs and Kubernetes objects we own. */

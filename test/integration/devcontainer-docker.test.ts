@@ -137,6 +137,22 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       return res?.status === 200 ? true : undefined;
     });
 
+    // A changed devcontainer.json is rebuilt on a new gitspaces.dev/rebuild value: a new container
+    // replaces the old one and gets the create hooks; once per value.
+    const config = join(work, 'instances', inst, 'home/repo/.devcontainer/devcontainer.json');
+    writeFileSync(config, readFileSync(config, 'utf8').replace('"IN_CONTAINER": "yes"', '"IN_CONTAINER": "rebuilt"'));
+    await k8s.patch(m, { metadata: { annotations: { 'gitspaces.dev/rebuild': 'one' } } });
+    const rebuilt = await k8s.waitFor(m, (g) => g.status?.phase === 'Running' && !(g.status.conditions?.find((c) => c.type === 'ContainerReady')?.message ?? '').includes((id ?? '').slice(0, 12)), 120_000);
+    const [newId] = await containersOf(inst);
+    expect(newId).to.not.equal(id);
+    expect(await containersOf(inst)).to.deep.equal([newId]);
+    expect(rebuilt.status?.conditions?.find((c) => c.type === 'ContainerReady')?.message).to.include(`container ${(newId ?? '').slice(0, 12)}`);
+    const inNew = await sshExec(ip, 47122, key, 'echo "IN_CONTAINER=$IN_CONTAINER"; head -1 ~/.hooks | cut -d" " -f1');
+    expect(inNew.stdout.trim().split('\n')).to.deep.equal(['IN_CONTAINER=rebuilt', 'onCreate']);
+    expect(await k8s.eventReasons(rebuilt)).to.include('ContainerRebuildStarted');
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await containersOf(inst)).to.deep.equal([newId]);
+
     await k8s.deleteAndWait(m);
     await eventually('the container to be removed with the instance', 30_000, async () => (await containersOf(inst)).length === 0);
   });

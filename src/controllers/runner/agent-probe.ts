@@ -4,7 +4,7 @@
 // A VM is its user's (root or sudo): every call has an overall deadline and a size cap, so an
 // agent that drips bytes or streams without end cannot hold a worker or grow our memory.
 import { request } from 'node:http';
-import { CLAIM_PATH, SECRET_HEADER, type AgentHealth, type Claim } from '../../api/index.ts';
+import { CLAIM_PATH, REBUILD_PATH, SECRET_HEADER, type AgentHealth, type Claim } from '../../api/index.ts';
 
 export type ProbeResult = { ok: true; health: AgentHealth } | { ok: false; error: string; status?: number };
 
@@ -12,6 +12,9 @@ export type AgentProbe = (address: string, port: number, secret: string) => Prom
 
 /** Hands an unclaimed VM its Gitspace; resolves to an error text, or undefined when claimed. */
 export type AgentClaim = (address: string, port: number, token: string, claim: Claim) => Promise<string | undefined>;
+
+/** Asks the agent to rebuild its dev container for this token; resolves to an error text, or undefined when started. */
+export type AgentRebuild = (address: string, port: number, secret: string, token: string) => Promise<string | undefined>;
 
 const DEADLINE_MS = 5_000;
 const MAX_ANSWER_BYTES = 256 * 1024;
@@ -59,6 +62,12 @@ export const probeAgent: AgentProbe = async (address, port, secret) => {
   } catch {
     return { ok: false, error: 'agent answered with something that is not JSON' };
   }
+};
+
+export const rebuildAgent: AgentRebuild = async (address, port, secret, token) => {
+  const r = await call(address, port, { [SECRET_HEADER]: secret }, REBUILD_PATH, JSON.stringify({ token }));
+  if ('error' in r) return r.error;
+  return r.status === 202 ? undefined : `agent answered ${String(r.status)}: ${r.text.slice(0, 200)}`;
 };
 
 export const claimAgent: AgentClaim = async (address, port, token, claim) => {

@@ -22,7 +22,7 @@ import type { Secret } from '../token-secret.ts';
 import type { WarmPool } from '../pool/warm-pool.ts';
 import type { Enrolment } from '../enrolment.ts';
 import { namespaceRefusal } from '../tenancy.ts';
-import type { AgentClaim, AgentProbe } from './agent-probe.ts';
+import type { AgentClaim, AgentProbe, AgentRebuild } from './agent-probe.ts';
 import { decide, FAST_POLL_MS, type Decision } from './decide.ts';
 import { claimFor, labelledFor, VmAgent } from './vm-agent.ts';
 import { repoCredentials } from './gitspace-secrets.ts';
@@ -47,6 +47,8 @@ export interface RunnerDeps {
   namespaces: Informer<KubeObject>;
   providerFor: ProviderFor;
   probe: AgentProbe;
+  /** Asks an agent to rebuild its dev container (default: POST /v1/rebuild). */
+  rebuild?: AgentRebuild;
   /** Hands an unclaimed VM its Gitspace (default: POST /v1/claim). */
   claim?: AgentClaim;
   /** Boot facts and one-time tokens for new VMs. */
@@ -165,6 +167,7 @@ export class RunnerReconciler implements Reconciler {
       // Only a claim changes what the agent answers.
       agent = await this.agents.observe(inst, token);
     }
+    agent = await this.agents.askForRebuild(gs, inst, agent, token);
     const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
     // An idle stop is remembered in status, not spec: the spec still says Running.
     const desired = autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running');
@@ -380,6 +383,7 @@ export class RunnerReconciler implements Reconciler {
   }
 
   // --- helpers ---------------------------------------------------------------------------------
+
 
   /** A VM action only on a VM whose cloud labels name this Gitspace (not on what status says alone). */
   private mustBeOurs(gs: Gitspace, inst: Instance, doing: string): void {

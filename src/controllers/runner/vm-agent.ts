@@ -1,11 +1,11 @@
 // The runner's side of a VM's agent: what it says about itself (health), making an unclaimed VM
 // this Gitspace's (pool relabel, enrolment with the VM's one-time token, after checking the
 // cloud's labels and the agent's own word), and why a VM's agent never came up (its console).
-import { BOOT_FAILURE_PREFIX, LABELS, type AgentHealth, type Claim, type Gitspace } from '../../api/index.ts';
+import { BOOT_FAILURE_PREFIX, GITSPACE_ANNOTATIONS, LABELS, type AgentHealth, type Claim, type Gitspace } from '../../api/index.ts';
 import type { Instance, VmProvider } from '../../providers/types.ts';
 import { keyOf } from '../../runtime/informer.ts';
 import type { Enrolment } from '../enrolment.ts';
-import { claimAgent, type AgentClaim, type AgentProbe } from './agent-probe.ts';
+import { claimAgent, rebuildAgent, type AgentClaim, type AgentProbe, type AgentRebuild } from './agent-probe.ts';
 import { FAST_POLL_MS, type AgentView } from './decide.ts';
 import type { InstanceObserver } from './observer.ts';
 import { Wait } from './wait.ts';
@@ -21,6 +21,8 @@ export interface AgentObservation {
   unclaimed?: string;
   /** The agent could not be reached at all (no HTTP answer). */
   unreachable?: boolean;
+  /** The `gitspaces.dev/rebuild` token the agent last acted on. */
+  rebuilt?: string;
   /** ContainerReady, from what the agent says of the dev container (bounded), when devcontainer.json has one. */
   container?: { status: 'True' | 'False'; reason: string; message: string };
 }
@@ -44,6 +46,8 @@ export interface VmAgentDeps {
   probe: AgentProbe;
   /** Default: POST /v1/claim. */
   claim?: AgentClaim;
+  /** Default: POST /v1/rebuild. */
+  rebuild?: AgentRebuild;
   enrolment: Enrolment;
   observer: InstanceObserver;
   event: (gs: Gitspace, type: 'Normal' | 'Warning', reason: string, note: string) => void;
@@ -106,6 +110,7 @@ export class VmAgent {
       forwardPorts: Array.isArray(h.forwardPorts) ? h.forwardPorts.slice(0, 256) : [],
       extensionsFailed: h.ide.extensionsFailed ?? [],
       container: containerCondition(h.devcontainer),
+      ...(typeof h.devcontainer?.rebuilt === 'string' ? { rebuilt: h.devcontainer.rebuilt.slice(0, 128) } : {}),
     };
   }
 
@@ -135,6 +140,24 @@ export class VmAgent {
     const refused = await (this.d.claim ?? claimAgent)(inst.privateIP, inst.agentPort, token, await claim());
     if (refused) throw new Wait('EnrolmentFailed', `instance ${inst.name}: ${refused}`, 'Starting', FAST_POLL_MS);
     this.d.event(gs, 'Normal', 'AgentEnrolled', `the agent on ${inst.name} took this Gitspace's configuration`);
+  }
+
+  /**
+   * A new `gitspaces.dev/rebuild` value the agent has not acted on: ask it (once it is not busy
+   * setting up); what it reports then says the rebuild runs. Level-based: the agent keeps the
+   * token it acted on, so a lost answer is asked again and a done one never.
+   */
+  async askForRebuild(gs: Gitspace, inst: Instance | undefined, agent: AgentObservation, hopToken: string): Promise<AgentObservation> {
+    const want = gs.metadata.annotations?.[GITSPACE_ANNOTATIONS.rebuild]?.slice(0, 128);
+    const v = agent.view;
+    if (!want || !inst?.privateIP || inst.state !== 'running' || !v?.reachable || v.state === 'setting-up' || agent.rebuilt === want) return agent;
+    const refused = await (this.d.rebuild ?? rebuildAgent)(inst.privateIP, inst.agentPort, hopToken, want);
+    if (refused) {
+      this.d.event(gs, 'Warning', 'ContainerRebuildRefused', refused);
+      return agent;
+    }
+    this.d.event(gs, 'Normal', 'ContainerRebuildStarted', `rebuilding the dev container (${GITSPACE_ANNOTATIONS.rebuild}: ${want})`);
+    return this.observe(inst, hopToken);
   }
 
   /**
