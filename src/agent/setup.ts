@@ -1,4 +1,4 @@
-// What each of Harness' set-up steps does on this VM, and the state they leave: the developer's
+// What each of the set-up steps does on this VM, and the state they leave: the developer's
 // user, the checkout, the devcontainer plan and its lifecycle commands, the SSH server and the
 // browser IDE. After a restart (the VM was stopped and started: the disk is kept) only credentials,
 // initializeCommand, IDE run and postStartCommand run again (steps.ts).
@@ -93,11 +93,6 @@ export class Setup {
       log(ok ? 'dev container rebuilt' : 'dev container rebuild failed', { token });
     });
     return true;
-  }
-
-  /** The token of the last rebuild acted on. */
-  get rebuiltToken(): string | undefined {
-    return this.rebuilt;
   }
 
   get state(): AgentHealth['state'] {

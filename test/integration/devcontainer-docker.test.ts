@@ -169,6 +169,16 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     expect(message, message).to.match(/^set-up step container: devcontainer up failed: /);
     expect(message, message).to.match(/exit code: 7|returned a non-zero code: 7|the-build-broke/);
   });
+
+  it('fails the container step naming a feature its registry cannot give', async () => {
+    const repo = makeRepo(mkdtempSync(join(work, 'repo-')), `{ "image": "${STOCK_TAG}", "features": { "ghcr.io/devcontainers/features/node:1": {} } }`);
+    const m = gitspaceManifest('dc-feature', { infra, repo, key });
+    await k8s.apply(m);
+    const failed = await k8s.waitPhase(m, 'Failed', 300_000);
+    const message = failed.status?.message ?? '';
+    expect(message, message).to.match(/^set-up step container: devcontainer up failed: /);
+    expect(message, message).to.include('ghcr.io/devcontainers/features/node:1');
+  });
 });
 
 function commitAll(repo: string): void {
