@@ -97,6 +97,19 @@ export function execIn(c: DevContainer, argv: string[], o: { tty?: boolean; env?
   return ['docker', 'exec', '-i', ...(o.tty ? ['-t'] : []), '-u', c.remoteUser, '-w', c.workspaceFolder, ...env, c.id, ...argv];
 }
 
+/**
+ * A script that opens a login shell in the dev container (the browser IDE's terminal profile runs
+ * it). It names the container the agent last brought up, so a rebuild retargets new terminals.
+ */
+export function containerShellScript(c: DevContainer, env: Record<string, string>): string {
+  return [
+    '#!/bin/sh',
+    '# Written by the gitspaces agent at each `devcontainer up`: a shell in the dev container.',
+    `exec ${shellJoin(execIn(c, ['bash', '-l'], { tty: true, env }))} "$@"`,
+    '',
+  ].join('\n');
+}
+
 /** Quotes argv for `sh -c` (script(1) runs its command through the shell). */
 export function shellJoin(argv: string[]): string {
   return argv.map((a) => (/^[-\w./=:@]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');

@@ -2,14 +2,14 @@
 // user, the checkout, the devcontainer plan and its lifecycle commands, the SSH server and the
 // browser IDE. After a restart (the VM was stopped and started: the disk is kept) only credentials,
 // initializeCommand, IDE run and postStartCommand run again (steps.ts).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
 import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import type { CodeServer } from './code-server.ts';
 import { AttachHook } from './attach.ts';
-import { containerDetails, containerRuntime, devcontainerUp, execIn, ContainerError, type DevContainer } from './container.ts';
+import { containerDetails, containerRuntime, containerShellScript, devcontainerUp, execIn, ContainerError, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
@@ -241,6 +241,8 @@ export class Setup {
     }
     const c = this.container;
     Object.assign(c, await containerDetails(c.id, this.env()));
+    writeFileSync(this.containerShell(), containerShellScript(c, this.containerEnv()), { mode: 0o755 });
+    await this.user.own(this.containerShell());
     return `container ${c.id.slice(0, 12)}${c.image ? ` (${c.image})` : ''} up: ${c.remoteUser} in ${c.workspaceFolder}${c.address ? ` at ${c.address}` : ''}`;
   }
 
@@ -274,6 +276,7 @@ export class Setup {
     this.ide = await startBrowserIde({
       config: this.config, root: this.root, checkout: this.checkout, user: this.user, env: this.env(), plan: this.plan,
       installExtensions: !this.restart,
+      ...(this.container ? { terminalShell: this.containerShell() } : {}),
       onExtensionsFailed: (failed) => {
         this.extensionsFailed = failed;
       },
@@ -300,6 +303,13 @@ export class Setup {
     const bad = results.find(({ r }) => r.code !== 0);
     if (bad) throw new StepError(`${hook} \`${bad.c.text.slice(0, 200)}\` exited ${bad.r.code}: ${bad.r.output.trim().split('\n').slice(-3).join(' | ')}`);
     return results.length === 1 ? undefined : `${results.length} commands`;
+  }
+
+  /** The dev container's shell script (the browser IDE's default terminal), in the user's home. */
+  private containerShell(): string {
+    const dir = join(this.config.home, '.local', 'share', 'gitspaces');
+    mkdirSync(dir, { recursive: true });
+    return join(dir, 'container-shell');
   }
 
   /** What a command in the container gets besides the container's own env: spec.env and remoteEnv. */

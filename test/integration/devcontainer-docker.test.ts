@@ -82,6 +82,7 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     ].join('\n'));
     commitAll(repo);
     const m = gitspaceManifest('dc', { infra, repo, key });
+    (m.spec as { ide: object }).ide = { type: 'vscode-web' };
     await k8s.apply(m);
     const running = await k8s.waitPhase(m, 'Running', 300_000);
     const inst = running.status?.instance?.name ?? '';
@@ -99,6 +100,16 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     expect(hostHooks()).to.have.length(1);
     expect(hostHooks()[0]).to.match(/^initialize /).and.not.include(hostname);
     expect(await containerHooks()).to.deep.equal([`onCreate ${hostname} dev /workspaces/repo`, `updateContent ${hostname}`, `postCreate ${hostname}`, `postStart ${hostname}`]);
+
+    // The browser IDE's integrated terminal opens in the container: its default profile, run the
+    // way VS Code runs a profile (its path, on a terminal), is a shell there.
+    const home = join(work, 'instances', inst, 'home');
+    const settings = JSON.parse(readFileSync(join(home, '.local/share/code-server/user-data/User/settings.json'), 'utf8')) as Record<string, unknown>;
+    expect(settings['terminal.integrated.defaultProfile.linux']).to.equal('dev container');
+    const profile = (settings['terminal.integrated.profiles.linux'] as Record<string, { path: string }>)['dev container'];
+    expect(profile?.path).to.equal(join(home, '.local/share/gitspaces/container-shell'));
+    const term = execFileSync('script', ['-qfec', profile?.path ?? '', '/dev/null'], { input: 'echo "$(id -un) $(hostname) $(pwd) $(only-in-container)"; exit\n', encoding: 'utf8', env: { ...process.env, DOCKER_HOST: docker.host }, timeout: 30_000 });
+    expect(term).to.include(`dev ${hostname} /workspaces/repo container-tool`);
 
     // The forwarded port reaches the server in the container (as the gateway asks the agent).
     const token = await hopTokenOf(running);
