@@ -9,6 +9,7 @@
 // (the bundle downloaded at boot; `ide: ssh`, as the stock image has no code-server), a baked image
 // cold start and a warm-pool claim on the baked image, each with its phases: instance created,
 // booted, agent up, claimed, clone done, IDE ready, workbench loaded. Medians and ranges per kind.
+// Last, dev containers (bench/start-devcontainer.ts): a Dockerfile built cold, warm, and a restart.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { freePort, TestCluster } from '../test/cluster/cluster.ts';
 import { makeRepo, makeSshKey } from '../test/support/fixtures.ts';
 import { TestIssuer } from '../test/support/issuer.ts';
 import { GCE_KINDS, gceBench, type GcePhases, type GceRow } from './start-gce.ts';
+import { devcontainerBench, printDevcontainerRows } from './start-devcontainer.ts';
 
 const NS = 'default';
 const OWNER = 'dev@example.com';
@@ -212,6 +214,7 @@ try {
 
   const gce = await gceBench({ rounds: GCE_ROUNDS, browser, issuer, owner: OWNER, sshPublicKey: key, say: (line) => process.stderr.write(`${line}\n`) });
   printGce(gce.rows, gce.floors);
+  printDevcontainerRows(await devcontainerBench(ROUNDS));
   process.stdout.write(`\nbench:start ran ${(process.uptime() / 60).toFixed(1)} min\n`);
 } finally {
   await browser?.close();
