@@ -92,11 +92,7 @@ export class CodeServer {
   async start(timeoutMs = 90_000): Promise<void> {
     mkdirSync(this.o.dataDir, { recursive: true, mode: 0o700 });
     rmSync(this.socket, { force: true });
-    const args = [
-      '--auth', 'none', '--socket', this.socket, '--socket-mode', '600',
-      '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
-      '--user-data-dir', this.userDataDir, '--extensions-dir', this.extensionsDir, this.o.folder,
-    ];
+    const args = codeServerArgs(this.socket, this.o.dataDir, this.o.folder);
     const [cmd, pre] = this.command();
     const child = spawn(cmd, [...pre, ...args], { cwd: this.o.folder, env: this.o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -109,32 +105,11 @@ export class CodeServer {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`code-server exited (${String(child.exitCode ?? child.signalCode)}): ${lastLine(output)}`);
-      if (await this.workbenchServed()) break;
+      if (await workbenchServed(this.socket, this.o.folder)) break;
       if (Date.now() > deadline) throw new Error(`code-server did not serve the workbench within ${String(timeoutMs / 1000)} s: ${lastLine(output)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     this.o.log('code-server ready', { socket: this.socket, folder: this.o.folder });
-  }
-
-  /** IDE readiness is the workbench page itself, not a listening socket. */
-  private workbenchServed(): Promise<boolean> {
-    return new Promise((resolve) => {
-      const req = request({ socketPath: this.socket, path: `/?folder=${encodeURIComponent(this.o.folder)}`, headers: { host: 'localhost' }, timeout: 5_000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          if (body.length < 65_536) body += c;
-        });
-        res.on('end', () => {
-          resolve(res.statusCode === 200 && body.includes('workbench'));
-        });
-      });
-      req.on('error', () => {
-        resolve(false);
-      });
-      req.on('timeout', () => req.destroy());
-      req.end();
-    });
   }
 
   stop(): void {
@@ -142,6 +117,36 @@ export class CodeServer {
   }
 }
 
-function lastLine(text: string): string {
+/** code-server's flags: no auth (only the agent reaches its socket), no phoning home, this data dir and folder. */
+export function codeServerArgs(socket: string, dataDir: string, folder: string): string[] {
+  return [
+    '--auth', 'none', '--socket', socket, '--socket-mode', '600',
+    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
+    '--user-data-dir', join(dataDir, 'user-data'), '--extensions-dir', join(dataDir, 'extensions'), folder,
+  ];
+}
+
+/** IDE readiness is the workbench page itself, not a listening socket. */
+export function workbenchServed(socket: string, folder: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath: socket, path: `/?folder=${encodeURIComponent(folder)}`, headers: { host: 'localhost' }, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (body.length < 65_536) body += c;
+      });
+      res.on('end', () => {
+        resolve(res.statusCode === 200 && body.includes('workbench'));
+      });
+    });
+    req.on('error', () => {
+      resolve(false);
+    });
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+export function lastLine(text: string): string {
   return text.trim().split('\n').filter(Boolean).pop()?.slice(0, 300) ?? '';
 }

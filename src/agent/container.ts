@@ -4,8 +4,11 @@
 // finds the same container (and `up` only starts it) and the local provider can stop it with its "VM". Lifecycle commands and SSH sessions then run
 // inside it as its remoteUser in its workspace folder, through `docker exec`.
 import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
 import { LABELS } from '../api/constants.ts';
+import { stripJsonc } from './devcontainer.ts';
 import { log } from './log.ts';
 import { run } from './run.ts';
 
@@ -48,8 +51,8 @@ export class ContainerError extends Error {}
  * own step); the CLI's log goes to the agent's log line by line; its last stdout line is the
  * result ({outcome, containerId, remoteUser, remoteWorkspaceFolder} or {outcome: 'error', message}).
  */
-export function devcontainerUp(o: { checkout: string; config: string; instance: string; env: NodeJS.ProcessEnv; wrap: (argv: string[]) => string[]; removeExisting?: boolean; timeoutMs?: number }): Promise<DevContainer> {
-  const [cmd = process.execPath, ...args] = o.wrap([process.execPath, cliPath(), 'up', '--workspace-folder', o.checkout, '--config', o.config, '--id-label', `${LABELS.devcontainerInstance}=${o.instance}`, '--skip-post-create', '--log-format', 'text', ...(o.removeExisting ? ['--remove-existing-container'] : [])]);
+export function devcontainerUp(o: { checkout: string; config: string; overrideConfig?: string; instance: string; env: NodeJS.ProcessEnv; wrap: (argv: string[]) => string[]; removeExisting?: boolean; timeoutMs?: number }): Promise<DevContainer> {
+  const [cmd = process.execPath, ...args] = o.wrap([process.execPath, cliPath(), 'up', '--workspace-folder', o.checkout, '--config', o.config, '--id-label', `${LABELS.devcontainerInstance}=${o.instance}`, '--skip-post-create', '--log-format', 'text', ...(o.removeExisting ? ['--remove-existing-container'] : []), ...(o.overrideConfig ? ['--override-config', o.overrideConfig] : [])]);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: o.checkout, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -91,23 +94,25 @@ export function devcontainerUp(o: { checkout: string; config: string; instance: 
   });
 }
 
+/**
+ * devcontainer.json with mounts of ours added, written next to it (so its relative paths mean the
+ * same) and kept out of git's view: what `--override-config` gets.
+ */
+export function overrideConfig(configPath: string, checkout: string, extraMounts: string[]): string {
+  const dc = JSON.parse(stripJsonc(readFileSync(configPath, 'utf8'))) as { mounts?: unknown };
+  const mounts: unknown[] = Array.isArray(dc.mounts) ? (dc.mounts as unknown[]) : [];
+  const file = join(dirname(configPath), '.gitspaces-devcontainer.json');
+  writeFileSync(file, JSON.stringify({ ...dc, mounts: [...mounts, ...extraMounts] }, null, 2) + '\n');
+  const exclude = join(checkout, '.git', 'info', 'exclude');
+  const line = `/${relative(checkout, file)}`;
+  if (existsSync(dirname(exclude)) && !(existsSync(exclude) && readFileSync(exclude, 'utf8').split('\n').includes(line))) appendFileSync(exclude, `${line}\n`);
+  return file;
+}
+
 /** `docker exec` argv running `argv` in the container as its remoteUser in its workspace folder. */
 export function execIn(c: DevContainer, argv: string[], o: { tty?: boolean; env?: Record<string, string> } = {}): string[] {
   const env = Object.entries(o.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
   return ['docker', 'exec', '-i', ...(o.tty ? ['-t'] : []), '-u', c.remoteUser, '-w', c.workspaceFolder, ...env, c.id, ...argv];
-}
-
-/**
- * A script that opens a login shell in the dev container (the browser IDE's terminal profile runs
- * it). It names the container the agent last brought up, so a rebuild retargets new terminals.
- */
-export function containerShellScript(c: DevContainer, env: Record<string, string>): string {
-  return [
-    '#!/bin/sh',
-    '# Written by the gitspaces agent at each `devcontainer up`: a shell in the dev container.',
-    `exec ${shellJoin(execIn(c, ['bash', '-l'], { tty: true, env }))} "$@"`,
-    '',
-  ].join('\n');
 }
 
 /** Quotes argv for `sh -c` (script(1) runs its command through the shell). */

@@ -1,6 +1,6 @@
 // The browser IDE (vscode-web) of a Gitspace: code-server run as the developer's user on the
-// checkout, with the devcontainer's settings and, on first boot, its extensions; with a dev
-// container, its integrated terminal opens in the container.
+// checkout, with the devcontainer's settings and, on first boot, its extensions (with a dev
+// container it runs in there instead: container-ide.ts).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CODE_SERVER_VERSION, type AgentConfig } from '../api/agent.ts';
@@ -19,8 +19,6 @@ export interface BrowserIdeOptions {
   env: NodeJS.ProcessEnv;
   plan: DevcontainerPlan;
   installExtensions: boolean;
-  /** With a dev container: the script whose shell is the default terminal (in the container). */
-  terminalShell?: string;
   /** Told before code-server starts, so health reports them even if it then fails to. */
   onExtensionsFailed: (failed: { id: string; error: string }[]) => void;
 }
@@ -40,11 +38,7 @@ export async function startBrowserIde(o: BrowserIdeOptions): Promise<CodeServer>
     log,
     wrap: (argv) => o.user.wrap(argv),
   });
-  // The integrated terminal opens in the dev container (devcontainer.json settings may still choose).
-  const terminal = o.terminalShell
-    ? { 'terminal.integrated.profiles.linux': { 'dev container': { path: o.terminalShell } }, 'terminal.integrated.defaultProfile.linux': 'dev container' }
-    : {};
-  ide.applySettings({ ...terminal, ...o.plan.vscode.settings });
+  ide.applySettings(o.plan.vscode.settings);
   await o.user.own(dataDir);
   if (o.installExtensions && o.plan.vscode.extensions.length) o.onExtensionsFailed(await ide.installExtensions(o.plan.vscode.extensions));
   await ide.start();

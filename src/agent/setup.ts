@@ -2,18 +2,19 @@
 // user, the checkout, the devcontainer plan and its lifecycle commands, the SSH server and the
 // browser IDE. After a restart (the VM was stopped and started: the disk is kept) only credentials,
 // initializeCommand, IDE run and postStartCommand run again (steps.ts).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
 import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
-import type { CodeServer } from './code-server.ts';
 import { AttachHook } from './attach.ts';
-import { containerDetails, containerRuntime, containerShellScript, devcontainerUp, execIn, ContainerError, type DevContainer } from './container.ts';
+import { containerDetails, containerRuntime, overrideConfig, devcontainerUp, execIn, ContainerError, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
 import { startBrowserIde } from './ide.ts';
+import { codeServerBinary } from './code-server.ts';
+import { containerIdeMounts, startContainerIde, type ContainerIdeMounts } from './container-ide.ts';
 import { log } from './log.ts';
 import { publishedPorts } from './ports.ts';
 import { run } from './run.ts';
@@ -34,7 +35,7 @@ export class Setup {
   private failed = false;
   private ideReady = false;
   /** The browser IDE (vscode-web), once it serves the workbench. */
-  private ide: CodeServer | undefined;
+  private ide: { socket: string; stop(): void } | undefined;
   private extensionsFailed: { id: string; error: string }[] = [];
   private ssh: { close(): void } | undefined;
   /** The developer's user, once the user step (or, after a restart, run) has made sure of it. */
@@ -43,6 +44,8 @@ export class Setup {
   private runtime: string | undefined;
   /** The dev container, once `devcontainer up` has it running. */
   private container: DevContainer | undefined;
+  /** The browser IDE's mounts in the dev container, when it runs there. */
+  private ideMounts: ContainerIdeMounts | undefined;
   /** The next `up` replaces the container (a rebuild). */
   private removeExisting = false;
   /** The rebuild asked for last (its token, kept on disk) and whether one is running now. */
@@ -226,10 +229,15 @@ export class Setup {
   /** container: `devcontainer up` (the reference CLI) builds or finds, and starts, the dev container. */
   private async startContainer(): Promise<string> {
     if (!this.runtime) return 'skipped';
+    const config = join(this.checkout, this.config.devcontainerPath);
+    // The browser IDE runs in the container: its mounts go in when the container is made.
+    const bin = this.config.ide.type === 'vscode-web' ? codeServerBinary() : undefined;
+    this.ideMounts = bin ? containerIdeMounts(bin, this.root) : undefined;
     try {
       this.container = await devcontainerUp({
         checkout: this.checkout,
-        config: join(this.checkout, this.config.devcontainerPath),
+        config,
+        ...(this.ideMounts ? { overrideConfig: overrideConfig(config, this.checkout, this.ideMounts.mounts) } : {}),
         instance: this.config.instance ?? this.config.gitspace.uid,
         env: this.env(),
         wrap: (argv) => this.user.wrap(argv),
@@ -241,14 +249,14 @@ export class Setup {
     }
     const c = this.container;
     Object.assign(c, await containerDetails(c.id, this.env()));
-    writeFileSync(this.containerShell(), containerShellScript(c, this.containerEnv()), { mode: 0o755 });
-    await this.user.own(this.containerShell());
+
     return `container ${c.id.slice(0, 12)}${c.image ? ` (${c.image})` : ''} up: ${c.remoteUser} in ${c.workspaceFolder}${c.address ? ` at ${c.address}` : ''}`;
   }
 
   /** ideRun: the SSH server, then the browser IDE when the Gitspace has one. */
   private async startServers(): Promise<string> {
-    const sshServer = await startSshServer({
+    // A rebuild runs this again: the SSH server stays, the IDE moves to the new container.
+    this.ssh ??= await startSshServer({
       address: this.config.listen.address,
       port: this.config.listen.sshPort,
       hostKeyFile: join(this.root, 'ssh_host_key'),
@@ -267,23 +275,27 @@ export class Setup {
       wrap: (argv) => this.user.wrap(argv),
       inContainer: (argv, tty) => (this.container ? execIn(this.container, argv, { tty, env: this.containerEnv() }) : undefined),
     });
-    this.ssh = sshServer;
+    this.ide?.stop();
+    this.ide = undefined;
+    this.ideReady = false;
     const ssh = `ssh on ${this.config.listen.address}:${this.config.listen.sshPort}`;
     if (this.config.ide.type !== 'vscode-web') {
       this.ideReady = true;
       return ssh;
     }
-    this.ide = await startBrowserIde({
-      config: this.config, root: this.root, checkout: this.checkout, user: this.user, env: this.env(), plan: this.plan,
-      installExtensions: !this.restart,
-      ...(this.container ? { terminalShell: this.containerShell() } : {}),
-      onExtensionsFailed: (failed) => {
-        this.extensionsFailed = failed;
-      },
-    });
+    const onExtensionsFailed = (failed: { id: string; error: string }[]) => {
+      this.extensionsFailed = failed;
+    };
+    const where = this.container && this.ideMounts ? ' in the dev container' : '';
+    this.ide = this.container && this.ideMounts
+      ? await startContainerIde({
+        container: this.container, ide: this.ideMounts, env: this.containerEnv(), dockerEnv: this.env(), wrap: (argv) => this.user.wrap(argv),
+        settings: this.plan.vscode.settings, extensions: this.plan.vscode.extensions, installExtensions: !this.restart, onExtensionsFailed,
+      })
+      : await startBrowserIde({ config: this.config, root: this.root, checkout: this.checkout, user: this.user, env: this.env(), plan: this.plan, installExtensions: !this.restart, onExtensionsFailed });
     this.ideReady = true;
     const failed = this.extensionsFailed.map((f) => f.id);
-    return `${ssh}; code-server ${failed.length ? `ready; extensions not installed: ${failed.join(', ')}` : 'ready'}`;
+    return `${ssh}; code-server${where} ${failed.length ? `ready; extensions not installed: ${failed.join(', ')}` : 'ready'}`;
   }
 
   /**
@@ -303,13 +315,6 @@ export class Setup {
     const bad = results.find(({ r }) => r.code !== 0);
     if (bad) throw new StepError(`${hook} \`${bad.c.text.slice(0, 200)}\` exited ${bad.r.code}: ${bad.r.output.trim().split('\n').slice(-3).join(' | ')}`);
     return results.length === 1 ? undefined : `${results.length} commands`;
-  }
-
-  /** The dev container's shell script (the browser IDE's default terminal), in the user's home. */
-  private containerShell(): string {
-    const dir = join(this.config.home, '.local', 'share', 'gitspaces');
-    mkdirSync(dir, { recursive: true });
-    return join(dir, 'container-shell');
   }
 
   /** What a command in the container gets besides the container's own env: spec.env and remoteEnv. */

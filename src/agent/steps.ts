@@ -12,8 +12,8 @@ const FIRST_BOOT: StepName[] = ['user', 'env', 'tools', 'git', 'gitCredentials',
 /** After a restart the disk is kept: only what does not survive a stop runs again (and initializeCommand, which the spec runs on every start; `up` finds and starts the same container). */
 const RESTART: StepName[] = ['gitCredentials', 'initializeCommand', 'container', 'ideRun', 'postStartCommand'];
 
-/** A rebuild: the devcontainer.json again, a new container, and the hooks a new container gets. */
-export const REBUILD: StepName[] = ['ideSetup', 'container', 'onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand'];
+/** A rebuild: the devcontainer.json again, a new container, the hooks a new container gets and the IDE in it. */
+export const REBUILD: StepName[] = ['ideSetup', 'container', 'onCreateCommand', 'updateContentCommand', 'ideRun', 'postCreateCommand', 'postStartCommand'];
 
 export function pendingSteps(restart: boolean): StepStatus[] {
   return (restart ? RESTART : FIRST_BOOT).map((name) => ({ name, status: 'pending' }));

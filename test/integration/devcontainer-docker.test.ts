@@ -64,7 +64,8 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       "updateContentCommand": "echo updateContent $(hostname) >> ~/.hooks",
       "postCreateCommand": "echo postCreate $(hostname) >> ~/.hooks",
       "postStartCommand": { "mark": "echo postStart $(hostname) >> ~/.hooks", "serve": "setsid perl /usr/local/bin/serve.pl >/dev/null 2>&1 </dev/null &" },
-      "forwardPorts": [8000]
+      "forwardPorts": [8000],
+      "customizations": { "vscode": { "settings": { "editor.fontSize": 17 } } }
     }`);
     // The toolchain only the container has, and its user.
     writeFileSync(join(repo, '.devcontainer/Dockerfile'), [
@@ -101,15 +102,18 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     expect(hostHooks()[0]).to.match(/^initialize /).and.not.include(hostname);
     expect(await containerHooks()).to.deep.equal([`onCreate ${hostname} dev /workspaces/repo`, `updateContent ${hostname}`, `postCreate ${hostname}`, `postStart ${hostname}`]);
 
-    // The browser IDE's integrated terminal opens in the container: its default profile, run the
-    // way VS Code runs a profile (its path, on a terminal), is a shell there.
-    const home = join(work, 'instances', inst, 'home');
-    const settings = JSON.parse(readFileSync(join(home, '.local/share/code-server/user-data/User/settings.json'), 'utf8')) as Record<string, unknown>;
-    expect(settings['terminal.integrated.defaultProfile.linux']).to.equal('dev container');
-    const profile = (settings['terminal.integrated.profiles.linux'] as Record<string, { path: string }>)['dev container'];
-    expect(profile?.path).to.equal(join(home, '.local/share/gitspaces/container-shell'));
-    const term = execFileSync('script', ['-qfec', profile?.path ?? '', '/dev/null'], { input: 'echo "$(id -un) $(hostname) $(pwd) $(only-in-container)"; exit\n', encoding: 'utf8', env: { ...process.env, DOCKER_HOST: docker.host }, timeout: 30_000 });
-    expect(term).to.include(`dev ${hostname} /workspaces/repo container-tool`);
+    // The browser IDE runs in the container as its user, on the workspace, with the devcontainer's
+    // settings; the agent serves its workbench; what it was given from the VM is read-only there.
+    const ps = await docker.run(['exec', id ?? '', 'ps', '-eo', 'user:16,args']);
+    expect(ps.split('\n').some((l) => l.startsWith('dev ') && l.includes('/opt/gitspaces/code-server/') && l.includes('/workspaces/repo')), ps).to.equal(true);
+    const settings = JSON.parse(await docker.run(['exec', id ?? '', 'cat', '/home/dev/.local/share/code-server/user-data/User/settings.json'])) as Record<string, unknown>;
+    expect(settings['editor.fontSize']).to.equal(17);
+    const token0 = await hopTokenOf(running);
+    const workbench = await fetch(`http://${ip}:47100/?folder=${encodeURIComponent('/workspaces/repo')}`, { headers: { [SECRET_HEADER]: token0 } });
+    expect(workbench.status).to.equal(200);
+    expect(await workbench.text()).to.include('workbench');
+    expect((await docker.exec(['exec', id ?? '', 'touch', '/opt/gitspaces/node/x'])).code).to.not.equal(0);
+    expect((await docker.exec(['exec', id ?? '', 'touch', '/opt/gitspaces/code-server/x'])).code).to.not.equal(0);
 
     // The forwarded port reaches the server in the container (as the gateway asks the agent).
     const token = await hopTokenOf(running);
@@ -161,6 +165,9 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     const inNew = await sshExec(ip, 47122, key, 'echo "IN_CONTAINER=$IN_CONTAINER"; head -1 ~/.hooks | cut -d" " -f1');
     expect(inNew.stdout.trim().split('\n')).to.deep.equal(['IN_CONTAINER=rebuilt', 'onCreate']);
     expect(await k8s.eventReasons(rebuilt)).to.include('ContainerRebuildStarted');
+    // The IDE moved with it.
+    expect(await docker.run(['exec', newId ?? '', 'ps', '-eo', 'args'])).to.include('/opt/gitspaces/code-server/');
+    expect((await fetch(`http://${ip}:47100/?folder=${encodeURIComponent('/workspaces/repo')}`, { headers: { [SECRET_HEADER]: token0 } })).status).to.equal(200);
     await new Promise((r) => setTimeout(r, 3_000));
     expect(await containersOf(inst)).to.deep.equal([newId]);
 
