@@ -1,5 +1,10 @@
-// devcontainer.json as the agent reads it without Docker.
+// devcontainer.json as the agent reads it, and the docker argv and override config it makes of it.
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execIn, overrideConfig, shellJoin } from '../../src/agent/container.ts';
 import { planDevcontainer, stripJsonc } from '../../src/agent/devcontainer.ts';
 
 describe('devcontainer.json', () => {
@@ -45,5 +50,37 @@ describe('devcontainer.json', () => {
   it('is empty without a file', () => {
     const none = { initializeCommand: [], onCreateCommand: [], updateContentCommand: [], postCreateCommand: [], postStartCommand: [], postAttachCommand: [] };
     expect(planDevcontainer(undefined)).to.deep.equal({ env: {}, lifecycle: none, forwardPorts: [], vscode: { extensions: [], settings: {} }, notApplied: [] });
+  });
+});
+
+describe('dev container commands', () => {
+  const c = { id: 'abc123', remoteUser: 'dev', workspaceFolder: '/workspaces/my repo' };
+
+  it('runs a command in the container as its user in its workspace, with env, a terminal when asked', () => {
+    expect(execIn(c, ['bash', '-lc', 'make'], { env: { A: '1 2' } })).to.deep.equal(['docker', 'exec', '-i', '-u', 'dev', '-w', '/workspaces/my repo', '-e', 'A=1 2', 'abc123', 'bash', '-lc', 'make']);
+    expect(execIn(c, ['bash', '-l'], { tty: true }).slice(0, 4)).to.deep.equal(['docker', 'exec', '-i', '-t']);
+  });
+
+  it('quotes argv for a shell so that it comes back the same', () => {
+    const argv = ['docker', 'exec', '-e', "A=it's here", '-w', '/a b', 'x', 'bash', '-c', 'echo "$HOME"; exit 3'];
+    const out = execFileSync('sh', ['-c', `for a in ${shellJoin(argv)}; do printf '%s\\n' "$a"; done`], { encoding: 'utf8' });
+    expect(out.trimEnd().split('\n')).to.deep.equal(argv);
+  });
+
+  it('adds our mounts to devcontainer.json next to it, keeps the user\'s, and keeps the file out of git', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gitspaces-override-'));
+    try {
+      mkdirSync(join(dir, '.devcontainer'));
+      mkdirSync(join(dir, '.git', 'info'), { recursive: true });
+      const config = join(dir, '.devcontainer', 'devcontainer.json');
+      writeFileSync(config, '{ // theirs\n "build": { "dockerfile": "Dockerfile" }, "mounts": ["source=a,target=/a,type=bind"], }');
+      const file = overrideConfig(config, dir, ['source=/opt/n,target=/opt/gitspaces/node,type=bind,readonly']);
+      overrideConfig(config, dir, ['source=/opt/n,target=/opt/gitspaces/node,type=bind,readonly']);
+      expect(file).to.equal(join(dir, '.devcontainer', '.gitspaces-devcontainer.json'));
+      expect(JSON.parse(readFileSync(file, 'utf8'))).to.deep.equal({ build: { dockerfile: 'Dockerfile' }, mounts: ['source=a,target=/a,type=bind', 'source=/opt/n,target=/opt/gitspaces/node,type=bind,readonly'] });
+      expect(readFileSync(join(dir, '.git', 'info', 'exclude'), 'utf8')).to.equal('/.devcontainer/.gitspaces-devcontainer.json\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

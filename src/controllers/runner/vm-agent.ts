@@ -28,7 +28,7 @@ export interface AgentObservation {
 }
 
 /** ContainerReady from the agent's devcontainer report; undefined when there is no devcontainer.json. */
-function containerCondition(d: AgentHealth['devcontainer'] | undefined): AgentObservation['container'] {
+export function containerCondition(d: AgentHealth['devcontainer'] | undefined): AgentObservation['container'] {
   if (!d || typeof d !== 'object') return undefined;
   if (d.containerBuild === 'up' && d.container) {
     const c = d.container;
