@@ -7,6 +7,7 @@ import { WebSocketServer } from 'ws';
 import type { AgentConfig, AgentHealth } from '../api/agent.ts';
 import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, CLAIM_PATH, PORT_HEADER, REBUILD_PATH, SECRET_HEADER } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
+import { readBody } from './body.ts';
 import { endUpgrade, forward, forwardUpgrade } from './forward.ts';
 import { landingPage } from './landing.ts';
 import { forwardPort, forwardPortUpgrade } from './ports.ts';
@@ -29,24 +30,6 @@ export interface ApiSource {
   rebuild(token: string): boolean;
 }
 
-/** A small JSON body (the rebuild token), read with a size cap and a deadline. */
-function smallBody(req: IncomingMessage, max = 1_024, ms = 5_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => { req.destroy(); reject(new Error('body too slow')); }, ms);
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      text += c;
-      if (text.length > max) {
-        clearTimeout(timer);
-        req.destroy();
-        reject(new Error('body too large'));
-      }
-    });
-    req.on('end', () => { clearTimeout(timer); resolve(text); });
-    req.on('error', (e) => { clearTimeout(timer); reject(e); });
-  });
-}
 
 export class HttpApi {
   private readonly agent: ApiSource;
@@ -98,7 +81,7 @@ export class HttpApi {
     } else if (path === AGENT_ACTIVITY_PATH) json(200, { lastActivityTime: activity.lastActivityTime });
     else if (path === '/v1/stats') json(200, { requests: Object.fromEntries(this.requests) });
     else if (path === REBUILD_PATH && req.method === 'POST') {
-      smallBody(req).then((text) => {
+      readBody(req, { maxBytes: 1_024, timeoutMs: 5_000, what: 'rebuild' }).then((text) => {
         const token = (JSON.parse(text) as { token?: unknown }).token;
         if (typeof token !== 'string' || !token || token.length > 128) return json(400, { error: 'token: a string of 1 to 128 characters' });
         return this.agent.rebuild(token) ? json(202, { rebuilding: token }) : json(409, { error: 'rebuilt for this token already, or busy' });

@@ -10,6 +10,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { CLAIM_PATH, type AgentConfig, type AgentHealth, type BootFacts, type Claim } from '../api/agent.ts';
+import { readBody } from './body.ts';
 import { listenAddress, log } from './log.ts';
 
 const MAX_CLAIM_BYTES = 1 << 20;
@@ -40,34 +41,6 @@ export function tokenMatches(sha256hex: string, authorization: string | undefine
   return timingSafeEqual(got, Buffer.from(sha256hex, 'hex'));
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let size = 0;
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      reject(new Error('claim body too slow'));
-      req.destroy();
-    }, CLAIM_TIMEOUT_MS);
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_CLAIM_BYTES) {
-        clearTimeout(timer);
-        reject(new Error('claim too large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    req.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
 
 export class UnclaimedAgent {
   private readonly facts: BootFacts;
@@ -97,7 +70,7 @@ export class UnclaimedAgent {
       return json(401, { error: 'wrong enrolment token' });
     }
     this.claimed = true; // one claim at a time, and only one ever
-    readBody(req).then(
+    readBody(req, { maxBytes: MAX_CLAIM_BYTES, timeoutMs: CLAIM_TIMEOUT_MS, what: 'claim' }).then(
       (text) => {
         let claim: Partial<Claim>;
         try {
