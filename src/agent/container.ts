@@ -1,8 +1,9 @@
 // The dev container: when devcontainer.json names an image, a Dockerfile or a compose file and the
 // VM has a container runtime, the reference CLI (@devcontainers/cli, carried in the agent bundle)
 // builds and starts it with the checkout as its workspace, labelled with the instance so a restart
-// finds the same container (and `up` only starts it) and the local provider can stop it with its "VM". Lifecycle commands and SSH sessions then run
-// inside it as its remoteUser in its workspace folder, through `docker exec`.
+// finds the same container (and `up` only starts it) and the local provider can stop it with its
+// "VM". Lifecycle commands and SSH sessions then run inside it as its remoteUser in its workspace
+// folder, through `docker exec`.
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -11,10 +12,6 @@ import { LABELS } from '../api/constants.ts';
 import { stripJsonc } from './devcontainer.ts';
 import { log } from './log.ts';
 import { run } from './run.ts';
-
-/** The properties that make a devcontainer.json a container one. */
-export const CONTAINER_SOURCES = ['image', 'build', 'dockerFile', 'dockerComposeFile'] as const;
-
 
 export interface DevContainer {
   id: string;
@@ -44,8 +41,6 @@ function cliPath(): string {
   return createRequire(import.meta.url).resolve('@devcontainers/cli/devcontainer.js');
 }
 
-export class ContainerError extends Error {}
-
 /**
  * `devcontainer up` for the checkout. Lifecycle commands are skipped (the agent runs each as its
  * own step); the CLI's log goes to the agent's log line by line; its last stdout line is the
@@ -71,7 +66,7 @@ export function devcontainerUp(o: { checkout: string; config: string; overrideCo
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 60 * 60_000);
     child.on('error', (e) => {
       clearTimeout(timer);
-      reject(new ContainerError(`devcontainer up could not start: ${e.message}`));
+      reject(new Error(`devcontainer up could not start: ${e.message}`));
     });
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -89,7 +84,7 @@ export function devcontainerUp(o: { checkout: string; config: string; overrideCo
       // The CLI's own message is generic ("An error occurred building the image"): its last log
       // lines (the build's) say what went wrong.
       const why = [[result.message, result.description].filter(Boolean).join(': '), tail.join(' | ')].filter(Boolean).join(' — ') || `exited ${String(code)}`;
-      reject(new ContainerError(`devcontainer up failed: ${why.slice(0, 1_500)}`));
+      reject(new Error(`devcontainer up failed: ${why.slice(0, 1_500)}`));
     });
   });
 }

@@ -64,8 +64,10 @@ function commands(v: unknown): LifecycleCommand[] {
   return [];
 }
 
+/** The properties that make a devcontainer.json a container one. */
+const CONTAINER_SOURCES = ['image', 'build', 'dockerFile', 'dockerComposeFile'] as const;
 /** What only a container runtime can apply (the VM's own user and image are used without one). */
-const NEEDS_A_CONTAINER = ['image', 'build', 'dockerFile', 'dockerComposeFile', 'features', 'runArgs', 'mounts', 'appPort', 'privileged', 'capAdd', 'securityOpt', 'remoteUser', 'containerUser', 'updateRemoteUserUID', 'workspaceFolder', 'workspaceMount'];
+const NEEDS_A_CONTAINER = [...CONTAINER_SOURCES, 'features', 'runArgs', 'mounts', 'appPort', 'privileged', 'capAdd', 'securityOpt', 'remoteUser', 'containerUser', 'updateRemoteUserUID', 'workspaceFolder', 'workspaceMount'];
 
 function emptyLifecycle(): DevcontainerPlan['lifecycle'] {
   return Object.fromEntries(LIFECYCLE.map((k) => [k, []])) as unknown as DevcontainerPlan['lifecycle'];
@@ -88,7 +90,7 @@ export function planDevcontainer(text: string | undefined): DevcontainerPlan {
   }
   if (typeof dc.remoteUser === 'string') plan.remoteUser = dc.remoteUser;
   for (const k of NEEDS_A_CONTAINER) if (k in dc) plan.notApplied.push(k);
-  const source = ['image', 'build', 'dockerFile', 'dockerComposeFile'].find((k) => k in dc);
+  const source = CONTAINER_SOURCES.find((k) => k in dc);
   if (source) plan.container = source;
   const vscode = (dc.customizations as { vscode?: { extensions?: unknown; settings?: unknown } } | undefined)?.vscode;
   if (Array.isArray(vscode?.extensions)) plan.vscode.extensions = vscode.extensions.filter((e): e is string => typeof e === 'string');

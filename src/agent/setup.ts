@@ -8,7 +8,7 @@ import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agen
 import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import { AttachHook } from './attach.ts';
-import { containerDetails, containerRuntime, overrideConfig, devcontainerUp, execIn, ContainerError, type DevContainer } from './container.ts';
+import { containerDetails, containerRuntime, overrideConfig, devcontainerUp, execIn, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
@@ -233,23 +233,17 @@ export class Setup {
     // The browser IDE runs in the container: its mounts go in when the container is made.
     const bin = this.config.ide.type === 'vscode-web' ? codeServerBinary() : undefined;
     this.ideMounts = bin ? containerIdeMounts(bin, this.root) : undefined;
-    try {
-      this.container = await devcontainerUp({
-        checkout: this.checkout,
-        config,
-        ...(this.ideMounts ? { overrideConfig: overrideConfig(config, this.checkout, this.ideMounts.mounts) } : {}),
-        instance: this.config.instance ?? this.config.gitspace.uid,
-        env: this.env(),
-        wrap: (argv) => this.user.wrap(argv),
-        removeExisting: this.removeExisting,
-      });
-    } catch (e) {
-      if (e instanceof ContainerError) throw new StepError(e.message);
-      throw e;
-    }
-    const c = this.container;
-    Object.assign(c, await containerDetails(c.id, this.env()));
-
+    const up = await devcontainerUp({
+      checkout: this.checkout,
+      config,
+      ...(this.ideMounts ? { overrideConfig: overrideConfig(config, this.checkout, this.ideMounts.mounts) } : {}),
+      instance: this.config.instance ?? this.config.gitspace.uid,
+      env: this.env(),
+      wrap: (argv) => this.user.wrap(argv),
+      removeExisting: this.removeExisting,
+    });
+    const c: DevContainer = { ...up, ...(await containerDetails(up.id, this.env())) };
+    this.container = c;
     return `container ${c.id.slice(0, 12)}${c.image ? ` (${c.image})` : ''} up: ${c.remoteUser} in ${c.workspaceFolder}${c.address ? ` at ${c.address}` : ''}`;
   }
 
