@@ -8,7 +8,7 @@
 // Each with its phases from the agent's step timings: instance ready, clone done, container up
 // (`devcontainer up`), hooks done (Running). The ceiling, in the same run: the CLI alone,
 // `devcontainer up` on a copy of the same workspace (warm), with nothing of ours around it.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { AGENT_HTTP_PORT, SECRET_HEADER, type Gitspace } from '../src/api/index.
 import { TestCluster } from '../test/cluster/cluster.ts';
 import { setCluster } from '../test/cluster/current.ts';
 import { sharedDocker } from '../test/support/docker.ts';
-import { makeRepo, makeSshKey } from '../test/support/fixtures.ts';
+import { commitAll, makeRepo, makeSshKey } from '../test/support/fixtures.ts';
 import { STOCK_TAG, vmImagesScript } from '../test/support/gce-vms.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../test/support/gitspaces.ts';
 import { hopTokenOf } from '../test/support/hop.ts';
@@ -34,8 +34,7 @@ const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 function repoWith(dir: string, marker: string): string {
   const repo = makeRepo(dir, '{ "build": { "dockerfile": "Dockerfile" }, "postCreateCommand": "true", "postStartCommand": "true" }');
   writeFileSync(join(repo, '.devcontainer/Dockerfile'), `FROM ${STOCK_TAG}\nRUN echo ${marker} > /etc/bench-marker\n`);
-  const env = { ...process.env, GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@e', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@e' };
-  for (const args of [['add', '-A'], ['commit', '-q', '-m', 'dockerfile']]) execFileSync('git', args, { cwd: repo, env, stdio: 'ignore' });
+  commitAll(repo, 'dockerfile');
   return repo;
 }
 

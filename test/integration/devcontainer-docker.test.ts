@@ -4,14 +4,13 @@
 // it, and SSH sessions (exec and a PTY shell, stock OpenSSH client) land in it as its remoteUser in
 // its workspace folder, seeing its toolchain; stop/start keeps the same container; delete removes it.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PORT_HEADER, SECRET_HEADER } from '../../src/api/index.ts';
 import { testCluster } from '../cluster/current.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
-import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { commitAll, makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
 import { STOCK_TAG, vmImagesScript } from '../support/gce-vms.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
 import { hopTokenOf } from '../support/hop.ts';
@@ -198,8 +197,3 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     expect(message, message).to.include('ghcr.io/devcontainers/features/node:1');
   });
 });
-
-function commitAll(repo: string): void {
-  const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' };
-  for (const args of [['add', '-A'], ['commit', '-q', '-m', 'devcontainer']]) execFileSync('git', args, { cwd: repo, env, stdio: 'ignore' });
-}

@@ -7,6 +7,17 @@ import ssh2 from 'ssh2';
 import { ROOT } from './resources.ts';
 
 /** A git repository with a devcontainer.json; returns its path (clone it with file://). */
+/** git in a test repository, as a fixed author. */
+function gitIn(repo: string, args: string[]): void {
+  execFileSync('git', args, { cwd: repo, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } });
+}
+
+/** Commits everything in the repository's work tree (on its current branch). */
+export function commitAll(repo: string, message = 'change'): void {
+  gitIn(repo, ['add', '-A']);
+  gitIn(repo, ['commit', '-q', '-m', message]);
+}
+
 export function makeRepo(dir: string, devcontainer?: string, branch = 'main'): string {
   const repo = join(dir, 'repo');
   mkdirSync(join(repo, '.devcontainer'), { recursive: true });
@@ -24,7 +35,7 @@ export function makeRepo(dir: string, devcontainer?: string, branch = 'main'): s
 }
 `,
   );
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: repo, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } });
+  const git = (...args: string[]) => gitIn(repo, args);
   git('init', '-q', '-b', branch);
   git('add', '-A');
   git('commit', '-q', '-m', 'initial');
