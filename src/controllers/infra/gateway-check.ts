@@ -8,7 +8,7 @@ import type { GitspaceInfra } from '../../api/index.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { isNotFound, type KubeClient } from '../../runtime/kube.ts';
 import { SECRETS } from '../resources.ts';
-import type { Secret } from '../token-secret.ts';
+import { secretValue, type Secret } from '../token-secret.ts';
 
 export interface GatewayCheckDeps {
   client: KubeClient;
@@ -37,7 +37,7 @@ export async function checkCertificate(d: GatewayCheckDeps, infra: GitspaceInfra
     if (isNotFound(e)) return { ok: false, reason: 'CertificateNotFound', message: `spec.gateway.tlsSecretRef: Secret ${ns}/${ref.name} not found` };
     throw e;
   }
-  const pem = s.data?.['tls.crt'] ? Buffer.from(s.data['tls.crt'], 'base64').toString('utf8') : '';
+  const pem = secretValue(s, 'tls.crt');
   if (s.type !== 'kubernetes.io/tls' || !pem) return { ok: false, reason: 'CertificateInvalid', message: `spec.gateway.tlsSecretRef: Secret ${ns}/${ref.name} is not a kubernetes.io/tls Secret with tls.crt` };
   let cert: X509Certificate;
   try {

@@ -3,7 +3,7 @@
 import { SECRET_TYPES, type Gitspace } from '../../api/index.ts';
 import { isNotFound, type KubeClient } from '../../runtime/kube.ts';
 import { SECRETS } from '../resources.ts';
-import type { Secret } from '../token-secret.ts';
+import { secretValue, type Secret } from '../token-secret.ts';
 import { Wait } from './wait.ts';
 
 /** Credentials for a private repository, from the Secret the Gitspace names. */
@@ -20,7 +20,7 @@ export async function repoCredentials(client: KubeClient, gs: Gitspace): Promise
   if (s.type !== SECRET_TYPES.gitCredentials) {
     throw new Wait('CredentialsSecretRefused', `spec.repository.credentialsSecretRef: Secret "${ref.name}" has type "${s.type ?? ''}"; a Gitspace reads only Secrets of type ${SECRET_TYPES.gitCredentials}`, 'Pending', 10_000);
   }
-  const get = (k: string) => (s.data?.[k] ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined);
+  const get = (k: string) => secretValue(s, k) || undefined;
   const password = get('password') ?? get('token');
   if (!password) throw new Wait('CredentialsSecretInvalid', `spec.repository.credentialsSecretRef: Secret "${ref.name}" has no "password" or "token" key`, 'Pending', 10_000);
   return { username: get('username') ?? '', password };
