@@ -31,10 +31,28 @@ export async function containerDetails(id: string, env: NodeJS.ProcessEnv): Prom
   return { ...(image ? { image } : {}), ...(address ? { address } : {}) };
 }
 
-/** The container runtime's version when `docker` answers within 10 s, else undefined. */
-export async function containerRuntime(env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const r = await run('docker', ['version', '--format', '{{.Server.Version}}'], { env, timeoutMs: 10_000 });
-  return r.code === 0 && r.output.trim() ? r.output.trim().split('\n').pop() : undefined;
+/** The daemon's unix socket named by DOCKER_HOST (or Docker's default); undefined for tcp/ssh hosts. */
+export function dockerSocket(env: NodeJS.ProcessEnv): string | undefined {
+  const host = env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+  return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+}
+
+/**
+ * The container runtime's version, or undefined when there is none. A daemon whose socket is there
+ * but that does not answer yet (docker.service still starting while the VM boots) is waited for up
+ * to `waitMs`; no `docker` command or no socket answers at once.
+ */
+export async function containerRuntime(env: NodeJS.ProcessEnv, waitMs = 60_000): Promise<string | undefined> {
+  const socket = dockerSocket(env);
+  if (socket !== undefined && !existsSync(socket)) return undefined;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const r = await run('docker', ['version', '--format', '{{.Server.Version}}'], { env, timeoutMs: 10_000 });
+    if (r.code === 0 && r.output.trim()) return r.output.trim().split('\n').pop();
+    if (r.code === 127 || Date.now() >= deadline) return undefined;
+    log('container runtime not answering yet', { error: r.output.trim().split('\n').pop()?.slice(0, 300) });
+    await new Promise((res) => setTimeout(res, 1_000));
+  }
 }
 
 function cliPath(): string {

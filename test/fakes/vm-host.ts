@@ -3,6 +3,7 @@
 // image's fake cloud guest (scripts/vm-images.sh) runs the instance's payload the way GCE (every
 // boot) or EC2's cloud-init (first boot of the instance only) would, its output going to the
 // "serial console" /var/log/fake-cloud/console.log.
+import { run } from '../../src/agent/run.ts';
 import type { Docker } from '../support/docker.ts';
 
 export type CloudKind = 'gce' | 'ec2';
@@ -167,6 +168,17 @@ export class ContainerVms {
     return this.docker.exec([
       'exec', ...(opts.input !== undefined ? ['--interactive'] : []), ...(opts.user ? ['--user', opts.user] : []), name, ...argv,
     ], { input: opts.input ?? '', timeoutMs: opts.timeoutMs ?? 120_000 });
+  }
+
+  /**
+   * Copies `image` from the test's Docker into the (running) instance's own Docker: no registry is
+   * reachable here, so this stands in for the pull a VM would do.
+   */
+  async loadImage(name: string, image: string, timeoutMs = 300_000): Promise<void> {
+    const r = await run('bash', ['-o', 'pipefail', '-c', 'docker save "$1" | docker exec -i "$2" docker load --quiet', 'load', image, name], {
+      env: { ...process.env, DOCKER_HOST: this.docker.host }, timeoutMs,
+    });
+    if (r.code !== 0) throw new Error(`loading ${image} into ${name}: ${r.output.trim()}`);
   }
 
   async state(name: string): Promise<VmState> {

@@ -15,6 +15,8 @@ import { ROOT } from './resources.ts';
 
 export const STOCK_TAG = 'gitspaces-test/debian-12:stock';
 export const BAKED_TAG = 'gitspaces-test/debian-12:baked';
+/** Baked as images/bake.sh does by default: with Docker (dev containers run in it), no code-server. */
+export const DOCKER_BAKED_TAG = 'gitspaces-test/debian-12:baked-docker';
 /** The code-server scripts/fetch-code-server.sh puts in the cache, which the baked image carries. */
 export const CODE_SERVER_DIR = join(CACHE, 'code-server-4.139.1');
 
@@ -53,6 +55,12 @@ export async function vmImages(docker: Docker): Promise<{ bundle: { dir: string;
   const file = bundle.manifest.files.x64?.file ?? '';
   await vmImagesScript(docker, ['baked', '--bundle', join(bundle.dir, file), '--code-server', CODE_SERVER_DIR, '--no-docker']);
   return { bundle, stock: STOCK_TAG, baked: BAKED_TAG };
+}
+
+/** The image baked with Docker from the agent bundle `bundleFile` (cached as the others are). */
+export async function dockerBakedImage(docker: Docker, bundleFile: string): Promise<string> {
+  await vmImagesScript(docker, ['baked', '--bundle', bundleFile, '--tag', DOCKER_BAKED_TAG]);
+  return DOCKER_BAKED_TAG;
 }
 
 const regionOf = (zone: string) => zone.replace(/-[a-z]$/, '');
