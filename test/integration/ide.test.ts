@@ -7,7 +7,7 @@
 // host refuses a browser without a token. Screenshots go to test-artifacts/.
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,9 @@ import type { Gitspace } from '../../src/api/index.ts';
 import { DOMAIN, Stack, type OpenedGitspace } from '../../demo/stack.ts';
 import { freePort } from '../cluster/cluster.ts';
 import { testCluster } from '../cluster/current.ts';
-import { makeRepo, makeSshKey } from '../support/fixtures.ts';
+import { sharedDocker, type Docker } from '../support/docker.ts';
+import { commitAll, makeRepo, makeSshKey } from '../support/fixtures.ts';
+import { STOCK_TAG, vmImagesScript } from '../support/gce-vms.ts';
 import { ROOT } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 import { screenshot } from '../support/screenshot.ts';
@@ -56,6 +58,8 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
   let browser: Browser;
   let g: OpenedGitspace;
   let gatewayPort: number;
+  let docker: Docker;
+  let restoreDockerHost: () => void;
   const portHost = (p: number) => `${String(p)}--${g.id}--${NS}.${DOMAIN}`;
 
   before(async () => {
@@ -64,6 +68,15 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     mkdirSync(ARTIFACTS, { recursive: true });
     work = mkdtempSync(join(tmpdir(), 'gitspaces-ide-'));
     const repo = makeRepo(work, DEVCONTAINER);
+    // A Docker daemon the local "VMs" reach, for the dev-container Gitspace (the others name none).
+    docker = await sharedDocker();
+    await vmImagesScript(docker, ['stock']);
+    const prev = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = docker.host;
+    restoreDockerHost = () => {
+      if (prev === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = prev;
+    };
     await testCluster().request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } });
     gatewayPort = await freePort();
     stack = new Stack({
@@ -71,6 +84,7 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
       ports: { controlPlane: await freePort(), gateway: gatewayPort, operatorHealth: await freePort() },
     });
     await stack.start();
+    restoreDockerHost();
     g = await stack.createGitspace('webide', `file://${repo}`, makeSshKey().publicLine, { ports: [{ port: PUBLIC_PORT, name: 'docs', visibility: 'public' }] });
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
@@ -84,6 +98,7 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     await eventually('the Gitspace to be gone', 60_000, async () => (await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/${g.id}`)).status === 404 || undefined).catch(() => undefined);
     await testCluster().request('DELETE', '/apis/gitspaces.dev/v1alpha1/gitspaceinfras/ide');
     await stack.stop();
+    await docker.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -170,5 +185,49 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     const settings = join(checkout, '..', '.local', 'share', 'code-server', 'user-data', 'User', 'settings.json');
     expect(existsSync(settings), settings).to.equal(true);
     expect(JSON.parse(readFileSync(settings, 'utf8'))).to.include({ 'editor.fontSize': 17 });
+  });
+
+  it('runs VS Code inside the dev container: its integrated terminal is the container\'s shell, with its tools and env', async () => {
+    const dir = mkdtempSync(join(work, 'dc-'));
+    const repo = makeRepo(dir, JSON.stringify({ build: { dockerfile: 'Dockerfile' }, containerEnv: { IN_CONTAINER: 'yes' }, customizations: { vscode: { settings: { 'workbench.startupEditor': 'none' } } } }));
+    writeFileSync(join(repo, '.devcontainer/Dockerfile'), `FROM ${STOCK_TAG}\nRUN printf '#!/bin/sh\\necho container-tool\\n' > /usr/local/bin/only-in-container && chmod +x /usr/local/bin/only-in-container\n`);
+    commitAll(repo);
+    const dc = await stack.createGitspace('webdc', `file://${repo}`, makeSshKey().publicLine);
+    const gs = (await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/webdc`)).json as Gitspace;
+    expect(gs.status?.conditions?.find((c) => c.type === 'ContainerReady')?.status).to.equal('True');
+    expect(gs.status?.urls?.ide).to.include(`folder=${encodeURIComponent('/workspaces/repo')}`);
+    const checkout = join(work, 'stack', 'instances', gs.status?.instance?.name ?? '', 'home', 'repo');
+    expect(existsSync(join(checkout, 'README.md')), checkout).to.equal(true);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await page.goto(dc.url);
+      await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+      await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'README.md' }).first().waitFor({ timeout: 60_000 });
+      // The command palette opens a terminal, as a user would.
+      await page.keyboard.press('F1');
+      await page.locator('.quick-input-widget input').waitFor({ timeout: 15_000 });
+      await page.keyboard.type('Terminal: Create New Terminal');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Create New Terminal' }).first().waitFor({ timeout: 15_000 });
+      await page.keyboard.press('Enter');
+      await page.locator('.terminal-wrapper.active .xterm').waitFor({ timeout: 30_000 });
+      await page.locator('.terminal-wrapper.active .xterm').click();
+      // (a child bash: VS Code's shell integration marks the commands of the terminal's own shell)
+      await page.keyboard.type(`bash -c 'pwd; only-in-container; echo "$IN_CONTAINER"; grep -c docker /proc/1/cgroup' > from-terminal.txt\n`);
+      // The terminal wrote into the workspace, which is the checkout on the VM's disk.
+      const proof = await eventually('the terminal\'s output in the checkout', 30_000, () => {
+        const f = join(checkout, 'from-terminal.txt');
+        return existsSync(f) && readFileSync(f, 'utf8').split('\n').length >= 5 ? readFileSync(f, 'utf8') : undefined;
+      });
+      expect(proof.trim().split('\n').slice(0, 3)).to.deep.equal(['/workspaces/repo', 'container-tool', 'yes']);
+      expect(Number(proof.trim().split('\n')[3]), 'PID 1 is in a Docker cgroup').to.be.greaterThan(0);
+      await screenshot(page, join(ARTIFACTS, 'ide-container-terminal.png'));
+    } catch (e) {
+      await screenshot(page, join(ARTIFACTS, 'ide-container-terminal-failed.png'));
+      throw e;
+    } finally {
+      await page.close();
+      await stack.api('DELETE', '/api/v1/gitspaces/webdc').catch(() => undefined);
+    }
   });
 });

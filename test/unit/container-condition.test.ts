@@ -2,7 +2,7 @@
 // is its user's), and a report of another shape than ours sets no condition.
 import { expect } from 'chai';
 import type { AgentHealth } from '../../src/api/index.ts';
-import { containerCondition } from '../../src/controllers/runner/vm-agent.ts';
+import { containerCondition, workspaceOf } from '../../src/controllers/runner/vm-agent.ts';
 
 describe('ContainerReady', () => {
   it('says which container runs, from which image, as whom and where', () => {
@@ -28,4 +28,21 @@ describe('ContainerReady', () => {
     const n = containerCondition({ found: true, notApplied: Array.from({ length: 10_000 }, () => huge), containerBuild: 'no-runtime' });
     expect(n?.message.length).to.be.below(2_048);
   });
+});
+
+describe('the folder IDE links open (workspaceOf)', () => {
+  const up = (workspaceFolder: unknown) => ({ containerBuild: 'up', container: { id: 'c1', remoteUser: 'dev', workspaceFolder } }) as unknown as AgentHealth['devcontainer'];
+  const table: [string, Pick<AgentHealth, 'checkout' | 'devcontainer'>, string | undefined][] = [
+    ['the checkout without a container', { checkout: '/home/gitspace/repo' }, '/home/gitspace/repo'],
+    ['the container\'s workspace while it is up', { checkout: '/home/gitspace/repo', devcontainer: up('/workspaces/repo') }, '/workspaces/repo'],
+    ['the checkout when the container is not up', { checkout: '/home/gitspace/repo', devcontainer: { containerBuild: 'no-runtime' } as AgentHealth['devcontainer'] }, '/home/gitspace/repo'],
+    ['nothing for a relative path', { checkout: 'repo' }, undefined],
+    ['nothing for a non-string', { checkout: 42 as unknown as string }, undefined],
+    ['nothing for a container folder of 1025 characters', { checkout: '/home/gitspace/repo', devcontainer: up(`/${'x'.repeat(1024)}`) }, undefined],
+  ];
+  for (const [what, health, want] of table) {
+    it(what, () => {
+      expect(workspaceOf(health)).to.equal(want);
+    });
+  }
 });

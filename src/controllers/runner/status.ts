@@ -64,11 +64,11 @@ export function composeStatus(
     status.instance = { ...old.instance };
   }
   const upstream = inst?.privateIP ? `http://${inst.privateIP}:${inst.agentPort}` : undefined;
-  // The agent knows the devcontainer's forwardPorts and the checkout path; while it cannot be
+  // The agent knows the devcontainer's forwardPorts and the workspace folder; while it cannot be
   // asked (stopped), keep what we had.
   const ports = publishedPorts(gs, infra, agent?.forwardPorts ?? old.route?.ports?.map((p) => p.port) ?? []);
   if (status.instance) status.route = route(gs, infra, d.phase === 'Running' ? upstream : undefined, ports);
-  status.urls = agent?.checkout ? userURLs(gs, infra, agent.checkout, ports) : (old.urls ?? userURLs(gs, infra, checkoutPath(gs, ctx.vmHome), ports));
+  status.urls = agent?.workspace ? userURLs(gs, infra, agent.workspace, ports) : (old.urls ?? userURLs(gs, infra, checkoutPath(gs, ctx.vmHome), ports));
   // Extensions the browser IDE could not install are shown, not dropped.
   const failed = agent?.extensionsFailed;
   if (failed?.length) {

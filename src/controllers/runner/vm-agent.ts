@@ -13,7 +13,8 @@ import { Wait } from './wait.ts';
 /** What the agent said about itself (nothing when it could not be asked). */
 export interface AgentObservation {
   view?: AgentView;
-  checkout?: string;
+  /** The folder the IDE links open (workspaceOf). */
+  workspace?: string;
   lastActivity?: string;
   forwardPorts?: number[];
   extensionsFailed?: { id: string; error: string }[];
@@ -40,6 +41,17 @@ export function containerCondition(d: AgentHealth['devcontainer'] | undefined): 
     return { status: 'False', reason: 'NoContainerRuntime', message: `devcontainer.json asks for a container and this VM has no container runtime: ${skipped} not applied; the VM image is used` };
   }
   return undefined;
+}
+
+/**
+ * The folder the user's IDE opens: the dev container's workspace folder while one is up (the IDE
+ * and SSH sessions are in it), else the checkout on the VM. Only an absolute path of at most 1024
+ * characters: it goes into links in status.
+ */
+export function workspaceOf(h: Pick<AgentHealth, 'checkout' | 'devcontainer'>): string | undefined {
+  const d = h.devcontainer;
+  const folder = d && typeof d === 'object' && d.containerBuild === 'up' ? d.container?.workspaceFolder : h.checkout;
+  return typeof folder === 'string' && folder.startsWith('/') && folder.length <= 1024 ? folder : undefined;
 }
 
 export interface VmAgentDeps {
@@ -105,7 +117,7 @@ export class VmAgent {
     const step = current ? { name: bounded(current.name, 64), ...(current.message ? { message: bounded(current.message, 1024) } : {}) } : undefined;
     return {
       view: { reachable: true, state: h.state, ...(step ? { step } : {}), lastActivityTime: h.lastActivityTime },
-      checkout: h.checkout,
+      ...(workspaceOf(h) ? { workspace: workspaceOf(h) } : {}),
       lastActivity: h.lastActivityTime,
       forwardPorts: Array.isArray(h.forwardPorts) ? h.forwardPorts.slice(0, 256) : [],
       extensionsFailed: h.ide.extensionsFailed ?? [],
