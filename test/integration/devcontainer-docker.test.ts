@@ -196,4 +196,54 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     expect(message, message).to.match(/^set-up step container: devcontainer up failed: /);
     expect(message, message).to.include('ghcr.io/devcontainers/features/node:1');
   });
+
+  it('brings up a dockerComposeFile environment: SSH and the browser IDE in its service, its other services beside it', async () => {
+    const repo = makeRepo(mkdtempSync(join(work, 'repo-')), `{
+      "dockerComposeFile": "compose.yml",
+      "service": "app",
+      "runServices": ["app", "db"],
+      "workspaceFolder": "/workspaces/repo",
+      "postCreateCommand": "echo postCreate $(hostname) >> /tmp/hooks"
+    }`);
+    writeFileSync(join(repo, '.devcontainer/compose.yml'), [
+      'version: "3"',
+      'services:',
+      '  app:',
+      `    image: ${STOCK_TAG}`,
+      '    command: sleep infinity',
+      '    volumes: ["..:/workspaces/repo"]',
+      '    environment: { FROM_COMPOSE: "yes" }',
+      '  db:',
+      `    image: ${STOCK_TAG}`,
+      // A stand-in database: answers one line per connection.
+      '    command: ["perl", "-MIO::Socket::INET", "-e", "my $$s = IO::Socket::INET->new(LocalPort => 5000, Listen => 5, ReuseAddr => 1) or die; while (my $$c = $$s->accept) { print $$c \\"db answers\\\\n\\"; close $$c }"]',
+      '',
+    ].join('\n'));
+    commitAll(repo);
+    const m = gitspaceManifest('dc-compose', { infra, repo, key });
+    (m.spec as { ide: object }).ide = { type: 'vscode-web' };
+    await k8s.apply(m);
+    const running = await k8s.waitPhase(m, 'Running', 300_000);
+    const inst = running.status?.instance?.name ?? '';
+    const ip = running.status?.instance?.privateIP ?? '';
+    const [id] = await containersOf(inst);
+    expect(running.status?.conditions?.find((c) => c.type === 'ContainerReady')).to.include({ status: 'True', reason: 'Up' });
+    const service = (await docker.run(['inspect', '-f', '{{index .Config.Labels "com.docker.compose.service"}}', id ?? ''])).trim();
+    expect(service).to.equal('app');
+
+    const r = await sshExec(ip, 47122, key, 'pwd; echo "$FROM_COMPOSE"; cat /tmp/hooks; perl -MIO::Socket::INET -e \'print IO::Socket::INET->new("db:5000")->getline\'');
+    const hostname = (await docker.run(['inspect', '-f', '{{.Config.Hostname}}', id ?? ''])).trim();
+    expect(r.stdout.trim().split('\n'), r.stderr).to.deep.equal(['/workspaces/repo', 'yes', `postCreate ${hostname}`, 'db answers']);
+    const token = await hopTokenOf(running);
+    const workbench = await fetch(`http://${ip}:47100/?folder=${encodeURIComponent('/workspaces/repo')}`, { headers: { [SECRET_HEADER]: token } });
+    expect(workbench.status).to.equal(200);
+    expect(await docker.run(['exec', id ?? '', 'ps', '-eo', 'args'])).to.include('/opt/gitspaces/code-server/');
+
+    // The whole project goes with the instance, not only the service the agent labelled.
+    const project = (await docker.run(['inspect', '-f', '{{index .Config.Labels "com.docker.compose.project"}}', id ?? ''])).trim();
+    const projectContainers = async () => (await docker.run(['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`])).split('\n').filter(Boolean);
+    expect(await projectContainers()).to.have.length(2);
+    await k8s.deleteAndWait(m);
+    await eventually('the compose project to be removed with the instance', 30_000, async () => (await projectContainers()).length === 0);
+  });
 });

@@ -32,7 +32,7 @@ describe('ContainerReady', () => {
 
 describe('the folder IDE links open (workspaceOf)', () => {
   const up = (workspaceFolder: unknown) => ({ containerBuild: 'up', container: { id: 'c1', remoteUser: 'dev', workspaceFolder } }) as unknown as AgentHealth['devcontainer'];
-  const table: [string, Pick<AgentHealth, 'checkout' | 'devcontainer'>, string | undefined][] = [
+  const table: [string, Parameters<typeof workspaceOf>[0], string | undefined][] = [
     ['the checkout without a container', { checkout: '/home/gitspace/repo' }, '/home/gitspace/repo'],
     ['the container\'s workspace while it is up', { checkout: '/home/gitspace/repo', devcontainer: up('/workspaces/repo') }, '/workspaces/repo'],
     ['the checkout when the container is not up', { checkout: '/home/gitspace/repo', devcontainer: { containerBuild: 'no-runtime' } as AgentHealth['devcontainer'] }, '/home/gitspace/repo'],

@@ -48,7 +48,7 @@ export function containerCondition(d: AgentHealth['devcontainer'] | undefined): 
  * and SSH sessions are in it), else the checkout on the VM. Only an absolute path of at most 1024
  * characters: it goes into links in status.
  */
-export function workspaceOf(h: Pick<AgentHealth, 'checkout' | 'devcontainer'>): string | undefined {
+export function workspaceOf(h: { checkout?: string; devcontainer?: AgentHealth['devcontainer'] }): string | undefined {
   const d = h.devcontainer;
   const folder = d && typeof d === 'object' && d.containerBuild === 'up' ? d.container?.workspaceFolder : h.checkout;
   return typeof folder === 'string' && folder.startsWith('/') && folder.length <= 1024 ? folder : undefined;
