@@ -14,7 +14,7 @@
 #   --code-server DIR  a prebuilt code-server install (a release directory with bin/code-server, or an
 #                      npm install with node_modules/code-server), copied to /opt/code-server and put
 #                      on PATH as /usr/local/bin/code-server. Without it, code-server is not baked.
-#   --no-docker        do not install docker.io (installed by default: dev containers run in it).
+#   --no-docker        do not install docker.io and docker-compose (installed by default: dev containers run in them).
 # The same settings as environment variables: GITSPACES_BUNDLE, GITSPACES_CODE_SERVER,
 # GITSPACES_NO_DOCKER=1.
 set -euo pipefail
@@ -88,7 +88,7 @@ fi
 
 # --- Debian packages -----------------------------------------------------------------------------
 packages=(ca-certificates curl git tar gzip)
-[ "$docker" = yes ] && packages+=(docker.io)
+[ "$docker" = yes ] && packages+=(docker.io docker-compose) # compose: dockerComposeFile dev containers
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

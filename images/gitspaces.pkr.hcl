@@ -1,4 +1,4 @@
-# The Gitspaces VM image: stock Debian 12 + images/bake.sh (agent bundle, git, docker.io and,
+# The Gitspaces VM image: stock Debian 12 + images/bake.sh (agent bundle, git, docker.io, docker-compose and,
 # optionally, code-server), for GCE (an image in a family) and EC2 (an AMI). See images/README.md.
 #
 #   packer init images/gitspaces.pkr.hcl
@@ -38,7 +38,7 @@ variable "code_server_dir" {
 variable "docker" {
   type        = bool
   default     = true
-  description = "Install docker.io (dev containers run in it)."
+  description = "Install docker.io and docker-compose (dev containers run in them)."
 }
 
 variable "image_family" {

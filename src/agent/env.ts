@@ -12,8 +12,9 @@ export function commandEnv(config: AgentConfig, userName: string | undefined, de
     SHELL: '/bin/bash',
     GITSPACE_NAME: config.gitspace.name,
     GITSPACE_NAMESPACE: config.gitspace.namespace,
-    // The VM's container runtime, when it is not at the default socket.
+    // The VM's container runtime, when it is not at the default socket, and its compose project name.
     ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+    ...(process.env.COMPOSE_PROJECT_NAME ? { COMPOSE_PROJECT_NAME: process.env.COMPOSE_PROJECT_NAME } : {}),
   };
   for (const e of config.env) env[e.name] = e.value ?? '';
   Object.assign(env, devcontainerEnv);

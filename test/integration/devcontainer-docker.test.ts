@@ -239,8 +239,10 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     expect(workbench.status).to.equal(200);
     expect(await docker.run(['exec', id ?? '', 'ps', '-eo', 'args'])).to.include('/opt/gitspaces/code-server/');
 
-    // The whole project goes with the instance, not only the service the agent labelled.
+    // The project is the instance's (this daemon serves other "VMs"), and goes with it whole, not
+    // only the service the agent labelled.
     const project = (await docker.run(['inspect', '-f', '{{index .Config.Labels "com.docker.compose.project"}}', id ?? ''])).trim();
+    expect(project).to.equal(inst);
     const projectContainers = async () => (await docker.run(['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`])).split('\n').filter(Boolean);
     expect(await projectContainers()).to.have.length(2);
     await k8s.deleteAndWait(m);

@@ -225,8 +225,9 @@ export class LocalProvider implements VmProvider {
       stdio: ['ignore', log, log],
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(d, 'home'), LANG: 'C.UTF-8', GITSPACES_ROOT: d, GITSPACES_CODE_SERVER: this.codeServer, GITSPACES_AGENT_USER: 'self',
-        // The container runtime this host's "VMs" share, when the operator names one.
-        ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+        // The container runtime this host's "VMs" share, when the operator names one; compose
+        // projects named per instance, as two VMs' would be apart (the default is the repo's name).
+        ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST, COMPOSE_PROJECT_NAME: name } : {}),
       },
     });
     closeSync(log);
@@ -277,11 +278,15 @@ export class LocalProvider implements VmProvider {
     await this.containers(inst.name, 'stop');
   }
 
-  /** Stops or removes the instance's dev containers (labelled by the agent), if there is a daemon. */
+  /**
+   * Stops or removes the instance's dev containers, if there is a daemon: those the agent labelled,
+   * and the other services of their compose project (named after the instance, see boot()).
+   */
   private async containers(name: string, action: 'stop' | 'rm'): Promise<void> {
     if (!process.env.DOCKER_HOST) return;
-    const ids = (await runQuiet('docker', ['ps', '-aq', '--filter', `label=${LABELS.devcontainerInstance}=${name}`])).split('\n').filter(Boolean);
-    if (ids.length) await runQuiet('docker', action === 'stop' ? ['stop', '-t', '5', ...ids] : ['rm', '-f', '-v', ...ids]);
+    const list = async (label: string) => (await runQuiet('docker', ['ps', '-aq', '--filter', `label=${label}`])).split('\n').filter(Boolean);
+    const ids = new Set([...await list(`${LABELS.devcontainerInstance}=${name}`), ...await list(`com.docker.compose.project=${name}`)]);
+    if (ids.size) await runQuiet('docker', action === 'stop' ? ['stop', '-t', '5', ...ids] : ['rm', '-f', '-v', ...ids]);
   }
 
   private async kill(name: string): Promise<void> {
