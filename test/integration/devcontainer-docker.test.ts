@@ -4,7 +4,8 @@
 // it, and SSH sessions (exec and a PTY shell, stock OpenSSH client) land in it as its remoteUser in
 // its workspace folder, seeing its toolchain; stop/start keeps the same container; delete removes it.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PORT_HEADER, SECRET_HEADER } from '../../src/api/index.ts';
@@ -16,6 +17,9 @@ import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
 import { hopTokenOf } from '../support/hop.ts';
 import { startOperator, type OperatorProcess } from '../support/operator.ts';
 import { eventually } from '../support/wait.ts';
+
+/** An image without glibc (a static busybox): VS Code's server cannot run in it. */
+const BUSYBOX_TAG = 'gitspaces-test/busybox:static';
 
 describe('dev containers with the reference CLI on a Docker daemon (operator process, local provider)', function () {
   this.timeout(600_000);
@@ -247,5 +251,25 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     expect(await projectContainers()).to.have.length(2);
     await k8s.deleteAndWait(m);
     await eventually('the compose project to be removed with the instance', 30_000, async () => (await projectContainers()).length === 0);
+  });
+
+  it('fails the IDE step saying why when the browser IDE cannot run in the container (an image without glibc)', async () => {
+    // An image with nothing but a static busybox (Debian's busybox-static, from scripts/test-tools.sh).
+    const root = mkdtempSync(join(work, 'busybox-'));
+    for (const d of ['bin', 'etc', 'root', 'tmp']) mkdirSync(join(root, d));
+    copyFileSync('/bin/busybox', join(root, 'bin/busybox'));
+    for (const applet of execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox')) symlinkSync('busybox', join(root, 'bin', applet));
+    writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
+    await docker.run(['import', '--change', 'ENV PATH=/bin', '-', BUSYBOX_TAG], { input: execFileSync('tar', ['-C', root, '-c', '.'], { maxBuffer: 64 * 1024 * 1024 }) });
+    const repo = makeRepo(mkdtempSync(join(work, 'repo-')), `{ "image": "${BUSYBOX_TAG}" }`);
+    const m = gitspaceManifest('dc-noglibc', { infra, repo, key });
+    (m.spec as { ide: object }).ide = { type: 'vscode-web' };
+    await k8s.apply(m);
+    const failed = await k8s.waitPhase(m, 'Failed', 300_000);
+    const message = failed.status?.message ?? '';
+    expect(message, message).to.match(/^set-up step ideRun: the browser IDE cannot run in this container \(it needs glibc, as VS Code's server does\): /);
+    // The container itself came up: the failure is the IDE's, and says so.
+    expect(failed.status?.conditions?.find((c) => c.type === 'ContainerReady')).to.include({ status: 'True' });
   });
 });
