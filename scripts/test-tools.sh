@@ -6,7 +6,7 @@
 # is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/apt-install.sh chromium lua5.1 docker.io docker-compose mmdebstrap busybox-static
+bash scripts/apt-install.sh chromium lua5.1 docker.io docker-compose docker-registry mmdebstrap busybox-static
 bash scripts/build-envtest.sh >/dev/null
 bash scripts/fetch-helm.sh >/dev/null
 bash scripts/fetch-code-server.sh >/dev/null

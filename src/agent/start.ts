@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BOOT_FAILURE_PREFIX, type BootFacts } from '../api/agent.ts';
 import { Agent } from './agent.ts';
+import { prePull } from './pre-pull.ts';
 import { UnclaimedAgent } from './unclaimed.ts';
 
 /**
@@ -45,6 +46,7 @@ export async function runAgent(root: string): Promise<void> {
     });
     current = unclaimed;
     await unclaimed.start();
+    void prePull(facts.pool?.images);
   } catch (e) {
     exitFailed(e);
   }

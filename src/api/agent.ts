@@ -52,8 +52,8 @@ export interface BootFacts {
   user: { name: string; home: string; sudo: boolean };
   /** Where to fetch the agent from (absent: the image or the caller provides it). */
   bundle?: AgentBundleRef;
-  /** A warm-pool VM: which pool it belongs to (informational). */
-  pool?: { infra: string; machineType: string };
+  /** A warm-pool VM: which pool it belongs to (informational), and the images it pulls while unclaimed. */
+  pool?: { infra: string; machineType: string; images?: string[] };
 }
 
 /** What the operator POSTs to CLAIM_PATH: the Gitspace's configuration, less what the VM decides. */

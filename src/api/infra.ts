@@ -215,6 +215,9 @@ const allowedNamespaces = object(
   },
 );
 
+/** A container image reference; never starting with '-' (it becomes an argument of `docker pull`). */
+export const IMAGE_REF = '^[A-Za-z0-9][A-Za-z0-9._/:@-]*$';
+
 const poolEntry = withRules(
   object(
     {
@@ -222,6 +225,12 @@ const poolEntry = withRules(
       zone: string({ description: 'Zone the pooled VMs are created in.', minLength: 1, maxLength: 63 }),
       minReady: integer({ description: 'VMs kept booted and unclaimed.', minimum: 0, maximum: 100, default: 0 }),
       max: integer({ description: 'Upper bound of pooled VMs (ready and provisioning).', minimum: 0, maximum: 1000 }),
+      prePullImages: array(string({ description: 'An image reference (registry/repository:tag or @digest).', minLength: 1, maxLength: 256, pattern: IMAGE_REF }), {
+        description:
+          "Images each pooled VM pulls into its Docker while it waits to be claimed (the dev containers' base images): a Gitspace that claims it starts without the pull. Public images, or registries the VM's own identity can read; no credentials are sent to VMs for it.",
+        maxItems: 8,
+        listType: 'atomic',
+      }),
     },
     { description: 'A warm pool of pre-booted VMs for one machine type in one zone.', required: ['machineType', 'zone', 'max'] },
   ),

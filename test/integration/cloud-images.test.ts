@@ -8,7 +8,7 @@
 // the first boot); a guessed or replayed claim from another instance is refused; a bad bundle or
 // an image without curl fails the Gitspace with a reason that says so.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +29,8 @@ import type { GceFake } from '../fakes/gce/server.ts';
 import { Ec2Vms } from '../fakes/ec2-vms.ts';
 import { ContainerVms } from '../fakes/vm-host.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
-import { commitAll, makeRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
-import { BAKED_TAG, dockerBakedImage, gceOnContainers, gcpProviderSpec, STOCK_TAG, vmImages } from '../support/gce-vms.ts';
+import { makeRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
+import { BAKED_TAG, gceOnContainers, gcpProviderSpec, STOCK_TAG, vmImages } from '../support/gce-vms.ts';
 import { serveRepoPrivately, type GitHttpServer } from '../support/git-http.ts';
 import { k8s } from '../support/gitspaces.ts';
 import { TestIssuer } from '../support/issuer.ts';
@@ -45,7 +45,6 @@ const STOCK_IMAGE = `projects/${PROJECT}/global/images/debian-12`;
 const BAKED_IMAGE = `projects/${PROJECT}/global/images/gitspaces-baked`;
 const NOCURL_IMAGE = `projects/${PROJECT}/global/images/debian-12-minimal`;
 const NOCURL_TAG = 'gitspaces-test/debian-12:no-curl';
-const DOCKER_IMAGE = `projects/${PROJECT}/global/images/gitspaces-docker`;
 /** Two Docker networks, one per cloud; each network's gateway address is this host. */
 const GCE_NET = { name: 'gs-test-gce', prefix: '172.28', host: '172.28.0.1' };
 const EC2_NET = { name: 'gs-test-ec2', prefix: '172.29', host: '172.29.0.1' };
@@ -58,30 +57,6 @@ const GIT_TOKEN = 'git-token-that-must-not-leak-7f3a';
 function bootFactsIn(text: string): BootFacts {
   const b64 = /GITSPACES_BOOT'(?:\\n|\n)([\s\S]*?)(?:\\n|\n)GITSPACES_BOOT/.exec(text)?.[1] ?? '';
   return JSON.parse(Buffer.from(b64.replace(/\\n|\n/g, ''), 'base64').toString('utf8')) as BootFacts;
-}
-
-/**
- * A repository whose dev container is built on the VM's Docker from the stock image (which the
- * test copies into the VM, as a pull would: no registry here), with a user of uid 1500 that
- * updateRemoteUserUID maps to the VM user's. initializeCommand (on the VM) waits for that copy.
- */
-function devcontainerRepo(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  const repo = makeRepo(dir, `{
-    "build": { "dockerfile": "Dockerfile" },
-    "remoteUser": "dev",
-    "containerEnv": { "IN_CONTAINER": "yes" },
-    "initializeCommand": "for i in $(seq 240); do docker image inspect ${STOCK_TAG} >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1",
-    "postCreateCommand": "echo postCreate $(id -un) $(id -u) >> .hooks",
-    "postStartCommand": "echo postStart >> ~/starts"
-  }`);
-  writeFileSync(join(repo, '.devcontainer/Dockerfile'), [
-    `FROM ${STOCK_TAG}`,
-    'RUN useradd --create-home --uid 1500 --shell /bin/bash dev && printf "#!/bin/sh\\necho container-tool\\n" > /usr/local/bin/only-in-container && chmod +x /usr/local/bin/only-in-container',
-    '',
-  ].join('\n'));
-  commitAll(repo);
-  return repo;
 }
 
 describe('stock and baked cloud images: the agent installs itself, enrols, and runs the developer as gitspace', function () {
@@ -98,8 +73,6 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
   let issuer: TestIssuer;
   let gw: Gateway;
   let git: GitHttpServer;
-  /** A repository whose devcontainer.json builds a container (same credentials). */
-  let dcGit: GitHttpServer;
   let badBundles: Server;
   let op: Operator;
   let key: SshKey;
@@ -120,14 +93,14 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     },
   });
 
-  const gitspace = (name: string, infraName: string, ide = 'ssh', server = git): Manifest => ({
+  const gitspace = (name: string, infraName: string, ide = 'ssh'): Manifest => ({
     apiVersion: 'gitspaces.dev/v1alpha1',
     kind: 'Gitspace',
     metadata: { name, namespace: NS },
     spec: {
       infraRef: { name: infraName },
       owner: OWNER,
-      repository: { url: server.url.replace('0.0.0.0', infraName.startsWith('ec2') ? EC2_NET.host : GCE_NET.host), credentialsSecretRef: { name: 'git-creds' } },
+      repository: { url: git.url.replace('0.0.0.0', infraName.startsWith('ec2') ? EC2_NET.host : GCE_NET.host), credentialsSecretRef: { name: 'git-creds' } },
       ide: { type: ide },
       machineType: 'small',
       sshPublicKeys: [key.publicLine],
@@ -176,7 +149,6 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     // The images: stock (built once from Debian packages, cached), baked with the same bundle the
     // gateway serves (images/bake.sh, as Packer runs it), and stock without curl.
     const { bundle } = await vmImages(docker);
-    const dockerTag = await dockerBakedImage(docker, join(bundle.dir, bundle.manifest.files.x64?.file ?? ''));
     // Stock less curl (two seconds; made anew each run, from the current stock image).
     await docker.run(['rm', '-f', `${prefix}-nocurl`]).catch(() => undefined);
     await docker.run(['run', '--name', `${prefix}-nocurl`, STOCK_TAG, '/bin/rm', '-f', '/usr/bin/curl']);
@@ -188,7 +160,6 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '0.0.0.0', agentBundles: bundle.dir, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
     await gw.start();
     git = await serveRepoPrivately(makeRepo(work), work, GIT_USER, GIT_TOKEN, '0.0.0.0');
-    dcGit = await serveRepoPrivately(devcontainerRepo(join(work, 'dc')), join(work, 'dc'), GIT_USER, GIT_TOKEN, '0.0.0.0');
     // A "mirror" that serves something else under the bundle's name: the sha256 check must catch it.
     badBundles = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/gzip' });
@@ -198,7 +169,7 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
 
     ({ gce, gcp } = await gceOnContainers({
       project: PROJECT, zone: ZONE, vms, net: GCE_NET, namePrefix: `${prefix}-gce`,
-      images: { [STOCK_IMAGE]: STOCK_TAG, [BAKED_IMAGE]: BAKED_TAG, [NOCURL_IMAGE]: NOCURL_TAG, [DOCKER_IMAGE]: dockerTag },
+      images: { [STOCK_IMAGE]: STOCK_TAG, [BAKED_IMAGE]: BAKED_TAG, [NOCURL_IMAGE]: NOCURL_TAG },
     }));
 
     // moto's VPC is the EC2 network's range, so its private addresses are the containers'.
@@ -211,7 +182,7 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     companion.start(peer.proxy);
     aws = new AwsProvider({ region: 'eu-west-1', subnets: [{ zone: 'eu-west-1a', subnetId: subnet }], securityGroupIds: [sg], agentPort: AGENT_HTTP_PORT, client: { endpoint: peer.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } } });
 
-    const providers: Record<string, VmProvider> = { 'gce-stock': gcp, 'gce-baked': gcp, 'gce-badbundle': gcp, 'gce-nocurl': gcp, 'gce-docker': gcp, 'ec2-stock': aws };
+    const providers: Record<string, VmProvider> = { 'gce-stock': gcp, 'gce-baked': gcp, 'gce-badbundle': gcp, 'gce-nocurl': gcp, 'ec2-stock': aws };
     op = createOperator({
       client: new KubeClient(testCluster().access()),
       log: createLogger({ component: 'operator' }, 'error'),
@@ -226,20 +197,18 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     await k8s.apply(infra('gce-baked', gcpProviderSpec(PROJECT, ZONE), BAKED_IMAGE, GCE_NET.host));
     await k8s.apply(infra('gce-badbundle', gcpProviderSpec(PROJECT, ZONE), STOCK_IMAGE, GCE_NET.host, `http://${GCE_NET.host}:${String((badBundles.address() as { port: number }).port)}/mirror`));
     await k8s.apply(infra('gce-nocurl', gcpProviderSpec(PROJECT, ZONE), NOCURL_IMAGE, GCE_NET.host));
-    await k8s.apply(infra('gce-docker', gcpProviderSpec(PROJECT, ZONE), DOCKER_IMAGE, GCE_NET.host));
     await k8s.apply(infra('ec2-stock', { aws: { region: 'eu-west-1', subnets: [{ zone: 'eu-west-1a', subnetId: subnet }], securityGroupIds: [sg] } }, ami, EC2_NET.host));
   });
 
   after(async () => {
     try {
-      for (const i of ['gce-stock', 'gce-baked', 'gce-badbundle', 'gce-nocurl', 'gce-docker', 'ec2-stock']) await k8s.cleanUpInfra(i).catch(() => undefined);
+      for (const i of ['gce-stock', 'gce-baked', 'gce-badbundle', 'gce-nocurl', 'ec2-stock']) await k8s.cleanUpInfra(i).catch(() => undefined);
       await testCluster().request('DELETE', `/api/v1/namespaces/${NS}/secrets/git-creds`);
     } finally {
       await op.manager.stop();
       await gw.stop();
       await issuer.stop();
       await git.close();
-      await dcGit.close();
       badBundles.close();
       await gce.stop();
       await gcp.close();
@@ -351,38 +320,6 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
     expect(ps.stdout).to.match(/^gitspace +\S*node \S*code-server/m);
     expect(ps.stdout).to.not.match(/^root +\S*node \S*code-server/m);
     expect(g.status?.conditions?.find((c) => c.type === 'IDEReady')?.status).to.equal('True');
-  });
-
-  it('GCE, baked image with Docker: the repository\'s dev container runs on the VM\'s Docker, its user mapped to gitspace\'s uid, ssh lands in it, and a restart keeps it', async () => {
-    await k8s.apply(gitspace('dc-gce', 'gce-docker', 'ssh', dcGit));
-    const inst = await eventually('an instance for dc-gce', 120_000, async () => (await get('dc-gce')).status?.instance?.name || undefined);
-    const vm = `${prefix}-gce-${inst}`;
-    await eventually('the VM\'s Docker to answer', 180_000, async () => (await vms.exec(vm, ['docker', 'info']).catch(() => ({ code: 1 }))).code === 0);
-    await vms.loadImage(vm, STOCK_TAG);
-    const g = await waitPhase('dc-gce', 'Running', 5 * 60_000);
-    const ids = async () => (await vms.exec(vm, ['docker', 'ps', '-aq', '--filter', `label=${LABELS.devcontainerInstance}=${inst}`])).stdout.trim().split('\n').filter(Boolean);
-    const [id] = await ids();
-    expect(id, 'a container labelled with the instance on the VM\'s Docker').to.be.a('string');
-    expect(g.status?.conditions?.find((c) => c.type === 'ContainerReady')).to.include({ status: 'True', reason: 'Up' });
-
-    // Through the gateway with the stock ssh client: the container's user (its uid now gitspace's),
-    // its workspace, its toolchain and env; what it writes in the workspace belongs to gitspace on the VM.
-    const r = await ssh('dc-gce', 'id -un; id -u; pwd; which only-in-container; echo $IN_CONTAINER; echo from-container > made-here; echo kept > ~/kept');
-    expect(r.out.trim().split('\n'), r.err).to.deep.equal(['dev', '1000', '/workspaces/private', '/usr/local/bin/only-in-container', 'yes']);
-    const onVm = await vms.exec(vm, ['stat', '-c', '%U %u', '/home/gitspace/private/made-here', '/home/gitspace/private/.hooks']);
-    expect(onVm.stdout.trim().split('\n'), onVm.stderr).to.deep.equal(['gitspace 1000', 'gitspace 1000']);
-    expect((await vms.exec(vm, ['cat', '/home/gitspace/private/.hooks'])).stdout).to.equal('postCreate dev 1000\n');
-    expect((await vms.exec(vm, ['which', 'only-in-container'])).code, 'the tool is the container\'s only').to.not.equal(0);
-
-    // A VM restart: Docker comes up with the VM, and `devcontainer up` starts the same container.
-    await setState('dc-gce', 'Stopped');
-    await waitPhase('dc-gce', 'Stopped', 3 * 60_000);
-    await setState('dc-gce', 'Running');
-    await waitPhase('dc-gce', 'Running', 5 * 60_000);
-    expect(await ids()).to.deep.equal([id]);
-    const again = await ssh('dc-gce', 'cat ~/kept ~/starts');
-    expect(again.out, again.err).to.equal('kept\npostStart\npostStart\n');
-    await testCluster().request('DELETE', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/dc-gce`);
   });
 
   it('a bundle whose sha256 does not match fails the Gitspace with AgentInstallFailed naming the URL and the expected hash', async () => {

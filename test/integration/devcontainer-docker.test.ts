@@ -251,6 +251,7 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     expect(await projectContainers()).to.have.length(2);
     await k8s.deleteAndWait(m);
     await eventually('the compose project to be removed with the instance', 30_000, async () => (await projectContainers()).length === 0);
+    expect(await docker.run(['network', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`])).to.equal('');
   });
 
   it('fails the IDE step saying why when the browser IDE cannot run in the container (an image without glibc)', async () => {

@@ -228,6 +228,8 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
     } finally {
       await page.close();
       await stack.api('DELETE', '/api/v1/gitspaces/webdc').catch(() => undefined);
+      // Its container goes with its "VM" (the operator removes it), before the stack stops.
+      await eventually('webdc to be gone', 60_000, async () => (await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/webdc`)).status === 404 || undefined);
     }
   });
 });

@@ -132,6 +132,8 @@ const rows: Row[] = [
   { name: 'pool minReady above max', base: gcpInfra, create: (_, s) => (s.pool[0].minReady = 5), field: 'spec.pool[0].minReady', says: /minReady must not exceed max/ },
   { name: 'negative pool size', base: gcpInfra, create: (_, s) => (s.pool[0].max = -1), field: 'spec.pool[0].max', says: /greater than or equal to 0/ },
   { name: 'pool of an unknown machine type', base: gcpInfra, create: (_, s) => (s.pool[0].machineType = 'huge'), field: 'spec.pool', says: /must name one of spec.machineTypes/ },
+  { name: 'a pre-pull image that would be a docker option', base: gcpInfra, create: (_, s) => (s.pool[0].prePullImages = ['--help']), field: 'spec.pool[0].prePullImages[0]', says: /should match/ },
+  { name: 'more than 8 pre-pull images', base: gcpInfra, create: (_, s) => (s.pool[0].prePullImages = Array.from({ length: 9 }, (_x, i) => `registry.example/img:${String(i)}`)), field: 'spec.pool[0].prePullImages', says: /must have at most 8 items/ },
   { name: 'pool zone outside the gcp zones', base: gcpInfra, create: (_, s) => (s.pool[0].zone = 'europe-west1-d'), field: 'spec.pool', says: /one of spec.provider.gcp.zones/ },
   { name: 'gcp zone without a subnetwork', base: gcpInfra, create: (_, s) => s.provider.gcp.zones.push('us-central1-a'), field: 'spec.provider.gcp.zones', says: /needs a subnetwork for its region/ },
   { name: 'bad gcp project id', base: gcpInfra, create: (_, s) => (s.provider.gcp.project = 'Acme'), field: 'spec.provider.gcp.project', says: /should match|at least 6 chars/ },

@@ -244,6 +244,9 @@ async function startDocker(): Promise<DockerDaemon> {
     '--pidfile', pidFile,
     '-H', host,
     '--bip', BRIDGE_IP,
+    // Networks Docker makes itself (compose projects' defaults) come from here, never from the
+    // 172.x ranges the tests create by name.
+    '--default-address-pool', 'base=10.213.0.0/16,size=24',
   ], { stdio: ['ignore', logFd, logFd], env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
   closeSync(logFd);
   child.unref();
@@ -259,6 +262,10 @@ async function startDocker(): Promise<DockerDaemon> {
   for (;;) {
     if (await answers(host)) {
       process.removeListener('exit', stopChild);
+      // A daemon of our own, so every container and network it still knows is a dead run's
+      // leftover (its state is kept in the cache): they would hold addresses and disk.
+      await runDocker(host, ['container', 'prune', '--force'], { timeoutMs: 120_000 });
+      await runDocker(host, ['network', 'prune', '--force'], { timeoutMs: 60_000 });
       return new DockerDaemon(host, pidFile, usersDir);
     }
     const tail = () => readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n');

@@ -205,7 +205,8 @@ export class WarmPool {
     const infraName = infra.metadata.name ?? '';
     const mt = infra.spec.machineTypes.find((m) => m.name === c.machineType);
     if (!mt) return;
-    const boot = await this.d.enrolment.boot(infra, name, { infra: infraName, machineType: c.machineType });
+    const images = infra.spec.pool?.find((e) => e.machineType === c.machineType && e.zone === c.zone)?.prePullImages;
+    const boot = await this.d.enrolment.boot(infra, name, { infra: infraName, machineType: c.machineType, ...(images?.length ? { images } : {}) });
     const inst = await provider.create({
       name,
       zone: c.zone,

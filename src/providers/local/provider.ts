@@ -287,6 +287,10 @@ export class LocalProvider implements VmProvider {
     const list = async (label: string) => (await runQuiet('docker', ['ps', '-aq', '--filter', `label=${label}`])).split('\n').filter(Boolean);
     const ids = new Set([...await list(`${LABELS.devcontainerInstance}=${name}`), ...await list(`com.docker.compose.project=${name}`)]);
     if (ids.size) await runQuiet('docker', action === 'stop' ? ['stop', '-t', '5', ...ids] : ['rm', '-f', '-v', ...ids]);
+    if (action === 'rm') {
+      const networks = (await runQuiet('docker', ['network', 'ls', '-q', '--filter', `label=com.docker.compose.project=${name}`])).split('\n').filter(Boolean);
+      if (networks.length) await runQuiet('docker', ['network', 'rm', ...networks]);
+    }
   }
 
   private async kill(name: string): Promise<void> {
