@@ -4,19 +4,24 @@
 // from the real gateway (or finding it baked in), the operator enrolling the agent, and Chromium
 // loading the workbench through that gateway. The setup is cloud-images.test.ts's
 // (test/support/gce-vms.ts), on a control plane, Docker network and container names of its own.
-// Three kinds, each with its phases:
+// Five kinds, each with its phases:
 //  - stock cold start: stock Debian 12 (no code-server, so `ide: ssh`), bundle downloaded at boot;
 //  - baked cold start: the baked image (bundle and code-server in it), `ide: vscode-web`;
-//  - pool claim: the baked image, an infra with a warm pool of one VM, booted before the apply.
+//  - pool claim: the baked image, an infra with a warm pool of one VM, booted before the apply;
+//  - dev container cold start: the image baked with Docker, a repository whose Dockerfile builds
+//    FROM an image in a registry on this host: `devcontainer up` pulls it, then builds (`ide: ssh`);
+//  - dev container pool claim: the same, from a warm pool whose VM pulled that image while it waited
+//    (prePullImages).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { AGENT_HTTP_PORT, HOP_KEY_FIELD, HOP_KEY_SECRET, hopToken, SECRET_HEADER, type AgentHealth, type Gitspace } from '../src/api/index.ts';
+import { AGENT_HTTP_PORT, HOP_KEY_FIELD, HOP_KEY_SECRET, hopToken, LABELS, SECRET_HEADER, type AgentHealth, type Gitspace } from '../src/api/index.ts';
 import { agentBundleOption } from '../src/cli/operator.ts';
 import { createOperator, type Operator } from '../src/controllers/operator.ts';
 import { Gateway } from '../src/gateway/server.ts';
+import { gceLabelKey } from '../src/providers/gcp/labels.ts';
 import type { GcpProvider } from '../src/providers/gcp/provider.ts';
 import { KubeClient } from '../src/runtime/kube.ts';
 import { createLogger } from '../src/runtime/log.ts';
@@ -24,8 +29,9 @@ import { TestCluster } from '../test/cluster/cluster.ts';
 import type { GceFake } from '../test/fakes/gce/server.ts';
 import { ContainerVms, VM_LABEL } from '../test/fakes/vm-host.ts';
 import { sharedDocker, type Docker } from '../test/support/docker.ts';
-import { makeRepo } from '../test/support/fixtures.ts';
-import { gceOnContainers, gcpProviderSpec, vmImages, type VmNetwork } from '../test/support/gce-vms.ts';
+import { makeDevcontainerRepo, makeRepo } from '../test/support/fixtures.ts';
+import { dockerBakedImage, gceOnContainers, gcpProviderSpec, STOCK_TAG, vmImages, type VmNetwork } from '../test/support/gce-vms.ts';
+import { imageTrusting, pushImage, startRegistry, type TestRegistry } from '../test/support/registry.ts';
 import { serveRepoPrivately, type GitHttpServer } from '../test/support/git-http.ts';
 import type { TestIssuer } from '../test/support/issuer.ts';
 
@@ -37,6 +43,8 @@ const PROJECT = 'bench-vms';
 const ZONE = 'europe-west1-b';
 const STOCK_IMAGE = `projects/${PROJECT}/global/images/debian-12`;
 const BAKED_IMAGE = `projects/${PROJECT}/global/images/gitspaces-baked`;
+const DOCKER_IMAGE = `projects/${PROJECT}/global/images/gitspaces-docker`;
+const DOCKER_TAG = 'gitspaces-test/debian-12:bench-docker';
 /** Chromium resolves *.localhost to loopback, where the gateway listens (on every address). */
 const DOMAIN = 'gitspaces.localhost';
 const NS = 'default';
@@ -44,13 +52,16 @@ const GIT_USER = 'bot';
 const GIT_TOKEN = 'bench-git-token';
 const START_TIMEOUT_MS = 5 * 60_000;
 
-export const GCE_KINDS = ['stock cold start', 'baked cold start', 'pool claim'] as const;
+export const GCE_KINDS = ['stock cold start', 'baked cold start', 'pool claim', 'dev container cold start', 'dev container pool claim'] as const;
 export type GceKind = (typeof GCE_KINDS)[number];
-const KIND: Record<GceKind, { infra: string; ide: 'ssh' | 'vscode-web' }> = {
+const KIND: Record<GceKind, { infra: string; ide: 'ssh' | 'vscode-web'; devcontainer?: true }> = {
   'stock cold start': { infra: 'gce-stock', ide: 'ssh' },
   'baked cold start': { infra: 'gce-baked', ide: 'vscode-web' },
   'pool claim': { infra: 'gce-pool', ide: 'vscode-web' },
+  'dev container cold start': { infra: 'gce-dc', ide: 'ssh', devcontainer: true },
+  'dev container pool claim': { infra: 'gce-dc-pool', ide: 'ssh', devcontainer: true },
 };
+const POOLS = [KIND['pool claim'].infra, KIND['dev container pool claim'].infra];
 
 /** Milliseconds after the apply; NaN when it does not apply (no workbench for ssh, or before the apply for a pool VM). */
 export interface GcePhases {
@@ -61,6 +72,8 @@ export interface GcePhases {
   agentUp: number;
   claimed: number;
   clone: number;
+  /** The agent's container step (`devcontainer up`) finished. */
+  container: number;
   ideReady: number;
   workbench: number;
 }
@@ -122,6 +135,8 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
   let cluster: TestCluster | undefined;
   let gw: Gateway | undefined;
   let git: GitHttpServer | undefined;
+  let dcGit: GitHttpServer | undefined;
+  let registry: TestRegistry | undefined;
   let gce: GceFake | undefined;
   let gcp: GcpProvider | undefined;
   let op: Operator | undefined;
@@ -133,12 +148,19 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
     await docker.network(NET.name, `${NET.prefix}.0.0/16`, NET.host);
     o.say('GCE fake: the agent bundle and the stock and baked Debian 12 images (built once, cached)');
     const images = await vmImages(docker);
+    // The dev container kinds: a registry on this host holding their base image, and the image baked
+    // with Docker, told to trust that registry.
+    const reg = (registry = await startRegistry(join(work, 'registry')));
+    const baseImage = `${NET.host}:${String(reg.port)}/dev/base:1`;
+    await pushImage(docker, STOCK_TAG, reg, 'dev/base:1');
+    await imageTrusting(docker, await dockerBakedImage(docker, join(images.bundle.dir, images.bundle.manifest.files.x64?.file ?? '')), `${NET.host}:${String(reg.port)}`, DOCKER_TAG);
     const c = (cluster = await TestCluster.start());
     const client = new KubeClient(c.access());
     const gateway = (gw = new Gateway({ client, log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '0.0.0.0', agentBundles: images.bundle.dir, jwksCooldownMs: 0, drainDelayMs: 0 }));
     await gw.start();
     const repo = (git = await serveRepoPrivately(makeRepo(work), work, GIT_USER, GIT_TOKEN, '0.0.0.0'));
-    const fake = await gceOnContainers({ project: PROJECT, zone: ZONE, vms, net: NET, namePrefix: PREFIX, images: { [STOCK_IMAGE]: images.stock, [BAKED_IMAGE]: images.baked } });
+    const dcRepo = (dcGit = await serveRepoPrivately(makeDevcontainerRepo(join(work, 'dc'), baseImage), join(work, 'dc'), GIT_USER, GIT_TOKEN, '0.0.0.0'));
+    const fake = await gceOnContainers({ project: PROJECT, zone: ZONE, vms, net: NET, namePrefix: PREFIX, images: { [STOCK_IMAGE]: images.stock, [BAKED_IMAGE]: images.baked, [DOCKER_IMAGE]: DOCKER_TAG } });
     ({ gce, gcp } = fake);
     op = createOperator({ client, log: createLogger({ component: 'operator' }, 'error'), providerFor: () => fake.gcp, namespace: NS, sweep: false, ...agentBundleOption(images.bundle.dir) });
     await op.manager.start();
@@ -147,7 +169,7 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
       const r = await c.request('POST', path, { body });
       if (r.status !== 201) throw new Error(`POST ${path}: ${String(r.status)} ${r.body}`);
     };
-    const infra = (name: string, image: string, pool: boolean) => create('/apis/gitspaces.dev/v1alpha1/gitspaceinfras', {
+    const infra = (name: string, image: string, pool: boolean, prePullImages?: string[]) => create('/apis/gitspaces.dev/v1alpha1/gitspaceinfras', {
       apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name },
       spec: {
         provider: gcpProviderSpec(PROJECT, ZONE), image,
@@ -155,25 +177,36 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
         allowedNamespaces: {}, gateway: { domain: DOMAIN, egressRanges: ['172.16.0.0/12'] },
         auth: { issuer: o.issuer.url, audience: o.issuer.audience },
         vm: { agentBundleBaseURL: `http://${NET.host}:${String(gateway.port)}/.gitspaces/agent` },
-        ...(pool ? { pool: [{ machineType: 'small', zone: ZONE, minReady: 1, max: 1 }] } : {}),
+        ...(pool ? { pool: [{ machineType: 'small', zone: ZONE, minReady: 1, max: 1, ...(prePullImages ? { prePullImages } : {}) }] } : {}),
       },
     });
     await create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds' }, type: 'gitspaces.dev/git-credentials', stringData: { username: GIT_USER, password: GIT_TOKEN } });
     await infra(KIND['stock cold start'].infra, STOCK_IMAGE, false);
     await infra(KIND['baked cold start'].infra, BAKED_IMAGE, false);
     await infra(KIND['pool claim'].infra, BAKED_IMAGE, true);
+    await infra(KIND['dev container cold start'].infra, DOCKER_IMAGE, false);
+    await infra(KIND['dev container pool claim'].infra, DOCKER_IMAGE, true, [baseImage]);
 
     const path = (name: string) => `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/${name}`;
     const get = async (name: string) => (await c.request('GET', path(name))).json as Gitspace;
 
-    /** Until every infra is Ready and the pool holds a booted VM: so nothing else boots while we measure. */
+    /** Whether every ready VM of the dev container pool has pulled the base image. */
+    const prePulled = async () => {
+      for (const i of fake.gce.instances.values()) {
+        if (i.labels[gceLabelKey(LABELS.infra)] !== KIND['dev container pool claim'].infra || !i.labels[gceLabelKey(LABELS.pool)]) continue;
+        if ((await machines.exec(`${PREFIX}-${i.name}`, ['docker', 'image', 'inspect', baseImage]).catch(() => ({ code: 1 }))).code !== 0) return false;
+      }
+      return true;
+    };
+
+    /** Until every infra is Ready and each pool holds a booted VM (with its images): so nothing else boots while we measure. */
     const quiet = async () => {
       const deadline = Date.now() + START_TIMEOUT_MS;
       for (;;) {
         const items = ((await c.request('GET', '/apis/gitspaces.dev/v1alpha1/gitspaceinfras')).json as { items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[]; pool?: { ready?: number; provisioning?: number }[] } }[] }).items;
         const ready = items.every((i) => i.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True');
-        const pool = items.find((i) => i.metadata.name === KIND['pool claim'].infra)?.status?.pool?.[0];
-        if (ready && (pool?.ready ?? 0) >= 1 && !pool?.provisioning) {
+        const pools = POOLS.map((n) => items.find((i) => i.metadata.name === n)?.status?.pool?.[0]);
+        if (ready && pools.every((p) => (p?.ready ?? 0) >= 1 && !p?.provisioning) && (await prePulled())) {
           await fake.gce.settled();
           return;
         }
@@ -220,18 +253,18 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
     };
 
     const start = async (kind: GceKind, name: string): Promise<GceRow> => {
-      const { infra: infraName, ide } = KIND[kind];
+      const { infra: infraName, ide, devcontainer } = KIND[kind];
       const appliedAt = Date.now(); // the VMs' clock is this machine's
       const since = (t: number) => t - appliedAt;
       await create(`/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces`, {
         apiVersion: 'gitspaces.dev/v1alpha1', kind: 'Gitspace', metadata: { name, namespace: NS },
         spec: {
           infraRef: { name: infraName }, owner: o.owner,
-          repository: { url: repo.url.replace('0.0.0.0', NET.host), credentialsSecretRef: { name: 'git-creds' } },
+          repository: { url: (devcontainer ? dcRepo : repo).url.replace('0.0.0.0', NET.host), credentialsSecretRef: { name: 'git-creds' } },
           ide: { type: ide }, machineType: 'small', sshPublicKeys: [o.sshPublicKey], idleTimeout: '0',
         },
       });
-      const p: GcePhases = { inserted: NaN, created: NaN, booted: NaN, agentUp: NaN, claimed: NaN, clone: NaN, ideReady: NaN, workbench: NaN };
+      const p: GcePhases = { inserted: NaN, created: NaN, booted: NaN, agentUp: NaN, claimed: NaN, clone: NaN, container: NaN, ideReady: NaN, workbench: NaN };
       let g: Gitspace;
       for (;;) {
         g = await get(name);
@@ -256,8 +289,13 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
         p.agentUp = since(serial.agentUp);
       }
       p.claimed = since(await enrolledAt(g));
-      const clone = (await agentHealth(g)).steps.find((s) => s.name === 'clone');
-      p.clone = clone?.finishedAt ? since(Date.parse(clone.finishedAt)) : NaN;
+      const steps = (await agentHealth(g)).steps;
+      const finished = (step: string) => {
+        const at = steps.find((s) => s.name === step && s.status === 'done')?.finishedAt;
+        return at ? since(Date.parse(at)) : NaN;
+      };
+      p.clone = finished('clone');
+      if (devcontainer) p.container = finished('container');
       return { kind, p, pooled };
     };
 
@@ -285,6 +323,9 @@ export async function gceBench(o: GceOptions): Promise<{ rows: GceRow[]; floors:
     await op?.manager.stop().catch(() => undefined);
     await gw?.stop().catch(() => undefined);
     await git?.close().catch(() => undefined);
+    await dcGit?.close().catch(() => undefined);
+    await registry?.stop().catch(() => undefined);
+    await docker?.exec(['rmi', DOCKER_TAG]).catch(() => undefined);
     await gce?.stop().catch(() => undefined);
     await gcp?.close().catch(() => undefined);
     await vms?.removeAll(`${PREFIX}-`).catch((e: unknown) => { o.say(`could not remove the bench's containers: ${String(e)}`); });

@@ -125,7 +125,7 @@ const summary = (xs: number[]) => {
   return v.length ? `${fmt(median(v)).trim()} (${range(v)})` : '–';
 };
 
-const GCE_PHASES: [keyof GcePhases, string][] = [['inserted', 'GCE insert'], ['created', 'instance created'], ['booted', 'booted'], ['agentUp', 'agent up'], ['claimed', 'claimed'], ['clone', 'clone done'], ['ideReady', 'IDE ready'], ['workbench', 'workbench loaded']];
+const GCE_PHASES: [keyof GcePhases, string][] = [['inserted', 'GCE insert'], ['created', 'instance created'], ['booted', 'booted'], ['agentUp', 'agent up'], ['claimed', 'claimed'], ['clone', 'clone done'], ['container', 'container up'], ['ideReady', 'IDE ready'], ['workbench', 'workbench loaded']];
 
 /** A pool VM was created, booted and ran its agent before the apply: "pool" there, not a time. */
 const BEFORE_APPLY = new Set<keyof GcePhases>(['inserted', 'booted', 'agentUp']);
@@ -145,11 +145,14 @@ function printGce(rows: GceRow[], floors: number[]): void {
     '  agent up          the startup script said "agent unit … runs" (the guest\'s timestamped footer right after that line)',
     '  claimed           the AgentEnrolled Event',
     '  clone done        the agent\'s clone step (its own clock; the VMs share this machine\'s)',
+    '  container up      the agent\'s container step (`devcontainer up`: pull, build, start) finished; dev container kinds only',
     '  IDE ready         the IDEReady condition (polled every 50 ms; the runner looks about once a second while a Gitspace starts)',
     '  workbench loaded  the explorer lists README.md in Chromium, through the gateway',
     'stock cold start: the stock image has no code-server, so `ide: ssh`: IDE ready is the agent\'s SSH server up; no workbench.',
     'pool claim: the pool VM was inserted, booted and its agent up before the apply ("pool"); instance created is when the',
     'Gitspace\'s status named it with its id.',
+    'dev container kinds: the image baked with Docker; the repository\'s Dockerfile builds FROM an image in a registry on this',
+    'host (Debian\'s docker-registry): the cold start pulls it in its container step; the pool VM pulled it while unclaimed.',
     '',
   ].join('\n'));
   out(`\n| start | ${GCE_PHASES.map(([, h]) => h).join(' | ')} |\n|---|${GCE_PHASES.map(() => '---|').join('')}\n`);

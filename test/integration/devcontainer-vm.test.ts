@@ -6,7 +6,7 @@
 // entry names from a registry (Debian's docker-registry, on this host) before any Gitspace claims
 // one of its VMs, so the claim starts without a pull.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LABELS, type Gitspace, type GitspaceInfra } from '../../src/api/index.ts';
@@ -21,12 +21,12 @@ import { testCluster } from '../cluster/current.ts';
 import type { GceFake } from '../fakes/gce/server.ts';
 import { ContainerVms } from '../fakes/vm-host.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
-import { commitAll, makeRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
+import { makeDevcontainerRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
 import { dockerBakedImage, gceOnContainers, gcpProviderSpec, STOCK_TAG, vmImages } from '../support/gce-vms.ts';
 import { serveRepoPrivately, type GitHttpServer } from '../support/git-http.ts';
 import { k8s } from '../support/gitspaces.ts';
 import { TestIssuer } from '../support/issuer.ts';
-import { startRegistry, type TestRegistry } from '../support/registry.ts';
+import { imageTrusting, pushImage, startRegistry, type TestRegistry } from '../support/registry.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -39,30 +39,6 @@ const OWNER = 'dev@example.com';
 const GIT_USER = 'bot';
 const GIT_TOKEN = 'dc-git-token-7d1e';
 const CREDS = 'dc-git-creds';
-
-/**
- * A repository whose dev container is built on the VM's Docker FROM `base`, with a user of uid 1500
- * that updateRemoteUserUID maps to the VM user's. `waitFor`, if given, is an image initializeCommand
- * (on the VM) waits for: the test copies it in, as a pull would.
- */
-function devcontainerRepo(dir: string, base: string, waitFor?: string): string {
-  mkdirSync(dir, { recursive: true });
-  const repo = makeRepo(dir, JSON.stringify({
-    build: { dockerfile: 'Dockerfile' },
-    remoteUser: 'dev',
-    containerEnv: { IN_CONTAINER: 'yes' },
-    ...(waitFor ? { initializeCommand: `for i in $(seq 240); do docker image inspect ${waitFor} >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1` } : {}),
-    postCreateCommand: 'echo postCreate $(id -un) $(id -u) >> .hooks',
-    postStartCommand: 'echo postStart >> ~/starts',
-  }));
-  writeFileSync(join(repo, '.devcontainer/Dockerfile'), [
-    `FROM ${base}`,
-    'RUN useradd --create-home --uid 1500 --shell /bin/bash dev && printf "#!/bin/sh\\necho container-tool\\n" > /usr/local/bin/only-in-container && chmod +x /usr/local/bin/only-in-container',
-    '',
-  ].join('\n'));
-  commitAll(repo);
-  return repo;
-}
 
 describe('dev containers on VMs with Docker (GCE fake, baked image): the container, its user and a warm pool\'s pre-pulled images', function () {
   this.timeout(15 * 60_000);
@@ -142,14 +118,8 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
     // image would trust its registry), a layer over the baked image made anew each run.
     registry = await startRegistry(join(work, 'registry'));
     registryImage = `${NET.host}:${String(registry.port)}/dev/base:1`;
-    const local = `127.0.0.1:${String(registry.port)}/dev/base:1`; // loopback registries need no TLS
-    await docker.run(['tag', STOCK_TAG, local]);
-    await docker.run(['push', local], { timeoutMs: 300_000 });
-    const tag = `gitspaces-test/debian-12:baked-docker-${prefix}`;
-    await docker.run(['rm', '-f', `${prefix}-trust`]).catch(() => undefined);
-    await docker.run(['run', '--name', `${prefix}-trust`, baked, 'sh', '-c', `mkdir -p /etc/docker && echo '{"insecure-registries":["${NET.host}:${String(registry.port)}"]}' > /etc/docker/daemon.json`]);
-    await docker.run(['commit', '--change', 'CMD ["/sbin/init"]', `${prefix}-trust`, tag]);
-    await docker.run(['rm', '-f', `${prefix}-trust`]);
+    await pushImage(docker, STOCK_TAG, registry, 'dev/base:1');
+    const tag = await imageTrusting(docker, baked, `${NET.host}:${String(registry.port)}`, `gitspaces-test/debian-12:baked-docker-${prefix}`);
 
     issuer = await TestIssuer.start();
     gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '0.0.0.0', agentBundles: bundle.dir, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
@@ -187,7 +157,7 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
 
   it('runs the repository\'s dev container on the VM\'s Docker, its user mapped to gitspace\'s uid, ssh lands in it, and a restart keeps it', async () => {
     await k8s.apply(infra('dc-docker'));
-    const git = await serve(devcontainerRepo(join(work, 'dc'), STOCK_TAG, STOCK_TAG), join(work, 'dc'));
+    const git = await serve(makeDevcontainerRepo(join(work, 'dc'), STOCK_TAG, STOCK_TAG), join(work, 'dc'));
     await k8s.apply(gitspace('dc-gce', 'dc-docker', git));
     const inst = await eventually('an instance for dc-gce', 120_000, async () => (await get('dc-gce')).status?.instance?.name || undefined);
     const vm = vmOf(inst);
@@ -235,7 +205,7 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
     expect(pulled[0], pulled.join('\n')).to.match(/^(HEAD|GET) manifests dev\/base:1$/);
     expect(pulled.filter((w) => w.startsWith('GET blobs')), pulled.join('\n')).to.have.length(2);
 
-    const git = await serve(devcontainerRepo(join(work, 'pool'), registryImage), join(work, 'pool'));
+    const git = await serve(makeDevcontainerRepo(join(work, 'pool'), registryImage), join(work, 'pool'));
     await k8s.apply(gitspace('dc-claim', 'dc-pool', git));
     const g = await running('dc-claim');
     expect(g.status?.instance).to.include({ name: pooled, pooled: true });

@@ -47,6 +47,32 @@ export function makeRepo(dir: string, devcontainer?: string, branch = 'main'): s
   return repo;
 }
 
+/**
+ * A repository whose dev container is built FROM `base`, with a user `dev` of uid 1500 (which
+ * updateRemoteUserUID maps to the VM user's), a tool only the container has (`only-in-container`)
+ * and IN_CONTAINER=yes; postCreateCommand appends `postCreate <user> <uid>` to .hooks in the
+ * workspace, postStartCommand `postStart` to ~/starts. With `waitFor`, initializeCommand (on the
+ * VM) waits up to 4 minutes for that image (which a test copies into the VM, as a pull would).
+ */
+export function makeDevcontainerRepo(dir: string, base: string, waitFor?: string): string {
+  mkdirSync(dir, { recursive: true });
+  const repo = makeRepo(dir, JSON.stringify({
+    build: { dockerfile: 'Dockerfile' },
+    remoteUser: 'dev',
+    containerEnv: { IN_CONTAINER: 'yes' },
+    ...(waitFor ? { initializeCommand: `for i in $(seq 240); do docker image inspect ${waitFor} >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1` } : {}),
+    postCreateCommand: 'echo postCreate $(id -un) $(id -u) >> .hooks',
+    postStartCommand: 'echo postStart >> ~/starts',
+  }));
+  writeFileSync(join(repo, '.devcontainer/Dockerfile'), [
+    `FROM ${base}`,
+    'RUN useradd --create-home --uid 1500 --shell /bin/bash dev && printf "#!/bin/sh\\necho container-tool\\n" > /usr/local/bin/only-in-container && chmod +x /usr/local/bin/only-in-container',
+    '',
+  ].join('\n'));
+  commitAll(repo);
+  return repo;
+}
+
 export interface SshKey {
   privateKey: string;
   publicLine: string;

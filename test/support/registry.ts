@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../cluster/cluster.ts';
+import type { Docker } from './docker.ts';
 import { eventually } from './wait.ts';
 
 export interface RegistryRequest {
@@ -54,4 +55,24 @@ export async function startRegistry(dir: string): Promise<TestRegistry> {
       child.kill('SIGTERM');
     }),
   };
+}
+
+/** Pushes `image` (a tag in `docker`) to the registry as `<repository>`; loopback registries need no TLS. */
+export async function pushImage(docker: Docker, image: string, registry: TestRegistry, repository: string): Promise<void> {
+  const local = `127.0.0.1:${String(registry.port)}/${repository}`;
+  await docker.run(['tag', image, local]);
+  await docker.run(['push', local], { timeoutMs: 300_000 });
+}
+
+/**
+ * `image` with its Docker told to pull from `registry` (host:port) over plain HTTP, as a platform
+ * team's image would trust its registry, tagged `tag` (made anew each call).
+ */
+export async function imageTrusting(docker: Docker, image: string, registry: string, tag: string): Promise<string> {
+  const name = `trust-${tag.replace(/[^a-zA-Z0-9_.-]/g, '-')}`;
+  await docker.run(['rm', '-f', name]).catch(() => undefined);
+  await docker.run(['run', '--name', name, image, 'sh', '-c', `mkdir -p /etc/docker && echo '{"insecure-registries":["${registry}"]}' > /etc/docker/daemon.json`]);
+  await docker.run(['commit', '--change', 'CMD ["/sbin/init"]', name, tag]);
+  await docker.run(['rm', '-f', name]);
+  return tag;
 }
