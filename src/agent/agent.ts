@@ -29,7 +29,7 @@ export class Agent {
         this.setup.ideAttached();
       },
       forwardPorts: () => this.setup.forwardPorts(),
-      portHost: () => this.setup.portHost(),
+      portHost: (port) => this.setup.portHost(port),
       rebuild: (token) => this.setup.rebuild(token),
     });
   }

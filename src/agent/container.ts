@@ -38,6 +38,25 @@ export function dockerSocket(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /**
+ * The addresses of compose services beside the dev container `id` (in its compose project), by
+ * service name; a service that is not running is left out.
+ */
+export async function composeServiceAddresses(id: string, services: string[], env: NodeJS.ProcessEnv): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  if (services.length === 0) return found;
+  const r = await run('docker', ['inspect', '-f', '{{index .Config.Labels "com.docker.compose.project"}}', id], { env, timeoutMs: 10_000 });
+  const project = r.code === 0 ? r.output.trim() : '';
+  if (!project || project === '<no value>') return found;
+  for (const service of new Set(services)) {
+    const ps = await run('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`], { env, timeoutMs: 10_000 });
+    const sid = ps.code === 0 ? ps.output.trim().split('\n')[0] : undefined;
+    const address = sid ? (await containerDetails(sid, env)).address : undefined;
+    if (address) found.set(service, address);
+  }
+  return found;
+}
+
+/**
  * The container runtime's version, or undefined when there is none. A daemon whose socket is there
  * but that does not answer yet (docker.service still starting while the VM boots) is waited for up
  * to `waitMs`; no `docker` command or no socket answers at once.

@@ -17,6 +17,8 @@ export interface DevcontainerPlan {
   /** Each hook's commands (an object form's entries run in parallel). */
   lifecycle: Record<LifecycleName, LifecycleCommand[]>;
   forwardPorts: number[];
+  /** Forwarded ports that belong to another compose service ("db:5432"), by port. */
+  portServices: Record<number, string>;
   remoteUser?: string;
   /** customizations.vscode: extensions to install and settings for the browser IDE. */
   vscode: { extensions: string[]; settings: Record<string, unknown> };
@@ -74,7 +76,7 @@ function emptyLifecycle(): DevcontainerPlan['lifecycle'] {
 }
 
 export function planDevcontainer(text: string | undefined): DevcontainerPlan {
-  const plan: DevcontainerPlan = { env: {}, lifecycle: emptyLifecycle(), forwardPorts: [], vscode: { extensions: [], settings: {} }, notApplied: [] };
+  const plan: DevcontainerPlan = { env: {}, lifecycle: emptyLifecycle(), forwardPorts: [], portServices: {}, vscode: { extensions: [], settings: {} }, notApplied: [] };
   if (text === undefined) return plan;
   const dc = JSON.parse(stripJsonc(text)) as Record<string, unknown>;
   for (const key of ['containerEnv', 'remoteEnv']) {
@@ -82,11 +84,20 @@ export function planDevcontainer(text: string | undefined): DevcontainerPlan {
     if (env && typeof env === 'object') for (const [k, v] of Object.entries(env)) if (typeof v === 'string') plan.env[k] = v;
   }
   for (const hook of LIFECYCLE) plan.lifecycle[hook] = commands(dc[hook]);
-  if (Array.isArray(dc.forwardPorts)) {
-    for (const p of dc.forwardPorts) {
-      const port = typeof p === 'number' ? p : typeof p === 'string' ? Number(p.split(':').pop()) : NaN;
-      if (Number.isInteger(port) && port > 0 && port < 65536) plan.forwardPorts.push(port);
+  // forwardPorts: a port of the dev container, or "service:port" of another compose service;
+  // appPort (the older form, published on the host) is forwarded too ("a:b": the container's b).
+  const appPort = Array.isArray(dc.appPort) ? (dc.appPort as unknown[]) : dc.appPort === undefined ? [] : [dc.appPort];
+  const forward = Array.isArray(dc.forwardPorts) ? (dc.forwardPorts as unknown[]) : [];
+  for (const p of [...forward, ...appPort]) {
+    const parts = typeof p === 'string' ? p.split(':') : [];
+    const port = typeof p === 'number' ? p : parts.length ? Number(parts.pop()) : NaN;
+    if (!Number.isInteger(port) || port <= 0 || port >= 65536 || plan.forwardPorts.includes(port)) continue;
+    const service = forward.includes(p) ? parts[0] : undefined;
+    if (service !== undefined && !['localhost', '127.0.0.1'].includes(service)) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(service)) continue;
+      plan.portServices[port] = service;
     }
+    plan.forwardPorts.push(port);
   }
   if (typeof dc.remoteUser === 'string') plan.remoteUser = dc.remoteUser;
   for (const k of NEEDS_A_CONTAINER) if (k in dc) plan.notApplied.push(k);

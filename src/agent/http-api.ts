@@ -25,7 +25,7 @@ export interface ApiSource {
   ideAttached(): void;
   forwardPorts(): number[];
   /** Where forwarded ports are reached (the dev container's address, or loopback). */
-  portHost(): string;
+  portHost(port: number): string;
   /** Rebuilds the dev container once for this token; false when already done or busy. */
   rebuild(token: string): boolean;
 }
@@ -66,7 +66,7 @@ export class HttpApi {
     // A forwarded port's request is that port's, whatever its path: it must never reach the
     // agent's own endpoints (a public port's visitors would read health or mark activity).
     if (req.headers[PORT_HEADER] !== undefined) {
-      forwardPort(req, res, this.agent.forwardPorts(), activity, this.agent.portHost());
+      forwardPort(req, res, this.agent.forwardPorts(), activity, (p) => this.agent.portHost(p));
       return;
     }
     const json = (code: number, body: unknown) => {
@@ -110,7 +110,7 @@ export class HttpApi {
       return;
     }
     if (req.headers[PORT_HEADER] !== undefined) {
-      forwardPortUpgrade(req, socket, head, this.agent.forwardPorts(), activity, this.agent.portHost());
+      forwardPortUpgrade(req, socket, head, this.agent.forwardPorts(), activity, (p) => this.agent.portHost(p));
       return;
     }
     if (path === AGENT_SSH_PATH) {

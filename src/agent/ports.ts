@@ -19,7 +19,7 @@ function declaredPort(req: IncomingMessage, ports: number[]): number | undefined
   return ports.includes(port) ? port : undefined;
 }
 
-export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: number[], activity: Activity, host: string): void {
+export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: number[], activity: Activity, hostOf: (port: number) => string): void {
   const port = declaredPort(req, ports);
   if (port === undefined) {
     res.writeHead(404, { 'content-type': 'text/plain' });
@@ -27,11 +27,11 @@ export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: nu
     return;
   }
   activity.touchBy(req);
-  forward({ host, port }, req, res, `port ${String(port)}`);
+  forward({ host: hostOf(port), port }, req, res, `port ${String(port)}`);
 }
 
-export function forwardPortUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ports: number[], activity: Activity, host: string): void {
+export function forwardPortUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ports: number[], activity: Activity, hostOf: (port: number) => string): void {
   const port = declaredPort(req, ports);
   if (port === undefined) endUpgrade(socket, '404 Not Found');
-  else forwardUpgrade({ host, port }, req, socket, head, () => { activity.touchBy(req); });
+  else forwardUpgrade({ host: hostOf(port), port }, req, socket, head, () => { activity.touchBy(req); });
 }

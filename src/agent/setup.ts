@@ -8,7 +8,7 @@ import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agen
 import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import { AttachHook } from './attach.ts';
-import { containerDetails, containerRuntime, overrideConfig, devcontainerUp, execIn, type DevContainer } from './container.ts';
+import { composeServiceAddresses, containerDetails, containerRuntime, overrideConfig, devcontainerUp, execIn, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
 import { cloneRepository, StepError, storeCredentials } from './git.ts';
@@ -44,6 +44,8 @@ export class Setup {
   private runtime: string | undefined;
   /** The dev container, once `devcontainer up` has it running. */
   private container: DevContainer | undefined;
+  /** Compose services' addresses, for forwardPorts that name them ("db:5432"). */
+  private serviceAddresses = new Map<string, string>();
   /** The browser IDE's mounts in the dev container, when it runs there. */
   private ideMounts: ContainerIdeMounts | undefined;
   /** The next `up` replaces the container (a rebuild). */
@@ -116,9 +118,10 @@ export class Setup {
     return publishedPorts(this.plan, this.config);
   }
 
-  /** Where forwarded ports are: the dev container's address, else the VM's loopback. */
-  portHost(): string {
-    return this.container?.address ?? '127.0.0.1';
+  /** Where a forwarded port is: its compose service's address, the dev container's, else the VM's loopback. */
+  portHost(port: number): string {
+    const service = this.plan.portServices[port];
+    return (service && this.serviceAddresses.get(service)) ?? this.container?.address ?? '127.0.0.1';
   }
 
   ideSocket(): string | undefined {
@@ -244,6 +247,7 @@ export class Setup {
     });
     const c: DevContainer = { ...up, ...(await containerDetails(up.id, this.env())) };
     this.container = c;
+    this.serviceAddresses = await composeServiceAddresses(c.id, Object.values(this.plan.portServices), this.env());
     return `container ${c.id.slice(0, 12)}${c.image ? ` (${c.image})` : ''} up: ${c.remoteUser} in ${c.workspaceFolder}${c.address ? ` at ${c.address}` : ''}`;
   }
 

@@ -8,7 +8,7 @@
 // the first boot); a guessed or replayed claim from another instance is refused; a bad bundle or
 // an image without curl fails the Gitspace with a reason that says so.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,10 +27,10 @@ import { agentBundleOption } from '../../src/cli/operator.ts';
 import { testCluster } from '../cluster/current.ts';
 import type { GceFake } from '../fakes/gce/server.ts';
 import { Ec2Vms } from '../fakes/ec2-vms.ts';
-import { ContainerVms } from '../fakes/vm-host.ts';
+import type { ContainerVms } from '../fakes/vm-host.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
-import { makeRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
-import { BAKED_TAG, gceOnContainers, gcpProviderSpec, STOCK_TAG, vmImages } from '../support/gce-vms.ts';
+import { makeRepo, makeSshKeyFile, sshViaGateway, type SshKey } from '../support/fixtures.ts';
+import { BAKED_TAG, gceOnContainers, gcpProviderSpec, instanceVms, STOCK_TAG, vmImages } from '../support/gce-vms.ts';
 import { serveRepoPrivately, type GitHttpServer } from '../support/git-http.ts';
 import { k8s } from '../support/gitspaces.ts';
 import { TestIssuer } from '../support/issuer.ts';
@@ -138,14 +138,9 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
 
   before(async function () {
     work = mkdtempSync(join(tmpdir(), 'gitspaces-images-'));
-    key = makeSshKey();
-    keyFile = join(work, 'id_ecdsa');
-    writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+    ({ key, keyFile } = makeSshKeyFile(work));
     docker = await sharedDocker();
-    vms = new ContainerVms(docker);
-    await vms.removeAll(`${prefix}-`);
-    await docker.network(GCE_NET.name, `${GCE_NET.prefix}.0.0/16`, GCE_NET.host);
-    await docker.network(EC2_NET.name, `${EC2_NET.prefix}.0.0/16`, EC2_NET.host);
+    vms = await instanceVms(docker, prefix, [GCE_NET, EC2_NET]);
     // The images: stock (built once from Debian packages, cached), baked with the same bundle the
     // gateway serves (images/bake.sh, as Packer runs it), and stock without curl.
     const { bundle } = await vmImages(docker);

@@ -21,6 +21,16 @@ import { eventually } from '../support/wait.ts';
 /** An image without glibc (a static busybox): VS Code's server cannot run in it. */
 const BUSYBOX_TAG = 'gitspaces-test/busybox:static';
 
+/** A Perl server (perl-base is in every Debian image) answering every HTTP request on `port` with `body`. */
+function httpStandIn(port: number, body: string): string {
+  return [
+    'use IO::Socket::INET;',
+    `my $s = IO::Socket::INET->new(LocalPort => ${String(port)}, Listen => 5, ReuseAddr => 1) or die;`,
+    `while (my $c = $s->accept) { while (<$c>) { last if /^\\r?\\n$/ } print $c "HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\n${body}\\n"; close $c }`,
+    '',
+  ].join('\n');
+}
+
 describe('dev containers with the reference CLI on a Docker daemon (operator process, local provider)', function () {
   this.timeout(600_000);
   let work: string;
@@ -29,6 +39,17 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
   let op: OperatorProcess;
   const infra = 'devcontainers';
   const containersOf = async (instance: string) => (await docker.run(['ps', '-aq', '--filter', `label=gitspaces.dev/instance=${instance}`])).split('\n').filter(Boolean);
+
+  /** A Gitspace with the browser IDE on `repo`, Running: its instance, address and dev container. */
+  async function upWithBrowserIde(name: string, repo: string) {
+    const m = gitspaceManifest(name, { infra, repo, key });
+    (m.spec as { ide: object }).ide = { type: 'vscode-web' };
+    await k8s.apply(m);
+    const running = await k8s.waitPhase(m, 'Running', 300_000);
+    const inst = running.status?.instance?.name ?? '';
+    const [id] = await containersOf(inst);
+    return { m, running, inst, ip: running.status?.instance?.privateIP ?? '', id };
+  }
 
   before(async function () {
     work = mkdtempSync(join(tmpdir(), 'gitspaces-devcontainer-'));
@@ -78,20 +99,9 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       '',
     ].join('\n'));
     // A dev server in the container (perl-base is in every Debian image): a forwarded port.
-    writeFileSync(join(repo, '.devcontainer/serve.pl'), [
-      'use IO::Socket::INET;',
-      'my $s = IO::Socket::INET->new(LocalPort => 8000, Listen => 5, ReuseAddr => 1) or die;',
-      'while (my $c = $s->accept) { while (<$c>) { last if /^\\r?\\n$/ } print $c "HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nfrom the container\\n"; close $c }',
-      '',
-    ].join('\n'));
+    writeFileSync(join(repo, '.devcontainer/serve.pl'), httpStandIn(8000, 'from the container'));
     commitAll(repo);
-    const m = gitspaceManifest('dc', { infra, repo, key });
-    (m.spec as { ide: object }).ide = { type: 'vscode-web' };
-    await k8s.apply(m);
-    const running = await k8s.waitPhase(m, 'Running', 300_000);
-    const inst = running.status?.instance?.name ?? '';
-    const ip = running.status?.instance?.privateIP ?? '';
-    const [id] = await containersOf(inst);
+    const { m, running, inst, ip, id } = await upWithBrowserIde('dc', repo);
     expect(id, 'a container labelled with the instance').to.be.a('string');
     const hostname = (await docker.run(['inspect', '-f', '{{.Config.Hostname}}', id ?? ''])).trim();
     const image = (await docker.run(['inspect', '-f', '{{.Config.Image}}', id ?? ''])).trim();
@@ -207,6 +217,7 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       "service": "app",
       "runServices": ["app", "db"],
       "workspaceFolder": "/workspaces/repo",
+      "forwardPorts": ["db:5000"],
       "postCreateCommand": "echo postCreate $(hostname) >> /tmp/hooks"
     }`);
     writeFileSync(join(repo, '.devcontainer/compose.yml'), [
@@ -219,29 +230,29 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       '    environment: { FROM_COMPOSE: "yes" }',
       '  db:',
       `    image: ${STOCK_TAG}`,
-      // A stand-in database: answers one line per connection.
-      '    command: ["perl", "-MIO::Socket::INET", "-e", "my $$s = IO::Socket::INET->new(LocalPort => 5000, Listen => 5, ReuseAddr => 1) or die; while (my $$c = $$s->accept) { print $$c \\"db answers\\\\n\\"; close $$c }"]',
+      '    volumes: [".:/db:ro"]',
+      '    command: ["perl", "/db/db.pl"]',
       '',
     ].join('\n'));
+    // A stand-in database that speaks just enough HTTP to be a forwarded port.
+    writeFileSync(join(repo, '.devcontainer/db.pl'), httpStandIn(5000, 'db answers'));
     commitAll(repo);
-    const m = gitspaceManifest('dc-compose', { infra, repo, key });
-    (m.spec as { ide: object }).ide = { type: 'vscode-web' };
-    await k8s.apply(m);
-    const running = await k8s.waitPhase(m, 'Running', 300_000);
-    const inst = running.status?.instance?.name ?? '';
-    const ip = running.status?.instance?.privateIP ?? '';
-    const [id] = await containersOf(inst);
+    const { m, running, inst, ip, id } = await upWithBrowserIde('dc-compose', repo);
     expect(running.status?.conditions?.find((c) => c.type === 'ContainerReady')).to.include({ status: 'True', reason: 'Up' });
     const service = (await docker.run(['inspect', '-f', '{{index .Config.Labels "com.docker.compose.service"}}', id ?? ''])).trim();
     expect(service).to.equal('app');
 
-    const r = await sshExec(ip, 47122, key, 'pwd; echo "$FROM_COMPOSE"; cat /tmp/hooks; perl -MIO::Socket::INET -e \'print IO::Socket::INET->new("db:5000")->getline\'');
+    const r = await sshExec(ip, 47122, key, 'pwd; echo "$FROM_COMPOSE"; cat /tmp/hooks; curl -s http://db:5000/');
     const hostname = (await docker.run(['inspect', '-f', '{{.Config.Hostname}}', id ?? ''])).trim();
     expect(r.stdout.trim().split('\n'), r.stderr).to.deep.equal(['/workspaces/repo', 'yes', `postCreate ${hostname}`, 'db answers']);
     const token = await hopTokenOf(running);
     const workbench = await fetch(`http://${ip}:47100/?folder=${encodeURIComponent('/workspaces/repo')}`, { headers: { [SECRET_HEADER]: token } });
     expect(workbench.status).to.equal(200);
     expect(await docker.run(['exec', id ?? '', 'ps', '-eo', 'args'])).to.include('/opt/gitspaces/code-server/');
+    // forwardPorts "db:5000": the port is the db service's, reached through the agent as the gateway does.
+    await k8s.waitFor(m, (g) => g.status?.route?.ports?.some((p) => p.port === 5000), 30_000);
+    const db = await fetch(`http://${ip}:47100/`, { headers: { [SECRET_HEADER]: token, [PORT_HEADER]: '5000' } });
+    expect(await db.text()).to.equal('db answers\n');
 
     // The project is the instance's (this daemon serves other "VMs"), and goes with it whole, not
     // only the service the agent labelled.

@@ -6,7 +6,7 @@
 // entry names from a registry (Debian's docker-registry, on this host) before any Gitspace claims
 // one of its VMs, so the claim starts without a pull.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LABELS, type Gitspace, type GitspaceInfra } from '../../src/api/index.ts';
@@ -19,10 +19,10 @@ import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { testCluster } from '../cluster/current.ts';
 import type { GceFake } from '../fakes/gce/server.ts';
-import { ContainerVms } from '../fakes/vm-host.ts';
+import type { ContainerVms } from '../fakes/vm-host.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
-import { makeDevcontainerRepo, makeSshKey, sshViaGateway, type SshKey } from '../support/fixtures.ts';
-import { dockerBakedImage, gceOnContainers, gcpProviderSpec, STOCK_TAG, vmImages } from '../support/gce-vms.ts';
+import { makeDevcontainerRepo, makeSshKeyFile, sshViaGateway, type SshKey } from '../support/fixtures.ts';
+import { dockerBakedImage, gceOnContainers, gcpProviderSpec, instanceVms, STOCK_TAG, vmImages } from '../support/gce-vms.ts';
 import { serveRepoPrivately, type GitHttpServer } from '../support/git-http.ts';
 import { k8s } from '../support/gitspaces.ts';
 import { TestIssuer } from '../support/issuer.ts';
@@ -105,13 +105,9 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
 
   before(async function () {
     work = mkdtempSync(join(tmpdir(), 'gitspaces-dcvm-'));
-    key = makeSshKey();
-    keyFile = join(work, 'id_ecdsa');
-    writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+    ({ key, keyFile } = makeSshKeyFile(work));
     docker = await sharedDocker();
-    vms = new ContainerVms(docker);
-    await vms.removeAll(`${prefix}-`);
-    await docker.network(NET.name, `${NET.prefix}.0.0/16`, NET.host);
+    vms = await instanceVms(docker, prefix, [NET]);
     const { bundle } = await vmImages(docker);
     const baked = await dockerBakedImage(docker, join(bundle.dir, bundle.manifest.files.x64?.file ?? ''));
     // The registry on this host, in plain HTTP: the VMs' Docker is told so (as a platform team's

@@ -78,6 +78,14 @@ export interface SshKey {
   publicLine: string;
 }
 
+/** A new key, its private half written to `<dir>/id_ecdsa` (0600) for `ssh -i`. */
+export function makeSshKeyFile(dir: string): { key: SshKey; keyFile: string } {
+  const key = makeSshKey();
+  const keyFile = join(dir, 'id_ecdsa');
+  writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+  return { key, keyFile };
+}
+
 export function makeSshKey(comment = 'test@gitspaces'): SshKey {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const pem = privateKey.export({ type: 'sec1', format: 'pem' }).toString();

@@ -9,7 +9,7 @@ import { AGENT_HTTP_PORT, type BundleManifest } from '../../src/api/index.ts';
 import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import { ensureAgentBundle } from '../../scripts/bundle-agent.ts';
 import { GceFake } from '../fakes/gce/server.ts';
-import type { ContainerVms } from '../fakes/vm-host.ts';
+import { ContainerVms } from '../fakes/vm-host.ts';
 import { CACHE, type Docker } from './docker.ts';
 import { ROOT } from './resources.ts';
 
@@ -61,6 +61,14 @@ export async function vmImages(docker: Docker): Promise<{ bundle: { dir: string;
 export async function dockerBakedImage(docker: Docker, bundleFile: string): Promise<string> {
   await vmImagesScript(docker, ['baked', '--bundle', bundleFile, '--tag', DOCKER_BAKED_TAG]);
   return DOCKER_BAKED_TAG;
+}
+
+/** Instances on the test's dockerd with the networks made, and a killed run's `<prefix>-…` instances gone. */
+export async function instanceVms(docker: Docker, prefix: string, nets: VmNetwork[]): Promise<ContainerVms> {
+  const vms = new ContainerVms(docker);
+  await vms.removeAll(`${prefix}-`);
+  for (const n of nets) await docker.network(n.name, `${n.prefix}.0.0/16`, n.host);
+  return vms;
 }
 
 const regionOf = (zone: string) => zone.replace(/-[a-z]$/, '');

@@ -42,6 +42,7 @@ describe('devcontainer.json', () => {
       postAttachCommand: [{ argv: ['bash', '-lc', 'echo hi'], text: 'echo hi' }],
     });
     expect(plan.forwardPorts).to.deep.equal([3000, 5432]);
+    expect(plan.portServices).to.deep.equal({ 5432: 'db' });
     expect(plan.remoteUser).to.equal('node');
     expect(plan.vscode).to.deep.equal({ extensions: ['dbaeumer.vscode-eslint'], settings: { 'editor.tabSize': 2 } });
     expect(plan.notApplied).to.deep.equal(['image', 'features', 'remoteUser']);
@@ -49,7 +50,17 @@ describe('devcontainer.json', () => {
 
   it('is empty without a file', () => {
     const none = { initializeCommand: [], onCreateCommand: [], updateContentCommand: [], postCreateCommand: [], postStartCommand: [], postAttachCommand: [] };
-    expect(planDevcontainer(undefined)).to.deep.equal({ env: {}, lifecycle: none, forwardPorts: [], vscode: { extensions: [], settings: {} }, notApplied: [] });
+    expect(planDevcontainer(undefined)).to.deep.equal({ env: {}, lifecycle: none, forwardPorts: [], portServices: {}, vscode: { extensions: [], settings: {} }, notApplied: [] });
+  });
+
+  it('forwards appPort like forwardPorts, each port once, and names compose services only when they are valid names', () => {
+    const plan = planDevcontainer(`{
+      "forwardPorts": [8080, "localhost:9000", "db:5432", "bad name:6000", "db:99999"],
+      "appPort": [8080, "3001:3000", 4000]
+    }`);
+    expect(plan.forwardPorts).to.deep.equal([8080, 9000, 5432, 3000, 4000]);
+    expect(plan.portServices).to.deep.equal({ 5432: 'db' });
+    expect(planDevcontainer('{ "appPort": 7000 }').forwardPorts).to.deep.equal([7000]);
   });
 });
 
