@@ -8,6 +8,7 @@ import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agen
 import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import { AttachHook } from './attach.ts';
+import { installDocker } from './docker-install.ts';
 import { composeServiceAddresses, containerDetails, containerRuntime, overrideConfig, devcontainerUp, execIn, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
@@ -225,7 +226,17 @@ export class Setup {
     this.devcontainerFound = true;
     if (!this.plan.container) return this.plan.notApplied.length ? `no container asked for: ${this.plan.notApplied.join(', ')} not applied` : 'env, lifecycle commands and ports from devcontainer.json';
     this.runtime = await containerRuntime(this.env());
-    if (this.runtime) return `dev container (${this.plan.container}) on Docker ${this.runtime}`;
+    let installed = '';
+    if (!this.runtime && this.config.installDocker) {
+      try {
+        installed = `${await installDocker({ user: this.user.name, compose: this.plan.container === 'dockerComposeFile' })}; `;
+      } catch (e) {
+        throw new StepError(`devcontainer.json asks for a container, this VM has no Docker, and installing it failed: ${(e as Error).message}`);
+      }
+      this.runtime = await containerRuntime(this.env());
+      if (!this.runtime) throw new StepError(`Docker was installed (${installed.slice(0, -2)}) but does not answer`);
+    }
+    if (this.runtime) return `${installed}dev container (${this.plan.container}) on Docker ${this.runtime}`;
     return `no container runtime on this VM: ${this.plan.notApplied.join(', ')} not applied; lifecycle commands and env run on the VM as ${this.user.name}`;
   }
 

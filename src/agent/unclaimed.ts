@@ -86,7 +86,10 @@ export class UnclaimedAgent {
         }
         // Where this VM listens and who its user is are the VM's boot facts, not the claimant's.
         const { listen, user } = this.facts;
-        const config: AgentConfig = { ...(claim as Claim), listen, home: user.home, user: { name: user.name, sudo: user.sudo }, instance: this.facts.instance };
+        const config: AgentConfig = {
+          ...(claim as Claim), listen, home: user.home, user: { name: user.name, sudo: user.sudo }, instance: this.facts.instance,
+          ...(this.facts.installDocker ? { installDocker: true } : {}),
+        };
         const path = join(this.root, 'agent.json');
         writeFileSync(`${path}.tmp`, JSON.stringify(config), { mode: 0o600 });
         renameSync(`${path}.tmp`, path);

@@ -26,6 +26,8 @@ export interface AgentConfig {
   user?: { name: string; sudo: boolean };
   /** The instance the agent was booted as (from its boot facts). */
   instance?: string;
+  /** Install Docker when a dev container needs it and the VM has none (the infra's spec.vm.installDocker, a boot fact). */
+  installDocker?: boolean;
 }
 
 /** Where the agent bundle comes from: the startup script downloads `<baseURL>/<version>/<file>`. */
@@ -52,6 +54,8 @@ export interface BootFacts {
   user: { name: string; home: string; sudo: boolean };
   /** Where to fetch the agent from (absent: the image or the caller provides it). */
   bundle?: AgentBundleRef;
+  /** The infra's spec.vm.installDocker. */
+  installDocker?: boolean;
   /** A warm-pool VM: which pool it belongs to (informational), and the images it pulls while unclaimed. */
   pool?: { infra: string; machineType: string; images?: string[] };
 }

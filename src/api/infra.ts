@@ -264,6 +264,11 @@ const vm = object(
       description: "Whether the developer's `gitspace` user may use sudo on the VM (as in Codespaces). Default true.",
       default: true,
     }),
+    installDocker: boolean({
+      description:
+        "When a Gitspace's devcontainer.json asks for a container and the VM image has no Docker, install the distribution's Docker (apt: docker.io, plus docker-compose for a compose file; dnf: docker) on that VM at first need. Needs the distribution's package mirror. Default false: bake Docker into the image instead (images/bake.sh does).",
+      default: false,
+    }),
     agentBundleBaseURL: withRules(string({
       description:
         'Where VMs download the agent bundle from: <base>/<version>/gitspaces-agent-<version>-linux-<arch>.tar.gz (a mirror for air-gapped networks). Defaults to the gateway (https://<gateway.domain>/.gitspaces/agent). The startup script checks the sha256 the operator wrote into it, so plain http is allowed.',

@@ -78,6 +78,7 @@ export class Enrolment {
       listen: { address: '0.0.0.0', httpPort: AGENT_HTTP_PORT, sshPort: AGENT_SSH_PORT },
       user: { name: 'gitspace', home: this.d.vmHome ?? '/home/gitspace', sudo: infra.spec.vm?.sudo ?? true },
       ...(b ? { bundle: { version: b.version, baseURL: bundleBaseURL(infra), sha256: b.sha256 } } : {}),
+      ...(infra.spec.vm?.installDocker ? { installDocker: true } : {}),
       ...(pool ? { pool } : {}),
     };
     return { facts, labels: { [LABELS.enrolment]: nonce } };

@@ -33,6 +33,8 @@ import { eventually } from '../support/wait.ts';
 const PROJECT = 'acme-devcontainers';
 const ZONE = 'europe-west1-c';
 const IMAGE = `projects/${PROJECT}/global/images/gitspaces-docker`;
+/** Stock Debian 12 (no Docker), trusting the test registry. */
+const STOCK_IMAGE = `projects/${PROJECT}/global/images/debian-12`;
 const NET = { name: 'gs-test-dcvm', prefix: '172.26', host: '172.26.0.1' };
 const NS = 'default';
 const OWNER = 'dev@example.com';
@@ -58,18 +60,18 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
   /** The stock image as the registry serves it (VMs reach this host at NET.host). */
   let registryImage: string;
 
-  const infra = (name: string, pool?: Record<string, unknown>[]): Manifest => ({
+  const infra = (name: string, o: { image?: string; pool?: Record<string, unknown>[]; installDocker?: boolean } = {}): Manifest => ({
     apiVersion: 'gitspaces.dev/v1alpha1',
     kind: 'GitspaceInfra',
     metadata: { name },
     spec: {
       provider: gcpProviderSpec(PROJECT, ZONE),
-      image: IMAGE,
+      image: o.image ?? IMAGE,
       machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
       allowedNamespaces: {}, gateway: { domain: 'gitspaces.test', egressRanges: ['172.16.0.0/12'] },
       auth: { issuer: issuer.url, audience: issuer.audience },
-      vm: { agentBundleBaseURL: `http://${NET.host}:${String(gw.port)}/.gitspaces/agent` },
-      ...(pool ? { pool } : {}),
+      vm: { agentBundleBaseURL: `http://${NET.host}:${String(gw.port)}/.gitspaces/agent`, ...(o.installDocker ? { installDocker: true } : {}) },
+      ...(o.pool ? { pool: o.pool } : {}),
     },
   });
 
@@ -116,11 +118,12 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
     registryImage = `${NET.host}:${String(registry.port)}/dev/base:1`;
     await pushImage(docker, STOCK_TAG, registry, 'dev/base:1');
     const tag = await imageTrusting(docker, baked, `${NET.host}:${String(registry.port)}`, `gitspaces-test/debian-12:baked-docker-${prefix}`);
+    const stock = await imageTrusting(docker, STOCK_TAG, `${NET.host}:${String(registry.port)}`, `gitspaces-test/debian-12:stock-${prefix}`);
 
     issuer = await TestIssuer.start();
     gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '0.0.0.0', agentBundles: bundle.dir, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
     await gw.start();
-    ({ gce, gcp } = await gceOnContainers({ project: PROJECT, zone: ZONE, vms, net: NET, namePrefix: prefix, images: { [IMAGE]: tag } }));
+    ({ gce, gcp } = await gceOnContainers({ project: PROJECT, zone: ZONE, vms, net: NET, namePrefix: prefix, images: { [IMAGE]: tag, [STOCK_IMAGE]: stock } }));
     op = createOperator({
       client: new KubeClient(testCluster().access()),
       log: createLogger({ component: 'operator' }, 'error'),
@@ -135,7 +138,7 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
 
   after(async () => {
     try {
-      for (const i of ['dc-docker', 'dc-pool']) await k8s.cleanUpInfra(i).catch(() => undefined);
+      for (const i of ['dc-docker', 'dc-pool', 'dc-stock']) await k8s.cleanUpInfra(i).catch(() => undefined);
       await testCluster().request('DELETE', `/api/v1/namespaces/${NS}/secrets/${CREDS}`);
     } finally {
       await op.manager.stop();
@@ -146,7 +149,7 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
       await gce.stop();
       await gcp.close();
       await vms.removeAll(`${prefix}-`);
-      await docker.run(['rmi', `gitspaces-test/debian-12:baked-docker-${prefix}`]).catch(() => undefined);
+      await docker.run(['rmi', `gitspaces-test/debian-12:baked-docker-${prefix}`, `gitspaces-test/debian-12:stock-${prefix}`]).catch(() => undefined);
       rmSync(work, { recursive: true, force: true });
     }
   });
@@ -185,7 +188,7 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
   });
 
   it('a warm pool VM pulls its entry\'s images while unclaimed; the Gitspace that claims it builds without pulling', async () => {
-    await k8s.apply(infra('dc-pool', [{ machineType: 'small', zone: ZONE, minReady: 1, max: 1, prePullImages: [registryImage] }]));
+    await k8s.apply(infra('dc-pool', { pool: [{ machineType: 'small', zone: ZONE, minReady: 1, max: 1, prePullImages: [registryImage] }] }));
     // The pool VM, booted and unclaimed, has the image before any Gitspace exists.
     const pooled = await eventually('a pool VM with the image pulled', 5 * 60_000, async () => {
       for (const i of gce.instances.values()) {
@@ -211,5 +214,24 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
     // The claimed VM asked the registry nothing more (the pool's replacement VM pulls for itself).
     expect(byVm(), 'no pull after the claim').to.deep.equal(pulled);
     await k8s.deleteAndWait(ref('dc-claim'));
+  });
+
+  it('on a stock image without Docker, an infra with vm.installDocker installs the distribution\'s Docker at first need and runs the dev container', async () => {
+    await k8s.apply(infra('dc-stock', { image: STOCK_IMAGE, installDocker: true }));
+    const git = await serve(makeDevcontainerRepo(join(work, 'stock'), registryImage), join(work, 'stock'));
+    await k8s.apply(gitspace('dc-onstock', 'dc-stock', git));
+    const g = await running('dc-onstock');
+    const vm = vmOf(g.status?.instance?.name ?? '');
+    expect(g.status?.conditions?.find((c) => c.type === 'ContainerReady')).to.include({ status: 'True', reason: 'Up' });
+    const r = await ssh('dc-onstock', 'id -un; id -u; which only-in-container');
+    expect(r.out, r.err).to.equal('dev\n1000\n/usr/local/bin/only-in-container\n');
+    // Debian's docker.io, not docker-compose (no compose file), and the developer in its group.
+    const pkgs = await vms.exec(vm, ['sh', '-c', 'dpkg -s docker.io >/dev/null && echo docker.io; dpkg -s docker-compose >/dev/null 2>&1 && echo docker-compose; id -nG gitspace']);
+    expect(pkgs.stdout.trim().split('\n')[0]).to.equal('docker.io');
+    expect(pkgs.stdout).to.not.include('docker-compose');
+    expect(pkgs.stdout.trim().split('\n')[1]?.split(' ')).to.include('docker');
+    const journal = await vms.exec(vm, ['sh', '-c', 'journalctl -u gitspaces-agent --no-pager | grep -c "Docker installed"']);
+    expect(journal.stdout.trim()).to.equal('1');
+    await k8s.deleteAndWait(ref('dc-onstock'));
   });
 });
