@@ -87,7 +87,7 @@ if [ "$(readlink /opt/gitspaces/current 2>/dev/null || true)" != "$version" ]; t
 fi
 
 # --- Debian packages -----------------------------------------------------------------------------
-packages=(ca-certificates curl git tar gzip)
+packages=(ca-certificates curl git tar gzip openssh-sftp-server) # sftp-server: SFTP for JetBrains Gateway, scp
 [ "$docker" = yes ] && packages+=(docker.io docker-compose) # compose: dockerComposeFile dev containers
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

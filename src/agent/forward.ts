@@ -25,6 +25,23 @@ export function forward(target: Target, req: IncomingMessage, res: ServerRespons
   req.pipe(up);
 }
 
+/**
+ * Pipes two streams both ways (with backpressure), each end closing the other; data from `a`
+ * calls `onData` (use, for idle stop).
+ */
+export function join(a: Duplex, b: Duplex, onData: () => void): void {
+  a.on('data', onData);
+  a.pipe(b).pipe(a);
+  const close = () => {
+    a.destroy();
+    b.destroy();
+  };
+  for (const s of [a, b]) {
+    s.on('close', close);
+    s.on('error', close);
+  }
+}
+
 /** Answers an upgrade that goes no further with a bare status line (e.g. `404 Not Found`) and closes. */
 export function endUpgrade(socket: Duplex, status: string): void {
   socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
@@ -39,16 +56,7 @@ export function forwardUpgrade(target: Target, req: IncomingMessage, socket: Dup
     socket.write(lines.join('\r\n') + '\r\n\r\n');
     if (peerHead.length) socket.write(peerHead);
     if (head.length) peer.write(head);
-    socket.on('data', onData);
-    peer.pipe(socket).pipe(peer);
-    const close = () => {
-      peer.destroy();
-      socket.destroy();
-    };
-    peer.on('close', close);
-    peer.on('error', close);
-    socket.on('close', close);
-    socket.on('error', close);
+    join(socket, peer, onData);
   });
   up.on('response', (res) => {
     endUpgrade(socket, `${String(res.statusCode ?? 502)} ${res.statusMessage ?? ''}`);

@@ -3,6 +3,7 @@
 // browser IDE. After a restart (the VM was stopped and started: the disk is kept) only credentials,
 // initializeCommand, IDE run and postStartCommand run again (steps.ts).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
 import { repoDirName } from '../api/agent.ts';
@@ -12,14 +13,14 @@ import { installDocker } from './docker-install.ts';
 import { composeServiceAddresses, containerDetails, containerRuntime, overrideConfig, devcontainerUp, execIn, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
-import { cloneRepository, StepError, storeCredentials } from './git.ts';
+import { cloneRepository, sshEndpoint, StepError, storeCredentials, storeSshKey } from './git.ts';
 import { startBrowserIde } from './ide.ts';
 import { codeServerBinary } from './code-server.ts';
 import { containerIdeMounts, startContainerIde, type ContainerIdeMounts } from './container-ide.ts';
 import { log } from './log.ts';
 import { publishedPorts } from './ports.ts';
 import { run } from './run.ts';
-import { startSshServer } from './ssh.ts';
+import { hostPublicKey, SFTP_SERVER_ANYWHERE, startSshServer, vmSftpServer } from './ssh.ts';
 import { pendingSteps, REBUILD, runSteps } from './steps.ts';
 import { DevUser, UserError } from './user.ts';
 
@@ -39,6 +40,7 @@ export class Setup {
   private ide: { socket: string; stop(): void } | undefined;
   private extensionsFailed: { id: string; error: string }[] = [];
   private ssh: { close(): void } | undefined;
+  private hostKeyLine: string | undefined;
   /** The developer's user, once the user step (or, after a restart, run) has made sure of it. */
   private devUser: DevUser | undefined;
   /** The container runtime's version, when devcontainer.json asks for a container and the VM has one. */
@@ -119,6 +121,13 @@ export class Setup {
     return publishedPorts(this.plan, this.config);
   }
 
+  /** The SSH server's public host key, once the server has started (it makes the key). */
+  sshHostKey(): string | undefined {
+    if (!this.ssh) return undefined;
+    this.hostKeyLine ??= hostPublicKey(join(this.root, 'ssh_host_key'));
+    return this.hostKeyLine;
+  }
+
   /** Where a forwarded port is: its compose service's address, the dev container's, else the VM's loopback. */
   portHost(port: number): string {
     const service = this.plan.portServices[port];
@@ -185,13 +194,21 @@ export class Setup {
         if (r.code !== 0) throw new StepError('git is not installed on this VM image');
         return r.output.trim();
       }
-      case 'gitCredentials':
-        if (!repository.credentials) return 'skipped';
+      case 'gitCredentials': {
+        const creds = repository.credentials;
+        if (!creds) return 'skipped';
+        if ('sshPrivateKey' in creds) {
+          if (!sshEndpoint(repository.url)) return 'skipped: an SSH key for a URL that is not ssh:// or user@host:path';
+          await storeSshKey(this.user, creds);
+          return 'SSH key and known_hosts in ~/.ssh';
+        }
         if (!/^https?:\/\//.test(repository.url)) return 'skipped';
-        await storeCredentials(this.user, repository.url, repository.credentials);
+        await storeCredentials(this.user, repository.url, creds);
         return 'stored in the credential helper';
+      }
       case 'clone': {
-        await cloneRepository(this.user, repository.url, repository.ref, this.checkout);
+        const creds = repository.credentials;
+        await cloneRepository(this.user, repository.url, repository.ref, this.checkout, { ssh: Boolean(creds && 'sshPrivateKey' in creds && sshEndpoint(repository.url)) });
         return undefined;
       }
       case 'ideSetup':
@@ -283,6 +300,13 @@ export class Setup {
       },
       wrap: (argv) => this.user.wrap(argv),
       inContainer: (argv, tty) => (this.container ? execIn(this.container, argv, { tty, env: this.containerEnv() }) : undefined),
+      containerized: () => this.container !== undefined,
+      portHost: (port) => this.portHost(port),
+      sftpServer: () => (this.container ? execIn(this.container, SFTP_SERVER_ANYWHERE) : vmSftpServer()),
+      // Sockets of forwarded agents: a directory the user may pass through but not list (the
+      // agent's root is closed to the user; a unix socket path may not be long).
+      runtimeDir: process.getuid?.() === 0 ? '/run/gitspaces/ssh' : join(tmpdir(), `gitspaces-ssh-${String(process.pid)}`),
+      ...(this.user.ids ? { owner: this.user.ids } : {}),
     });
     this.ide?.stop();
     this.ide = undefined;

@@ -8,8 +8,11 @@ export interface AgentConfig {
   repository: {
     url: string;
     ref?: string;
-    /** From the Gitspace's credentials Secret; handed to git's credential helper, never logged. */
-    credentials?: { username: string; password: string };
+    /**
+     * From the Gitspace's credentials Secret, never logged: a token for an http(s) URL (git's
+     * credential helper gets it), or an SSH key and the known_hosts it is checked against.
+     */
+    credentials?: RepoCredentials;
   };
   devcontainerPath: string;
   ide: { type: string; product?: string };
@@ -29,6 +32,8 @@ export interface AgentConfig {
   /** Install Docker when a dev container needs it and the VM has none (the infra's spec.vm.installDocker, a boot fact). */
   installDocker?: boolean;
 }
+
+export type RepoCredentials = { username: string; password: string } | { sshPrivateKey: string; knownHosts: string };
 
 /** Where the agent bundle comes from: the startup script downloads `<baseURL>/<version>/<file>`. */
 export interface AgentBundleRef {
@@ -78,6 +83,8 @@ export const AGENT_SSH_PATH = '/v1/ssh';
 export const AGENT_ACTIVITY_PATH = '/activity';
 /** The gateway's WebSocket for SSH to a Gitspace (`gitspaces ssh` dials it). */
 export const GATEWAY_SSH_PATH = '/.gitspaces/ssh';
+/** The gateway's answer to "which host key will this Gitspace's SSH show": one known_hosts line. */
+export const GATEWAY_KNOWN_HOSTS_PATH = '/.gitspaces/ssh-known-hosts';
 /** The code-server version VMs install for `vscode-web` when their image has none. */
 export const CODE_SERVER_VERSION = '4.139.1';
 export const AGENT_HTTP_PORT = 47100;
@@ -123,4 +130,6 @@ export interface AgentHealth {
     rebuilt?: string;
   };
   lastActivityTime: string;
+  /** The SSH server's host key, public half (`ecdsa-sha2-nistp256 AAAA…`), once it has one. */
+  sshHostKey?: string;
 }

@@ -95,3 +95,6 @@ export const MAX_GITSPACE_NAME = 40;
  * `<port>--<name>--<namespace>`, must be a DNS label (63) with a five-digit port.
  */
 export const MAX_NAME_AND_NAMESPACE = 54;
+
+/** An SSH public key line as status carries it (what a hostile agent can send is checked against it). */
+export const SSH_HOST_KEY_PATTERN = '^(ecdsa-sha2-nistp(256|384|521)|ssh-ed25519|ssh-rsa) [A-Za-z0-9+/]{16,1000}={0,2}$';

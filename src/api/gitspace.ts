@@ -2,7 +2,7 @@
 import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration } from './common.ts';
 import {
   API_VERSION, DESIRED_STATES, GITSPACE, IDE_TYPES, JETBRAINS_PRODUCTS, MAX_GITSPACE_NAME, PHASES,
-  PORT_PROTOCOLS, PORT_VISIBILITIES,
+  PORT_PROTOCOLS, PORT_VISIBILITIES, SSH_HOST_KEY_PATTERN,
 } from './constants.ts';
 import type { ObjectMeta } from './meta.ts';
 import { array, boolean, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
@@ -185,6 +185,11 @@ export const gitspaceStatusSchema = object(
       { description: 'Links for the user.' },
     ),
     lastActivityTime: string({ description: 'Last user activity seen by the gateway or agent.', format: 'date-time', maxLength: 64 }),
+    sshHostKey: string({
+      description: "The public half of the host key the Gitspace's SSH server shows (kept on its disk: the same after a stop/start), as a known_hosts key: `gitspaces ssh-config` writes it so clients check it instead of trusting on first use.",
+      maxLength: 1100,
+      pattern: SSH_HOST_KEY_PATTERN,
+    }),
     autoStopped: object(
       {
         at: string({ description: 'When the idle timeout stopped it.', format: 'date-time', maxLength: 64 }),

@@ -20,7 +20,8 @@ commands:
              delegate token from --delegate-token-file or $GITSPACES_DELEGATE_TOKEN)
   ssh        OpenSSH ProxyCommand to a Gitspace through the gateway: gitspaces ssh [--gateway URL] %h
   ssh-config print ~/.ssh/config entries for Gitspace hosts (what desktop IDEs connect with):
-             gitspaces ssh-config [--gateway URL] [--identity-file FILE] HOST...
+             gitspaces ssh-config [--gateway URL] [--identity-file FILE] [--known-hosts FILE] HOST...
+             (with a token: the hosts' SSH keys go to FILE, default ~/.ssh/gitspaces_known_hosts, and are checked)
   crds       print the CustomResourceDefinitions (kubectl apply -f -)
 `;
 
@@ -60,7 +61,7 @@ switch (command) {
   case 'ssh-config': {
     const { runSshConfig } = await import('./ssh-config.ts');
     try {
-      runSshConfig(rest);
+      await runSshConfig(rest);
     } catch (e) {
       process.stderr.write(`gitspaces ssh-config: ${(e as Error).message}\n`);
       process.exit(2);

@@ -15,7 +15,7 @@ import { GATEWAY_SSH_PATH } from '../api/agent.ts';
 import { flag } from './flags.ts';
 
 
-function token(): string {
+export function token(): string {
   if (process.env.GITSPACES_TOKEN) return process.env.GITSPACES_TOKEN.trim();
   const file = process.env.GITSPACES_TOKEN_FILE ?? join(homedir(), '.config', 'gitspaces', 'token');
   try {

@@ -25,7 +25,7 @@ import { HopKey } from './hop-key.ts';
 import { MESSAGES, notRunning, plain, refuseUpgrade } from './pages.ts';
 import { Proxy, type Hop } from './proxy.ts';
 import { normaliseHost, RouteTable, type Match } from './routes.ts';
-import { sshBridge } from './ssh-bridge.ts';
+import { gitspacePath, sshBridge } from './ssh-bridge.ts';
 
 export interface GatewayOptions {
   client: KubeClient;
@@ -336,7 +336,7 @@ export class Gateway {
       return;
     }
     if (m.path.startsWith('/.gitspaces/')) {
-      plain(res, 404, 'not found');
+      gitspacePath(res, m);
       return;
     }
     if (!m.target.secret) {

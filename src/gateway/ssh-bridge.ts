@@ -3,12 +3,30 @@
 // token. The VM needs no SSH port open to anything but the agent's HTTP port. Each direction stops
 // reading when the other cannot keep up, so a client or agent that does not read holds a bounded
 // amount of the gateway's memory (about HIGH_WATER per connection), not all that the other sends.
-import { request, type IncomingMessage } from 'node:http';
+import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { AGENT_SSH_PATH, SECRET_HEADER } from '../api/index.ts';
-import { refuseUpgrade } from './pages.ts';
+import { AGENT_SSH_PATH, GATEWAY_KNOWN_HOSTS_PATH, SECRET_HEADER } from '../api/index.ts';
+import { plain, refuseUpgrade } from './pages.ts';
 import type { Hop } from './proxy.ts';
+import type { Match } from './routes.ts';
+
+/**
+ * The gateway's own paths on a Gitspace's host (after authorisation): the known_hosts line for its
+ * SSH server (what `gitspaces ssh-config` writes, so clients check the host key); else 404.
+ */
+export function gitspacePath(res: ServerResponse, m: Match): void {
+  if ((m.path.split('?')[0] ?? '') !== GATEWAY_KNOWN_HOSTS_PATH || m.kind !== 'host') {
+    plain(res, 404, 'not found');
+    return;
+  }
+  if (!m.target.sshHostKey) {
+    plain(res, 404, 'this Gitspace has not shown an SSH host key yet: start it');
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`${m.host} ${m.target.sshHostKey}\n`);
+}
 
 /** Bytes queued toward the client at which the agent's side stops being read, and resumes. */
 const HIGH_WATER = 1 << 20;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { PORT_HEADER, SECRET_HEADER } from '../../src/api/index.ts';
 import { testCluster } from '../cluster/current.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
-import { commitAll, makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { commitAll, makeRepo, makeSshKey, sshExec, sshForward, type SshKey } from '../support/fixtures.ts';
 import { STOCK_TAG, vmImagesScript } from '../support/gce-vms.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
 import { hopTokenOf } from '../support/hop.ts';
@@ -138,6 +138,8 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       return res.status === 200 ? body : undefined;
     });
     expect(served).to.equal('from the container\n');
+    // And so does an SSH port forward (ssh -L localhost:8000) to it.
+    expect(await sshForward(ip, 47122, key, 8000, 'GET / HTTP/1.0\r\n\r\n')).to.include('from the container');
 
     const r = await sshExec(ip, 47122, key, 'id -un; pwd; hostname; only-in-container; echo "IN_CONTAINER=$IN_CONTAINER TEAM=$TEAM"');
     expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(0);

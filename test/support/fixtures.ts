@@ -129,6 +129,31 @@ export function sshExec(host: string, port: number, key: SshKey, command: string
   });
 }
 
+/** ssh2's client straight to an agent: a direct-tcpip channel (as ssh -L) to `localhost:<port>`, `request` sent, the reply read to its end. */
+export function sshForward(host: string, port: number, key: SshKey, destPort: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    c.on('ready', () => {
+      c.forwardOut('127.0.0.1', 0, 'localhost', destPort, (err, stream) => {
+        if (err) {
+          c.end();
+          reject(err);
+          return;
+        }
+        let out = '';
+        stream.on('data', (d: Buffer) => (out += d.toString()));
+        stream.on('close', () => {
+          c.end();
+          resolve(out);
+        });
+        stream.end(request);
+      });
+    });
+    c.on('error', reject);
+    c.connect({ host, port, username: 'dev', privateKey: key.privateKey, readyTimeout: 10_000 });
+  });
+}
+
 /**
  * The stock OpenSSH client to `gitspace@<host>` through the gateway, with `gitspaces ssh` as its
  * ProxyCommand and `token` as GITSPACES_TOKEN: what a terminal or desktop IDE does.

@@ -83,6 +83,9 @@ export function composeStatus(
   // is an event that brings the next reconcile). Idle timeouts are 5 minutes or more.
   const activity = agent?.lastActivity ? toMinute(agent.lastActivity) : old.lastActivityTime;
   if (activity) status.lastActivityTime = activity;
+  // The host key is on the VM's disk: what the agent said last holds while it cannot be asked.
+  const hostKey = agent?.sshHostKey ?? old.sshHostKey;
+  if (hostKey) status.sshHostKey = hostKey;
   if (old.autoStopped && autoStopHolds(gs)) status.autoStopped = old.autoStopped;
   return status;
 }

@@ -1,7 +1,7 @@
 // The runner's side of a VM's agent: what it says about itself (health), making an unclaimed VM
 // this Gitspace's (pool relabel, enrolment with the VM's one-time token, after checking the
 // cloud's labels and the agent's own word), and why a VM's agent never came up (its console).
-import { BOOT_FAILURE_PREFIX, GITSPACE_ANNOTATIONS, LABELS, type AgentHealth, type Claim, type Gitspace } from '../../api/index.ts';
+import { BOOT_FAILURE_PREFIX, GITSPACE_ANNOTATIONS, LABELS, SSH_HOST_KEY_PATTERN, type AgentHealth, type RepoCredentials, type Claim, type Gitspace } from '../../api/index.ts';
 import type { Instance, VmProvider } from '../../providers/types.ts';
 import { keyOf } from '../../runtime/informer.ts';
 import type { Enrolment } from '../enrolment.ts';
@@ -24,6 +24,8 @@ export interface AgentObservation {
   unreachable?: boolean;
   /** The `gitspaces.dev/rebuild` token the agent last acted on. */
   rebuilt?: string;
+  /** The agent's SSH host key (checked: an SSH public key line). */
+  sshHostKey?: string;
   /** ContainerReady, from what the agent says of the dev container (bounded), when devcontainer.json has one. */
   container?: { status: 'True' | 'False'; reason: string; message: string };
 }
@@ -80,7 +82,7 @@ export function labelledFor(inst: Instance, gs: Gitspace): boolean {
 }
 
 /** What the VM's agent is told in its claim (where it listens and its user are its own boot facts). */
-export function claimFor(gs: Gitspace, hopToken: string, credentials: { username: string; password: string } | undefined): Claim {
+export function claimFor(gs: Gitspace, hopToken: string, credentials: RepoCredentials | undefined): Claim {
   return {
     gitspace: { namespace: gs.metadata.namespace ?? '', name: gs.metadata.name ?? '', uid: gs.metadata.uid ?? '' },
     repository: { url: gs.spec.repository.url, ...(gs.spec.repository.ref ? { ref: gs.spec.repository.ref } : {}), ...(credentials ? { credentials } : {}) },
@@ -123,6 +125,7 @@ export class VmAgent {
       extensionsFailed: h.ide.extensionsFailed ?? [],
       container: containerCondition(h.devcontainer),
       ...(typeof h.devcontainer?.rebuilt === 'string' ? { rebuilt: h.devcontainer.rebuilt.slice(0, 128) } : {}),
+      ...(typeof h.sshHostKey === 'string' && new RegExp(SSH_HOST_KEY_PATTERN).test(h.sshHostKey) ? { sshHostKey: h.sshHostKey } : {}),
     };
   }
 
