@@ -4,6 +4,7 @@
 // sftp-server, run as the user), signals, the exit status, and ssh-agent forwarding. Its processes
 // are a process group of their own, ended when the channel closes.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -100,26 +101,37 @@ export function handleSession(session: Session, client: Connection, o: SessionOp
     agent ??= agentSocket(client, o);
   });
 
+  // In a container, what `docker exec` started outlives the docker client: it notes its pid (it
+  // leads a process group of its own there) so that the session's end can signal that group.
+  let pidFile: string | undefined;
+  const inContainer = (argv: string[], tty: boolean) => {
+    if (!o.containerized()) return undefined;
+    pidFile = `/tmp/.gitspaces-ssh-${randomBytes(8).toString('hex')}.pid`;
+    return o.inContainer?.(['sh', '-c', 'echo $$ > "$0" && exec "$@"', pidFile, ...argv], tty);
+  };
   // With a terminal, script(1) makes it (its command runs through the shell, hence shellJoin).
   // In a container, `docker exec -t` makes another one, sized only after the command started:
   // the size is set in there too.
   const withPty = (p: PtyInfo, argv: string[]) => {
     const size = `stty rows ${String(p.rows)} cols ${String(p.cols)}`;
-    const inside = o.inContainer?.(['bash', '-c', `${size} 2>/dev/null; exec ${shellJoin(argv)}`], true);
+    const inside = inContainer(['bash', '-c', `${size} 2>/dev/null; exec ${shellJoin(argv)}`], true);
     return ['script', '-qfec', `${size}; exec ${shellJoin(inside ?? argv)}`, '/dev/null'];
   };
-  const command = (argv: string[]) => (pty ? withPty(pty, argv) : (o.inContainer?.(argv, false) ?? argv));
+  const command = (argv: string[]) => (pty ? withPty(pty, argv) : (inContainer(argv, false) ?? argv));
   const sessionEnv = () => ({
     ...env,
     ...(pty ? { TERM: pty.term } : {}),
     ...(agent && !o.containerized() ? { SSH_AUTH_SOCK: join(agent.dir, 'agent.sock') } : {}),
   });
 
+  const ended = () => {
+    if (pidFile) endInContainer(pidFile, o);
+  };
   session.on('shell', (accept) => {
-    child = attach(accept(), command(['bash', '-l']), sessionEnv(), o);
+    child = attach(accept(), command(['bash', '-l']), sessionEnv(), o, ended);
   });
   session.on('exec', (accept, _reject, info) => {
-    child = attach(accept(), command(['bash', '-lc', info.command]), sessionEnv(), o);
+    child = attach(accept(), command(['bash', '-lc', info.command]), sessionEnv(), o, ended);
   });
   session.on('subsystem', (accept, reject, info) => {
     const server = info.name === 'sftp' ? o.sftpServer() : undefined;
@@ -136,6 +148,18 @@ export function handleSession(session: Session, client: Connection, o: SessionOp
       rmSync(agent.dir, { recursive: true, force: true });
     }
   });
+}
+
+/** Signals a container session's process group (as the container user), then forgets its pid. */
+function endInContainer(pidFile: string, o: SessionOptions): void {
+  // (dash's kill takes no `--`; a session that ends at once may not have written its pid yet.)
+  const script = `for i in 1 2 3 4 5 6 7 8 9 10; do [ -s "$0" ] && break; sleep 0.2; done; p=$(cat "$0" 2>/dev/null) || exit 0; rm -f "$0"; kill -HUP "-$p" 2>/dev/null || exit 0; sleep ${String(HANGUP_GRACE_MS / 1000)}; kill -KILL "-$p" 2>/dev/null; exit 0`;
+  const argv = o.inContainer?.(['sh', '-c', script, pidFile], false);
+  if (!argv) return;
+  const [cmd = 'docker', ...args] = o.wrap(argv);
+  const child = spawn(cmd, args, { env: o.env(), stdio: 'ignore', detached: true });
+  child.on('error', () => undefined);
+  child.unref();
 }
 
 /** A socket for this connection's forwarded agent: in a directory only the user can enter. */
@@ -166,7 +190,7 @@ function agentSocket(client: Connection, o: SessionOptions): { server: Server; d
 }
 
 /** Runs argv for the channel: its own process group, ended (SIGHUP, then SIGKILL) when the channel closes. */
-function attach(channel: ServerChannel, argv: string[], extraEnv: Record<string, string>, o: SessionOptions): ChildProcess | undefined {
+function attach(channel: ServerChannel, argv: string[], extraEnv: Record<string, string>, o: SessionOptions, onClose?: () => void): ChildProcess | undefined {
   let child: ChildProcess;
   try {
     const [cmd = 'bash', ...args] = o.wrap(argv);
@@ -195,6 +219,7 @@ function attach(channel: ServerChannel, argv: string[], extraEnv: Record<string,
   });
   channel.on('end', () => child.stdin?.end());
   channel.on('close', () => {
+    onClose?.();
     if (child.exitCode !== null || child.signalCode !== null) return;
     group('SIGHUP');
     setTimeout(() => {

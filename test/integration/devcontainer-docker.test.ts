@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import ssh2 from 'ssh2';
 import { PORT_HEADER, SECRET_HEADER } from '../../src/api/index.ts';
 import { testCluster } from '../cluster/current.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
@@ -147,6 +148,23 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     // The workspace is the checkout on the VM's disk.
     const mounts = JSON.parse(await docker.run(['inspect', '-f', '{{json .Mounts}}', id ?? ''])) as { Source: string; Destination: string }[];
     expect(mounts).to.deep.include.members([{ ...mounts.find((x) => x.Destination === '/workspaces/repo'), Source: join(work, 'instances', inst, 'home/repo'), Destination: '/workspaces/repo' }]);
+    // A client that goes away takes its session's processes in the container with it (docker exec
+    // would leave them running).
+    for (const pty of [false, true]) {
+      const marker = `sleep ${String(5000 + Math.floor(Math.random() * 999))}`;
+      const c = new ssh2.Client();
+      await new Promise<void>((resolve, reject) => {
+        c.on('ready', () => {
+          c.exec(marker, pty ? { pty: { rows: 24, cols: 80, term: 'xterm' } } : {}, (err) => (err ? reject(err) : resolve()));
+        }).on('error', reject).connect({ host: ip, port: 47122, username: 'dev', privateKey: key.privateKey });
+      });
+      const inContainer = async () => (await docker.exec(['exec', id ?? '', 'pgrep', '-f', `^${marker}$`])).stdout.trim();
+      await eventually(`${marker} to run in the container`, 20_000, async () => (await inContainer()) !== '' || undefined);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await inContainer(), 'still running while its client is there').to.not.equal('');
+      c.end();
+      await eventually(`${marker} (pty: ${String(pty)}) to end with its session`, 20_000, async () => (await inContainer()) === '' || undefined);
+    }
     const tty = await sshExec(ip, 47122, key, 'tty; stty size; hostname', true);
     expect(tty.stdout).to.match(/\/dev\/pts\/\d+/);
     expect(tty.stdout).to.include('30 100');
