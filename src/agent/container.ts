@@ -141,6 +141,14 @@ export function overrideConfig(configPath: string, checkout: string, extraMounts
   return file;
 }
 
+/** The container user's uid and gid (`id` as its remoteUser), when it answers. */
+export async function containerUserIds(c: DevContainer, env: NodeJS.ProcessEnv, wrap: (argv: string[]) => string[]): Promise<{ uid: number; gid: number } | undefined> {
+  const [cmd = 'docker', ...args] = wrap(execIn(c, ['sh', '-c', 'id -u; id -g']));
+  const r = await run(cmd, args, { env, timeoutMs: 10_000 });
+  const [uid, gid] = r.output.trim().split('\n').map(Number);
+  return r.code === 0 && Number.isInteger(uid) && Number.isInteger(gid) ? { uid: uid ?? 0, gid: gid ?? 0 } : undefined;
+}
+
 /** `docker exec` argv running `argv` in the container as its remoteUser in its workspace folder. */
 export function execIn(c: DevContainer, argv: string[], o: { tty?: boolean; env?: Record<string, string> } = {}): string[] {
   const env = Object.entries(o.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]);

@@ -2,7 +2,7 @@
 // user, the checkout, the devcontainer plan and its lifecycle commands, the SSH server and the
 // browser IDE. After a restart (the VM was stopped and started: the disk is kept) only credentials,
 // initializeCommand, IDE run and postStartCommand run again (steps.ts).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentConfig, AgentHealth, StepName, StepStatus } from '../api/agent.ts';
@@ -10,7 +10,7 @@ import { repoDirName } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import { AttachHook } from './attach.ts';
 import { installDocker } from './docker-install.ts';
-import { composeServiceAddresses, containerDetails, containerRuntime, overrideConfig, devcontainerUp, execIn, type DevContainer } from './container.ts';
+import { composeServiceAddresses, containerDetails, containerUserIds, containerRuntime, overrideConfig, devcontainerUp, execIn, type DevContainer } from './container.ts';
 import { planDevcontainer, type DevcontainerPlan, type LifecycleCommand } from './devcontainer.ts';
 import { commandEnv } from './env.ts';
 import { cloneRepository, sshEndpoint, StepError, storeCredentials, storeSshKey } from './git.ts';
@@ -20,6 +20,7 @@ import { containerIdeMounts, startContainerIde, type ContainerIdeMounts } from '
 import { log } from './log.ts';
 import { publishedPorts } from './ports.ts';
 import { run } from './run.ts';
+import { CONTAINER_SSH_DIR } from './ssh-session.ts';
 import { hostPublicKey, SFTP_SERVER_ANYWHERE, startSshServer, vmSftpServer } from './ssh.ts';
 import { pendingSteps, REBUILD, runSteps } from './steps.ts';
 import { DevUser, UserError } from './user.ts';
@@ -41,6 +42,8 @@ export class Setup {
   private extensionsFailed: { id: string; error: string }[] = [];
   private ssh: { close(): void } | undefined;
   private hostKeyLine: string | undefined;
+  /** The dev container user's uid/gid (who owns forwarded agent sockets in it). */
+  private containerIds: { uid: number; gid: number } | undefined;
   /** The developer's user, once the user step (or, after a restart, run) has made sure of it. */
   private devUser: DevUser | undefined;
   /** The container runtime's version, when devcontainer.json asks for a container and the VM has one. */
@@ -119,6 +122,15 @@ export class Setup {
 
   forwardPorts(): number[] {
     return publishedPorts(this.plan, this.config);
+  }
+
+  /**
+   * Sockets of forwarded agents: a directory the user may pass through but not list (the agent's
+   * root is closed to the user; a unix socket path may not be long), the same after a restart (a
+   * dev container mounts it).
+   */
+  private sshRuntimeDir(): string {
+    return process.getuid?.() === 0 ? CONTAINER_SSH_DIR : join(tmpdir(), `gitspaces-ssh-${this.config.instance ?? this.config.gitspace.uid}`);
   }
 
   /** The SSH server's public host key, once the server has started (it makes the key). */
@@ -261,13 +273,16 @@ export class Setup {
   private async startContainer(): Promise<string> {
     if (!this.runtime) return 'skipped';
     const config = join(this.checkout, this.config.devcontainerPath);
-    // The browser IDE runs in the container: its mounts go in when the container is made.
+    // The browser IDE runs in the container: its mounts go in when the container is made, and so
+    // does the directory of forwarded ssh-agent sockets.
     const bin = this.config.ide.type === 'vscode-web' ? codeServerBinary() : undefined;
     this.ideMounts = bin ? containerIdeMounts(bin, this.root) : undefined;
+    mkdirSync(this.sshRuntimeDir(), { recursive: true, mode: 0o711 });
+    const sshMount = `source=${this.sshRuntimeDir()},target=${CONTAINER_SSH_DIR},type=bind`;
     const up = await devcontainerUp({
       checkout: this.checkout,
       config,
-      ...(this.ideMounts ? { overrideConfig: overrideConfig(config, this.checkout, this.ideMounts.mounts) } : {}),
+      overrideConfig: overrideConfig(config, this.checkout, [...(this.ideMounts?.mounts ?? []), sshMount]),
       instance: this.config.instance ?? this.config.gitspace.uid,
       env: this.env(),
       wrap: (argv) => this.user.wrap(argv),
@@ -276,6 +291,7 @@ export class Setup {
     const c: DevContainer = { ...up, ...(await containerDetails(up.id, this.env())) };
     this.container = c;
     this.serviceAddresses = await composeServiceAddresses(c.id, Object.values(this.plan.portServices), this.env());
+    this.containerIds = await containerUserIds(c, this.env(), (argv) => this.user.wrap(argv));
     return `container ${c.id.slice(0, 12)}${c.image ? ` (${c.image})` : ''} up: ${c.remoteUser} in ${c.workspaceFolder}${c.address ? ` at ${c.address}` : ''}`;
   }
 
@@ -299,14 +315,12 @@ export class Setup {
         log(m);
       },
       wrap: (argv) => this.user.wrap(argv),
-      inContainer: (argv, tty) => (this.container ? execIn(this.container, argv, { tty, env: this.containerEnv() }) : undefined),
+      inContainer: (argv, tty, env) => (this.container ? execIn(this.container, argv, { tty, env: { ...this.containerEnv(), ...env } }) : undefined),
       containerized: () => this.container !== undefined,
       portHost: (port) => this.portHost(port),
       sftpServer: () => (this.container ? execIn(this.container, SFTP_SERVER_ANYWHERE) : vmSftpServer()),
-      // Sockets of forwarded agents: a directory the user may pass through but not list (the
-      // agent's root is closed to the user; a unix socket path may not be long).
-      runtimeDir: process.getuid?.() === 0 ? '/run/gitspaces/ssh' : join(tmpdir(), `gitspaces-ssh-${String(process.pid)}`),
-      ...(this.user.ids ? { owner: this.user.ids } : {}),
+      runtimeDir: this.sshRuntimeDir(),
+      owner: () => (this.container ? this.containerIds : this.user.ids),
     });
     this.ide?.stop();
     this.ide = undefined;

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Connection, ServerChannel, Session } from 'ssh2';
 import { shellJoin } from './container.ts';
 import { run } from './run.ts';
@@ -20,16 +20,16 @@ export interface SessionOptions {
   log: (msg: string) => void;
   /** Runs shells and commands as the developer's user (DevUser.wrap). */
   wrap: (argv: string[]) => string[];
-  /** A session's shell or command in the dev container, when there is one (else undefined: on the VM); `tty`: with a terminal. */
-  inContainer?: (argv: string[], tty: boolean) => string[] | undefined;
+  /** A session's shell or command in the dev container, when there is one (else undefined: on the VM); `tty`: with a terminal; `env`: the session's. */
+  inContainer?: (argv: string[], tty: boolean, env?: Record<string, string>) => string[] | undefined;
   /** Whether sessions run in a dev container (a forwarded agent's socket is on the VM, not in there). */
   containerized: () => boolean;
   /** argv of the sftp server (OpenSSH's sftp-server), or undefined when there is none. */
   sftpServer: () => string[] | undefined;
-  /** Where forwarded agent sockets go (a directory only the agent writes to). */
+  /** Where forwarded agent sockets go (a directory only the agent writes to); a dev container has it at CONTAINER_SSH_DIR. */
   runtimeDir: string;
-  /** The developer's uid/gid, who must own them (undefined: the agent's own user). */
-  owner?: { uid: number; gid: number };
+  /** Who must own them: the developer's uid/gid, or the dev container user's (undefined: the agent's own user). */
+  owner: () => { uid: number; gid: number } | undefined;
 }
 
 interface PtyInfo {
@@ -37,6 +37,9 @@ interface PtyInfo {
   rows: number;
   term: string;
 }
+
+/** Where a dev container sees the agent's SSH runtime directory (forwarded agents' sockets). */
+export const CONTAINER_SSH_DIR = '/run/gitspaces/ssh';
 
 /** Signals a client may send (RFC 4254 6.9), as sshd allows them. */
 const SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
@@ -107,7 +110,7 @@ export function handleSession(session: Session, client: Connection, o: SessionOp
   const inContainer = (argv: string[], tty: boolean) => {
     if (!o.containerized()) return undefined;
     pidFile = `/tmp/.gitspaces-ssh-${randomBytes(8).toString('hex')}.pid`;
-    return o.inContainer?.(['sh', '-c', 'echo $$ > "$0" && exec "$@"', pidFile, ...argv], tty);
+    return o.inContainer?.(['sh', '-c', 'echo $$ > "$0" && exec "$@"', pidFile, ...argv], tty, sessionEnv());
   };
   // With a terminal, script(1) makes it (its command runs through the shell, hence shellJoin).
   // In a container, `docker exec -t` makes another one, sized only after the command started:
@@ -121,7 +124,7 @@ export function handleSession(session: Session, client: Connection, o: SessionOp
   const sessionEnv = () => ({
     ...env,
     ...(pty ? { TERM: pty.term } : {}),
-    ...(agent && !o.containerized() ? { SSH_AUTH_SOCK: join(agent.dir, 'agent.sock') } : {}),
+    ...(agent ? { SSH_AUTH_SOCK: join(o.containerized() ? CONTAINER_SSH_DIR : o.runtimeDir, basename(agent.dir), 'agent.sock') } : {}),
   });
 
   const ended = () => {
@@ -178,9 +181,10 @@ function agentSocket(client: Connection, o: SessionOptions): { server: Server; d
   const path = join(dir, 'agent.sock');
   server.listen(path, () => {
     chmodSync(path, 0o600);
-    if (o.owner) {
-      chownSync(dir, o.owner.uid, o.owner.gid);
-      chownSync(path, o.owner.uid, o.owner.gid);
+    const owner = o.owner();
+    if (owner) {
+      chownSync(dir, owner.uid, owner.gid);
+      chownSync(path, owner.uid, owner.gid);
     }
   });
   server.on('error', (e) => {

@@ -12,7 +12,7 @@ import ssh2 from 'ssh2';
 import { PORT_HEADER, SECRET_HEADER } from '../../src/api/index.ts';
 import { testCluster } from '../cluster/current.ts';
 import { sharedDocker, type Docker } from '../support/docker.ts';
-import { commitAll, makeRepo, makeSshKey, sshExec, sshForward, type SshKey } from '../support/fixtures.ts';
+import { commitAll, makeRepo, makeSshKey, sftpPut, sshExec, sshForward, type SshKey } from '../support/fixtures.ts';
 import { STOCK_TAG, vmImagesScript } from '../support/gce-vms.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
 import { hopTokenOf } from '../support/hop.ts';
@@ -97,10 +97,13 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       `FROM ${STOCK_TAG}`,
       'RUN useradd --create-home --shell /bin/bash dev && printf "#!/bin/sh\\necho container-tool\\n" > /usr/local/bin/only-in-container && chmod +x /usr/local/bin/only-in-container',
       'COPY serve.pl /usr/local/bin/serve.pl',
+      // OpenSSH's sftp-server (it needs only libc; the host is Debian 12 as the image is).
+      'COPY sftp-server /usr/lib/openssh/sftp-server',
       '',
     ].join('\n'));
     // A dev server in the container (perl-base is in every Debian image): a forwarded port.
     writeFileSync(join(repo, '.devcontainer/serve.pl'), httpStandIn(8000, 'from the container'));
+    copyFileSync('/usr/lib/openssh/sftp-server', join(repo, '.devcontainer/sftp-server'));
     commitAll(repo);
     const { m, running, inst, ip, id } = await upWithBrowserIde('dc', repo);
     expect(id, 'a container labelled with the instance').to.be.a('string');
@@ -164,6 +167,24 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       expect(await inContainer(), 'still running while its client is there').to.not.equal('');
       c.end();
       await eventually(`${marker} (pty: ${String(pty)}) to end with its session`, 20_000, async () => (await inContainer()) === '' || undefined);
+    }
+    // SFTP is the container's sftp-server, as its user, on its paths (the workspace is the checkout).
+    const listed = await sftpPut(ip, 47122, key, '/home/dev/via-sftp.txt', 'written over sftp\n');
+    expect(listed).to.include('via-sftp.txt').and.include('.hooks');
+    expect(await docker.run(['exec', id ?? '', 'stat', '-c', '%U %s', '/home/dev/via-sftp.txt'])).to.equal('dev 18\n');
+    // ssh -A: the client's agent, reachable in the container (git push over SSH from there).
+    const agentOut = execFileSync('ssh-agent', ['-s'], { encoding: 'utf8' });
+    const sock = /SSH_AUTH_SOCK=([^;]+);/.exec(agentOut)?.[1] ?? '';
+    const agentPid = Number(/SSH_AGENT_PID=(\d+);/.exec(agentOut)?.[1] ?? '0');
+    try {
+      const keyFile = join(work, 'agent_key');
+      writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+      execFileSync('ssh-add', ['-q', keyFile], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
+      const listed = await sshExec(ip, 47122, key, 'hostname; ssh-add -l', false, { agent: sock });
+      expect(listed.stdout.split('\n')[0], listed.stderr).to.equal(hostname);
+      expect(listed.stdout, listed.stderr).to.match(/^256 SHA256:\S+ .*\(ECDSA\)$/m);
+    } finally {
+      if (agentPid) process.kill(agentPid, 'SIGTERM');
     }
     const tty = await sshExec(ip, 47122, key, 'tty; stty size; hostname', true);
     expect(tty.stdout).to.match(/\/dev\/pts\/\d+/);

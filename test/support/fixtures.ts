@@ -103,7 +103,7 @@ export interface SshResult {
 }
 
 /** Runs a command over SSH (with a PTY when `pty`), as a desktop IDE's terminal would. */
-export function sshExec(host: string, port: number, key: SshKey, command: string, pty = false): Promise<SshResult> {
+export function sshExec(host: string, port: number, key: SshKey, command: string, pty = false, o: { agent?: string } = {}): Promise<SshResult> {
   return new Promise((resolve, reject) => {
     const c = new ssh2.Client();
     c.on('ready', () => {
@@ -121,6 +121,32 @@ export function sshExec(host: string, port: number, key: SshKey, command: string
         stream.on('close', () => {
           c.end();
           resolve({ code, stdout, stderr });
+        });
+      });
+    });
+    c.on('error', reject);
+    c.connect({ host, port, username: 'dev', privateKey: key.privateKey, readyTimeout: 10_000, ...(o.agent ? { agent: o.agent, agentForward: true } : {}) });
+  });
+}
+
+/** ssh2's client straight to an agent: writes `content` to `path` over SFTP and lists its directory. */
+export function sftpPut(host: string, port: number, key: SshKey, path: string, content: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    const fail = (e: Error) => {
+      c.end();
+      reject(e);
+    };
+    c.on('ready', () => {
+      c.sftp((err, sftp) => {
+        if (err) return fail(err);
+        sftp.writeFile(path, content, (e1) => {
+          if (e1) return fail(e1);
+          sftp.readdir(path.replace(/\/[^/]*$/, '') || '/', (e2, list) => {
+            if (e2) return fail(e2);
+            c.end();
+            resolve(list.map((f) => f.filename).sort());
+          });
         });
       });
     });
