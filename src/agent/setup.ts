@@ -20,6 +20,7 @@ import { containerIdeMounts, startContainerIde, type ContainerIdeMounts } from '
 import { log } from './log.ts';
 import { publishedPorts } from './ports.ts';
 import { run } from './run.ts';
+import { LOOPBACK_BRIDGE } from './ssh-forward.ts';
 import { CONTAINER_SSH_DIR } from './ssh-session.ts';
 import { hostPublicKey, SFTP_SERVER_ANYWHERE, startSshServer, vmSftpServer } from './ssh.ts';
 import { pendingSteps, REBUILD, runSteps } from './steps.ts';
@@ -318,6 +319,7 @@ export class Setup {
       inContainer: (argv, tty, env) => (this.container ? execIn(this.container, argv, { tty, env: { ...this.containerEnv(), ...env } }) : undefined),
       containerized: () => this.container !== undefined,
       portHost: (port) => this.portHost(port),
+      inContainerLoopback: (port) => (this.container && !this.plan.portServices[port] ? this.user.wrap(execIn(this.container, [...LOOPBACK_BRIDGE, String(port)])) : undefined),
       sftpServer: () => (this.container ? execIn(this.container, SFTP_SERVER_ANYWHERE) : vmSftpServer()),
       runtimeDir: this.sshRuntimeDir(),
       owner: () => (this.container ? this.containerIds : this.user.ids),

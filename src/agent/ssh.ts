@@ -5,18 +5,16 @@ import { generateKeyPairSync, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { Connection, PublicKey, ParsedKey } from 'ssh2';
-import { onDirectTcpip, RemoteForwards } from './ssh-forward.ts';
+import { onDirectTcpip, RemoteForwards, type ForwardOptions } from './ssh-forward.ts';
 import { handleSession, type SessionOptions } from './ssh-session.ts';
 
-export interface SshOptions extends SessionOptions {
+export interface SshOptions extends SessionOptions, ForwardOptions {
   address: string;
   port: number;
   hostKeyFile: string;
   authorizedKeys: string[];
   /** A client logged in (a tool attached: postAttachCommand). */
   onAttach?: () => void;
-  /** Where a Gitspace port is reached from the agent (ssh -L/-W/-D to localhost:<port>). */
-  portHost: (port: number) => string;
 }
 
 /** Where distributions put OpenSSH's sftp-server (Debian/Ubuntu, Fedora/RHEL/Amazon Linux, Arch/Alpine). */

@@ -22,11 +22,11 @@ import { eventually } from '../support/wait.ts';
 /** An image without glibc (a static busybox): VS Code's server cannot run in it. */
 const BUSYBOX_TAG = 'gitspaces-test/busybox:static';
 
-/** A Perl server (perl-base is in every Debian image) answering every HTTP request on `port` with `body`. */
-function httpStandIn(port: number, body: string): string {
+/** A Perl server (perl-base is in every Debian image) answering every HTTP request on `address`:`port` with `body`. */
+function httpStandIn(port: number, body: string, address = '0.0.0.0'): string {
   return [
     'use IO::Socket::INET;',
-    `my $s = IO::Socket::INET->new(LocalPort => ${String(port)}, Listen => 5, ReuseAddr => 1) or die;`,
+    `my $s = IO::Socket::INET->new(LocalAddr => '${address}', LocalPort => ${String(port)}, Listen => 5, ReuseAddr => 1) or die;`,
     `while (my $c = $s->accept) { while (<$c>) { last if /^\\r?\\n$/ } print $c "HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\n${body}\\n"; close $c }`,
     '',
   ].join('\n');
@@ -104,6 +104,8 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
     // A dev server in the container (perl-base is in every Debian image): a forwarded port.
     writeFileSync(join(repo, '.devcontainer/serve.pl'), httpStandIn(8000, 'from the container'));
     copyFileSync('/usr/lib/openssh/sftp-server', join(repo, '.devcontainer/sftp-server'));
+    // A server only the container's own loopback hears (as VS Code's server listens).
+    writeFileSync(join(repo, '.devcontainer/loopback.pl'), httpStandIn(8001, 'from the container\'s loopback', '127.0.0.1'));
     commitAll(repo);
     const { m, running, inst, ip, id } = await upWithBrowserIde('dc', repo);
     expect(id, 'a container labelled with the instance').to.be.a('string');
@@ -142,8 +144,15 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       return res.status === 200 ? body : undefined;
     });
     expect(served).to.equal('from the container\n');
-    // And so does an SSH port forward (ssh -L localhost:8000) to it.
+    // And so does an SSH port forward (ssh -L localhost:8000) to it; and to a server on the
+    // container's own loopback, which a session started (setsid: it outlives the session).
     expect(await sshForward(ip, 47122, key, 8000, 'GET / HTTP/1.0\r\n\r\n')).to.include('from the container');
+    expect((await sshExec(ip, 47122, key, 'setsid perl .devcontainer/loopback.pl >/dev/null 2>&1 < /dev/null & sleep 0.5; echo started')).stdout).to.equal('started\n');
+    const loopback = await eventually('the loopback-only server through ssh -L', 20_000, async () => {
+      const out = await sshForward(ip, 47122, key, 8001, 'GET / HTTP/1.0\r\n\r\n').catch(() => '');
+      return out.includes('200 OK') ? out : undefined;
+    });
+    expect(loopback).to.include('from the container\'s loopback');
 
     const r = await sshExec(ip, 47122, key, 'id -un; pwd; hostname; only-in-container; echo "IN_CONTAINER=$IN_CONTAINER TEAM=$TEAM"');
     expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(0);
