@@ -108,6 +108,10 @@ export class RemoteForwards {
     });
     server.once('error', () => reject?.());
     server.listen(info.bindPort, '127.0.0.1', () => {
+      server.removeAllListeners('error');
+      server.on('error', (e) => {
+        this.o.log(`ssh: -R listener ${key}: ${e.message}`);
+      });
       this.listeners.set(key, server);
       accept?.((server.address() as { port: number }).port);
     });

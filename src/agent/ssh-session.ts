@@ -145,11 +145,17 @@ export function handleSession(session: Session, client: Connection, o: SessionOp
     }
     child = attach(accept(), server, env, o);
   });
+  // The forwarded agent's socket goes with the session, or with the connection if that goes first.
+  const dropAgent = () => {
+    if (!agent) return;
+    agent.server.close();
+    rmSync(agent.dir, { recursive: true, force: true });
+    agent = undefined;
+  };
+  client.once('close', dropAgent);
   session.on('close', () => {
-    if (agent) {
-      agent.server.close();
-      rmSync(agent.dir, { recursive: true, force: true });
-    }
+    dropAgent();
+    client.off('close', dropAgent);
   });
 }
 
