@@ -29,7 +29,7 @@ export class Agent {
         this.setup.ideAttached();
       },
       forwardPorts: () => this.setup.forwardPorts(),
-      portHost: (port) => this.setup.portHost(port),
+      dialPort: (port) => this.setup.dialPort(port),
       rebuild: (token) => this.setup.rebuild(token),
     });
   }

@@ -1,11 +1,23 @@
 // Forwarding a request or a WebSocket upgrade from the agent's port to something only the agent can
 // reach: code-server's unix socket, or a forwarded port on the VM's loopback. The per-Gitspace
 // secret stays with the agent.
-import { request, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { PORT_HEADER, SECRET_HEADER } from '../api/agent.ts';
 
-export type Target = { socketPath: string } | { host: string; port: number };
+/** Where to: code-server's socket, or a connection made by a dialer (a forwarded port, dial.ts). */
+export type Target = { socketPath: string } | { dial: () => Promise<Duplex> };
+
+/** request() options for a target: a dialled connection comes through createConnection's callback. */
+function via(target: Target): { socketPath: string } | { createConnection: (opts: unknown, cb: (err: Error | null, s?: Duplex) => void) => undefined } {
+  if ('socketPath' in target) return target;
+  return {
+    createConnection: (_opts, cb) => {
+      target.dial().then((s) => cb(null, s), (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))));
+      return undefined;
+    },
+  };
+}
 
 const KEPT_BACK = new Set([SECRET_HEADER, PORT_HEADER]);
 
@@ -14,7 +26,7 @@ function forwardHeaders(req: IncomingMessage): OutgoingHttpHeaders {
 }
 
 export function forward(target: Target, req: IncomingMessage, res: ServerResponse, what: string): void {
-  const up = request({ ...target, method: req.method, path: req.url, headers: forwardHeaders(req) }, (ur) => {
+  const up = request({ ...via(target), method: req.method, path: req.url, headers: forwardHeaders(req) } as RequestOptions, (ur) => {
     res.writeHead(ur.statusCode ?? 502, ur.headers);
     ur.pipe(res);
   });
@@ -49,7 +61,7 @@ export function endUpgrade(socket: Duplex, status: string): void {
 
 /** Forwards an upgrade byte for byte once the target has switched protocols. */
 export function forwardUpgrade(target: Target, req: IncomingMessage, socket: Duplex, head: Buffer, onData: () => void): void {
-  const up = request({ ...target, method: req.method, path: req.url, headers: forwardHeaders(req) });
+  const up = request({ ...via(target), method: req.method, path: req.url, headers: forwardHeaders(req) } as RequestOptions);
   up.on('upgrade', (res, peer, peerHead: Buffer) => {
     const lines = [`HTTP/1.1 101 ${res.statusMessage ?? 'Switching Protocols'}`];
     for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i] ?? ''}: ${res.rawHeaders[i + 1] ?? ''}`);

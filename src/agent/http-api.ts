@@ -12,6 +12,7 @@ import { endUpgrade, forward, forwardUpgrade } from './forward.ts';
 import { landingPage } from './landing.ts';
 import { forwardPort, forwardPortUpgrade } from './ports.ts';
 import { secretMatches } from './secret.ts';
+import type { Dial } from './dial.ts';
 import { bridgeToSsh } from './ssh-bridge.ts';
 
 /** What the API reads of the agent, at the time of each request. */
@@ -25,7 +26,8 @@ export interface ApiSource {
   ideAttached(): void;
   forwardPorts(): number[];
   /** Where forwarded ports are reached (the dev container's address, or loopback). */
-  portHost(port: number): string;
+  /** A connection to a forwarded port (dial.ts). */
+  dialPort: Dial;
   /** Rebuilds the dev container once for this token; false when already done or busy. */
   rebuild(token: string): boolean;
 }
@@ -66,7 +68,7 @@ export class HttpApi {
     // A forwarded port's request is that port's, whatever its path: it must never reach the
     // agent's own endpoints (a public port's visitors would read health or mark activity).
     if (req.headers[PORT_HEADER] !== undefined) {
-      forwardPort(req, res, this.agent.forwardPorts(), activity, (p) => this.agent.portHost(p));
+      forwardPort(req, res, this.agent.forwardPorts(), activity, this.agent.dialPort);
       return;
     }
     const json = (code: number, body: unknown) => {
@@ -110,7 +112,7 @@ export class HttpApi {
       return;
     }
     if (req.headers[PORT_HEADER] !== undefined) {
-      forwardPortUpgrade(req, socket, head, this.agent.forwardPorts(), activity, (p) => this.agent.portHost(p));
+      forwardPortUpgrade(req, socket, head, this.agent.forwardPorts(), activity, this.agent.dialPort);
       return;
     }
     if (path === AGENT_SSH_PATH) {

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { PORT_HEADER, type AgentConfig } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import type { DevcontainerPlan } from './devcontainer.ts';
+import type { Dial } from './dial.ts';
 import { endUpgrade, forward, forwardUpgrade } from './forward.ts';
 
 /** The ports this Gitspace publishes: devcontainer forwardPorts and spec.ports. */
@@ -19,7 +20,7 @@ function declaredPort(req: IncomingMessage, ports: number[]): number | undefined
   return ports.includes(port) ? port : undefined;
 }
 
-export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: number[], activity: Activity, hostOf: (port: number) => string): void {
+export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: number[], activity: Activity, dial: Dial): void {
   const port = declaredPort(req, ports);
   if (port === undefined) {
     res.writeHead(404, { 'content-type': 'text/plain' });
@@ -27,11 +28,11 @@ export function forwardPort(req: IncomingMessage, res: ServerResponse, ports: nu
     return;
   }
   activity.touchBy(req);
-  forward({ host: hostOf(port), port }, req, res, `port ${String(port)}`);
+  forward({ dial: () => dial(port) }, req, res, `port ${String(port)}`);
 }
 
-export function forwardPortUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ports: number[], activity: Activity, hostOf: (port: number) => string): void {
+export function forwardPortUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ports: number[], activity: Activity, dial: Dial): void {
   const port = declaredPort(req, ports);
   if (port === undefined) endUpgrade(socket, '404 Not Found');
-  else forwardUpgrade({ host: hostOf(port), port }, req, socket, head, () => { activity.touchBy(req); });
+  else forwardUpgrade({ dial: () => dial(port) }, req, socket, head, () => { activity.touchBy(req); });
 }

@@ -20,7 +20,7 @@ import { containerIdeMounts, startContainerIde, type ContainerIdeMounts } from '
 import { log } from './log.ts';
 import { publishedPorts } from './ports.ts';
 import { run } from './run.ts';
-import { LOOPBACK_BRIDGE } from './ssh-forward.ts';
+import { dialer, LOOPBACK_BRIDGE, type Dial } from './dial.ts';
 import { CONTAINER_SSH_DIR } from './ssh-session.ts';
 import { hostPublicKey, SFTP_SERVER_ANYWHERE, startSshServer, vmSftpServer } from './ssh.ts';
 import { pendingSteps, REBUILD, runSteps } from './steps.ts';
@@ -141,11 +141,17 @@ export class Setup {
     return this.hostKeyLine;
   }
 
-  /** Where a forwarded port is: its compose service's address, the dev container's, else the VM's loopback. */
-  portHost(port: number): string {
-    const service = this.plan.portServices[port];
-    return (service && this.serviceAddresses.get(service)) ?? this.container?.address ?? '127.0.0.1';
-  }
+  /**
+   * A connection to a port of the Gitspace: its compose service's address, the dev container's
+   * (else its own loopback, from inside), or the VM's loopback.
+   */
+  readonly dialPort: Dial = dialer({
+    portHost: (port) => {
+      const service = this.plan.portServices[port];
+      return (service && this.serviceAddresses.get(service)) ?? this.container?.address ?? '127.0.0.1';
+    },
+    inContainerLoopback: (port) => (this.container && !this.plan.portServices[port] ? this.user.wrap(execIn(this.container, [...LOOPBACK_BRIDGE, String(port)])) : undefined),
+  });
 
   ideSocket(): string | undefined {
     return this.ide?.socket;
@@ -318,8 +324,7 @@ export class Setup {
       wrap: (argv) => this.user.wrap(argv),
       inContainer: (argv, tty, env) => (this.container ? execIn(this.container, argv, { tty, env: { ...this.containerEnv(), ...env } }) : undefined),
       containerized: () => this.container !== undefined,
-      portHost: (port) => this.portHost(port),
-      inContainerLoopback: (port) => (this.container && !this.plan.portServices[port] ? this.user.wrap(execIn(this.container, [...LOOPBACK_BRIDGE, String(port)])) : undefined),
+      dial: (port) => this.dialPort(port),
       sftpServer: () => (this.container ? execIn(this.container, SFTP_SERVER_ANYWHERE) : vmSftpServer()),
       runtimeDir: this.sshRuntimeDir(),
       owner: () => (this.container ? this.containerIds : this.user.ids),

@@ -1,27 +1,25 @@
 // What an SSH client forwards through the agent, as OpenSSH's sshd would: `direct-tcpip` (ssh -L,
-// -W, -D) to ports of the Gitspace only (a loopback destination; in a dev container, that
-// container's address), `tcpip-forward` (ssh -R) listening on the VM's loopback only, and the
+// -W, -D) to ports of the Gitspace only (a loopback destination, reached as dial.ts reaches
+// forwarded ports), `tcpip-forward` (ssh -R) listening on the VM's loopback only, and the
 // channel back to the client's ssh-agent (ssh -A). Every byte counts as activity for idle stop.
-import { spawn } from 'node:child_process';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import { createServer, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Connection, ServerChannel, TcpipRequestInfo } from 'ssh2';
+import type { Dial } from './dial.ts';
 import { join } from './forward.ts';
 
 /** Destinations that mean "this Gitspace". */
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '0.0.0.0', '']);
 
 export interface ForwardOptions {
-  /** Where a Gitspace port is reached from the agent (the dev container's address, else loopback). */
-  portHost: (port: number) => string;
-  /** With a dev container: argv of a stdio bridge to its own 127.0.0.1:<port> (LOOPBACK_BRIDGE inside it). */
-  inContainerLoopback?: (port: number) => string[] | undefined;
+  /** A connection to a port of the Gitspace (dial.ts). */
+  dial: Dial;
   onActivity: () => void;
   log: (msg: string) => void;
 }
 
 /** A channel and a socket piped both ways; what either sends is use. */
-export function splice(channel: ServerChannel, socket: Socket, onActivity: () => void): void {
+export function splice(channel: ServerChannel, socket: Duplex, onActivity: () => void): void {
   socket.on('data', onActivity);
   join(channel, socket, onActivity);
 }
@@ -35,35 +33,17 @@ export function onDirectTcpip(o: ForwardOptions) {
       reject();
       return;
     }
-    const socket = connect({ host: o.portHost(port), port });
-    socket.once('error', () => {
-      // Not on the dev container's address: maybe on its own loopback (VS Code's server listens
-      // there), which only a process inside can reach.
-      const bridge = o.inContainerLoopback?.(port);
-      if (!bridge) return reject();
-      const [cmd = 'docker', ...args] = bridge;
-      const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'ignore'] });
-      child.once('error', () => reject());
-      child.once('spawn', () => {
+    o.dial(port).then(
+      (stream) => {
         o.onActivity();
-        const channel = accept();
-        const stdio = Duplex.from({ readable: child.stdout, writable: child.stdin });
-        splice(channel, stdio as unknown as Socket, o.onActivity);
-        channel.on('close', () => child.kill());
-      });
-    });
-    socket.once('connect', () => {
-      o.onActivity();
-      splice(accept(), socket, o.onActivity);
-    });
+        splice(accept(), stream, o.onActivity);
+      },
+      () => {
+        reject();
+      },
+    );
   };
 }
-
-/**
- * A command that joins its stdin/stdout to 127.0.0.1:<port> of where it runs (bash's /dev/tcp,
- * so nothing needs installing in a dev container); exits when the server closes.
- */
-export const LOOPBACK_BRIDGE = ['bash', '-c', 'exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1; cat <&3 & cat >&3; wait'];
 
 /**
  * ssh -R: `tcpip-forward` requests of one connection, each a listener on the VM's loopback (never

@@ -89,7 +89,7 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       "updateContentCommand": "echo updateContent $(hostname) >> ~/.hooks",
       "postCreateCommand": "echo postCreate $(hostname) >> ~/.hooks",
       "postStartCommand": { "mark": "echo postStart $(hostname) >> ~/.hooks", "serve": "setsid perl /usr/local/bin/serve.pl >/dev/null 2>&1 </dev/null &" },
-      "forwardPorts": [8000],
+      "forwardPorts": [8000, 8001],
       "customizations": { "vscode": { "settings": { "editor.fontSize": 17 } } }
     }`);
     // The toolchain only the container has, and its user.
@@ -153,6 +153,9 @@ describe('dev containers with the reference CLI on a Docker daemon (operator pro
       return out.includes('200 OK') ? out : undefined;
     });
     expect(loopback).to.include('from the container\'s loopback');
+    // The same port published through the gateway (as the gateway asks the agent) reaches it too.
+    const published = await fetch(`http://${ip}:47100/`, { headers: { [SECRET_HEADER]: token, [PORT_HEADER]: '8001' } });
+    expect(await published.text()).to.equal('from the container\'s loopback\n');
 
     const r = await sshExec(ip, 47122, key, 'id -un; pwd; hostname; only-in-container; echo "IN_CONTAINER=$IN_CONTAINER TEAM=$TEAM"');
     expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(0);
