@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
-import { run } from './run.ts';
+import { lastLine, run } from './run.ts';
 
 
 /** The code-server to run: $GITSPACES_CODE_SERVER, else `code-server` on PATH. */
@@ -145,8 +145,4 @@ export function workbenchServed(socket: string, folder: string): Promise<boolean
     req.on('timeout', () => req.destroy());
     req.end();
   });
-}
-
-export function lastLine(text: string): string {
-  return text.trim().split('\n').filter(Boolean).pop()?.slice(0, 300) ?? '';
 }

@@ -5,10 +5,10 @@
 // with the VM (the only way in: the agent, behind the per-Gitspace secret, forwards to it).
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { codeServerArgs, lastLine, workbenchServed } from './code-server.ts';
+import { codeServerArgs, workbenchServed } from './code-server.ts';
 import { execIn, shellJoin, type DevContainer } from './container.ts';
 import { log } from './log.ts';
-import { run } from './run.ts';
+import { lastLine, run } from './run.ts';
 
 /** Where the mounts appear in the container. */
 const NODE_DIR = '/opt/gitspaces/node';

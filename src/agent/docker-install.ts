@@ -5,11 +5,9 @@
 // runs as the operator's user and cannot install anything.
 import { existsSync } from 'node:fs';
 import { log } from './log.ts';
-import { run, type RunResult } from './run.ts';
+import { lastLine, run } from './run.ts';
 
 const INSTALL_TIMEOUT_MS = 15 * 60_000;
-
-const lastLine = (r: RunResult) => r.output.trim().split('\n').pop()?.slice(0, 300) ?? '';
 
 /** Installs and starts Docker; resolves to what was installed, or throws saying why it could not be. */
 export async function installDocker(o: { user: string; compose: boolean }): Promise<string> {
@@ -22,21 +20,21 @@ export async function installDocker(o: { user: string; compose: boolean }): Prom
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   if (apt) {
     const update = await run('apt-get', ['update', '-qq'], { env, timeoutMs: INSTALL_TIMEOUT_MS });
-    if (update.code !== 0) throw new Error(`apt-get update failed: ${lastLine(update)}`);
+    if (update.code !== 0) throw new Error(`apt-get update failed: ${lastLine(update.output)}`);
     const r = await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { env, timeoutMs: INSTALL_TIMEOUT_MS });
-    if (r.code !== 0) throw new Error(`apt-get install ${packages.join(' ')} failed: ${lastLine(r)}`);
+    if (r.code !== 0) throw new Error(`apt-get install ${packages.join(' ')} failed: ${lastLine(r.output)}`);
   } else if (dnf) {
     const r = await run(dnf, ['install', '-y', '-q', ...packages], { env, timeoutMs: INSTALL_TIMEOUT_MS });
-    if (r.code !== 0) throw new Error(`${dnf} install docker failed: ${lastLine(r)}`);
+    if (r.code !== 0) throw new Error(`${dnf} install docker failed: ${lastLine(r.output)}`);
   } else {
     throw new Error('this VM has neither apt-get nor dnf/yum to install Docker with: bake Docker into the image');
   }
   if (existsSync('/usr/bin/systemctl') || existsSync('/bin/systemctl')) {
     const s = await run('systemctl', ['enable', '--now', 'docker.service'], { timeoutMs: 120_000 });
-    if (s.code !== 0) throw new Error(`systemctl enable --now docker failed: ${lastLine(s)}`);
+    if (s.code !== 0) throw new Error(`systemctl enable --now docker failed: ${lastLine(s.output)}`);
   }
   const g = await run('usermod', ['-aG', 'docker', o.user]);
-  if (g.code !== 0) throw new Error(`usermod -aG docker ${o.user} failed: ${lastLine(g)}`);
+  if (g.code !== 0) throw new Error(`usermod -aG docker ${o.user} failed: ${lastLine(g.output)}`);
   const what = `${packages.join(', ')} installed with ${apt ? 'apt' : dnf ?? ''} in ${((Date.now() - t0) / 1000).toFixed(0)} s`;
   log('Docker installed', { packages, ms: Date.now() - t0 });
   return what;

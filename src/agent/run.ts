@@ -38,3 +38,8 @@ export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<Ru
     }
   });
 }
+
+/** A command's last non-empty output line (what it said last, usually why it failed), at most 300 characters. */
+export function lastLine(text: string): string {
+  return text.trim().split('\n').filter(Boolean).pop()?.slice(0, 300) ?? '';
+}

@@ -217,7 +217,7 @@ export class Setup {
         const creds = repository.credentials;
         if (!creds) return 'skipped';
         if ('sshPrivateKey' in creds) {
-          if (!sshEndpoint(repository.url)) return 'skipped: an SSH key for a URL that is not ssh:// or user@host:path';
+          if (!this.cloneOverSsh()) return 'skipped: an SSH key for a URL that is not ssh:// or user@host:path';
           await storeSshKey(this.user, creds);
           return 'SSH key and known_hosts in ~/.ssh';
         }
@@ -225,11 +225,9 @@ export class Setup {
         await storeCredentials(this.user, repository.url, creds);
         return 'stored in the credential helper';
       }
-      case 'clone': {
-        const creds = repository.credentials;
-        await cloneRepository(this.user, repository.url, repository.ref, this.checkout, { ssh: Boolean(creds && 'sshPrivateKey' in creds && sshEndpoint(repository.url)) });
+      case 'clone':
+        await cloneRepository(this.user, repository.url, repository.ref, this.checkout, { ssh: this.cloneOverSsh() });
         return undefined;
-      }
       case 'ideSetup':
         return this.readDevcontainer();
       case 'container':
@@ -369,6 +367,12 @@ export class Setup {
     const bad = results.find(({ r }) => r.code !== 0);
     if (bad) throw new StepError(`${hook} \`${bad.c.text.slice(0, 200)}\` exited ${bad.r.code}: ${bad.r.output.trim().split('\n').slice(-3).join(' | ')}`);
     return results.length === 1 ? undefined : `${results.length} commands`;
+  }
+
+  /** Whether the repository is cloned over SSH with the Secret's key: a key, and an ssh:// or user@host:path URL. */
+  private cloneOverSsh(): boolean {
+    const { url, credentials } = this.config.repository;
+    return credentials !== undefined && 'sshPrivateKey' in credentials && sshEndpoint(url) !== undefined;
   }
 
   /** What a command in the container gets besides the container's own env: spec.env and remoteEnv. */

@@ -98,3 +98,9 @@ export const MAX_NAME_AND_NAMESPACE = 54;
 
 /** An SSH public key line as status carries it (what a hostile agent can send is checked against it). */
 export const SSH_HOST_KEY_PATTERN = '^(ecdsa-sha2-nistp(256|384|521)|ssh-ed25519|ssh-rsa) [A-Za-z0-9+/]{16,1000}={0,2}$';
+const SSH_HOST_KEY = new RegExp(SSH_HOST_KEY_PATTERN);
+
+/** Whether a value (from an agent, status or the gateway) is an SSH public key line. */
+export function isSshHostKey(v: unknown): v is string {
+  return typeof v === 'string' && SSH_HOST_KEY.test(v);
+}

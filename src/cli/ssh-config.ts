@@ -11,7 +11,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { GATEWAY_KNOWN_HOSTS_PATH, SSH_HOST_KEY_PATTERN } from '../api/index.ts';
+import { GATEWAY_KNOWN_HOSTS_PATH, isSshHostKey } from '../api/index.ts';
 import { flag } from './flags.ts';
 import { token } from './ssh.ts';
 
@@ -59,7 +59,7 @@ export function knownHostsLine(host: string, gateway: string, bearer: string): P
         const line = body.trim();
         const key = line.slice(host.length + 1);
         if (res.statusCode !== 200) reject(new Error(`${host}: the gateway answered ${String(res.statusCode)} ${line}`));
-        else if (!line.startsWith(`${host} `) || !new RegExp(SSH_HOST_KEY_PATTERN).test(key)) reject(new Error(`${host}: the gateway's answer is not a known_hosts line`));
+        else if (!line.startsWith(`${host} `) || !isSshHostKey(key)) reject(new Error(`${host}: the gateway's answer is not a known_hosts line`));
         else resolve(line);
       });
     });

@@ -6,7 +6,7 @@
 // else status says (route.host, ports[].host, route.upstream) is never read: whoever can write a
 // Gitspace's status must not be able to take another's host or make the gateway dial anything.
 import type { Gitspace, GitspaceInfra, Phase } from '../api/index.ts';
-import { AGENT_HTTP_PORT, gitspaceHost, hopToken, portHost, SSH_HOST_KEY_PATTERN } from '../api/index.ts';
+import { AGENT_HTTP_PORT, gitspaceHost, hopToken, isSshHostKey, portHost } from '../api/index.ts';
 import { keyOf, type Informer } from '../runtime/informer.ts';
 import { dialable } from './addresses.ts';
 import type { HopKey } from './hop-key.ts';
@@ -185,6 +185,6 @@ function buildTarget(g: Gitspace, infra: GitspaceInfra | undefined, hopKey: stri
   return {
     key: `${ns}/${name}`, namespace: ns, name, infra: g.spec.infraRef.name, owner: g.spec.owner, sharedWith: g.spec.sharedWith ?? [], phase,
     ...(upstream ? { upstream } : {}), ...(hopKey && uid ? { secret: hopToken(hopKey, uid) } : {}),
-    ...(g.status?.sshHostKey && new RegExp(SSH_HOST_KEY_PATTERN).test(g.status.sshHostKey) ? { sshHostKey: g.status.sshHostKey } : {}),
+    ...(isSshHostKey(g.status?.sshHostKey) ? { sshHostKey: g.status.sshHostKey } : {}),
   };
 }

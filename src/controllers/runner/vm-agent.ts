@@ -1,7 +1,7 @@
 // The runner's side of a VM's agent: what it says about itself (health), making an unclaimed VM
 // this Gitspace's (pool relabel, enrolment with the VM's one-time token, after checking the
 // cloud's labels and the agent's own word), and why a VM's agent never came up (its console).
-import { BOOT_FAILURE_PREFIX, GITSPACE_ANNOTATIONS, LABELS, SSH_HOST_KEY_PATTERN, type AgentHealth, type RepoCredentials, type Claim, type Gitspace } from '../../api/index.ts';
+import { BOOT_FAILURE_PREFIX, GITSPACE_ANNOTATIONS, LABELS, isSshHostKey, type AgentHealth, type RepoCredentials, type Claim, type Gitspace } from '../../api/index.ts';
 import type { Instance, VmProvider } from '../../providers/types.ts';
 import { keyOf } from '../../runtime/informer.ts';
 import type { Enrolment } from '../enrolment.ts';
@@ -125,7 +125,7 @@ export class VmAgent {
       extensionsFailed: h.ide.extensionsFailed ?? [],
       container: containerCondition(h.devcontainer),
       ...(typeof h.devcontainer?.rebuilt === 'string' ? { rebuilt: h.devcontainer.rebuilt.slice(0, 128) } : {}),
-      ...(typeof h.sshHostKey === 'string' && new RegExp(SSH_HOST_KEY_PATTERN).test(h.sshHostKey) ? { sshHostKey: h.sshHostKey } : {}),
+      ...(isSshHostKey(h.sshHostKey) ? { sshHostKey: h.sshHostKey } : {}),
     };
   }
 
