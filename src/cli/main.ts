@@ -17,7 +17,8 @@ commands:
              --activity-interval-ms, --idle-ms, --drain-ms, --jwks-cooldown-ms, --trusted-proxies CIDR,...,
              --headers-timeout-ms, --request-timeout-ms, --http-idle-ms, --max-connections)
   control-plane  the reference control plane (--port 8090 --db FILE --issuer URL --users-file FILE,
-             delegate token from --delegate-token-file or $GITSPACES_DELEGATE_TOKEN)
+             delegate token from --delegate-token-file or $GITSPACES_DELEGATE_TOKEN,
+             --token-ttl 15m (access tokens, 60s-24h), --refresh-ttl 12h (refresh tokens, 60s-720h))
   ssh        OpenSSH ProxyCommand to a Gitspace through the gateway: gitspaces ssh [--gateway URL] %h
   ssh-config print ~/.ssh/config entries for Gitspace hosts (what desktop IDEs connect with):
              gitspaces ssh-config [--gateway URL] [--identity-file FILE] [--known-hosts FILE] HOST...
@@ -44,7 +45,12 @@ switch (command) {
   }
   case 'control-plane': {
     const { runControlPlane } = await import('./control-plane.ts');
-    await runControlPlane(rest);
+    try {
+      await runControlPlane(rest);
+    } catch (e) {
+      process.stderr.write(`gitspaces control-plane: ${(e as Error).message}\n`);
+      process.exit(2);
+    }
     break;
   }
   case 'ssh': {

@@ -1,7 +1,7 @@
 // The reference control plane (`gitspaces control-plane`): the other side of the delegate
 // protocol (docs/delegate-protocol.md) and a small user API — create, list, start, stop and delete
 // Gitspaces, and short-lived access tokens for the gateway (JWT signed with its own key, published
-// at /.well-known/jwks.json). Users authenticate with API tokens given at start; the delegate with
+// at /.well-known/jwks.json) with refresh tokens (tokens.ts). Users authenticate with API tokens given at start; the delegate with
 // its own token. State lives in SQLite (store.ts) and survives restarts.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { MIN_TOKEN_LENGTH } from './users.ts';
@@ -9,8 +9,9 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { Store, type GitspaceRecord, type GitspaceSpecInput, type TaskKind, type TaskRecord } from './store.ts';
+import { Tokens } from './tokens.ts';
 
 export interface ControlPlaneOptions {
   dbPath: string;
@@ -22,8 +23,12 @@ export interface ControlPlaneOptions {
   delegateToken: string;
   /** API token → user (the `sub` of their access tokens). */
   users: Record<string, string>;
-  /** Access token lifetime. */
+  /** Access token lifetime (default 900). */
   tokenTtlSeconds?: number;
+  /** Refresh token lifetime: each refresh hands out a new one for this long again (default 12 h). */
+  refreshTtlSeconds?: number;
+  /** The clock, in milliseconds since the epoch, for tokens (tests move it). */
+  now?: () => number;
   /** An acknowledged task without a result is offered again after this long. */
   redeliverMs?: number;
   /** Serve HTTPS with this certificate and key (PEM). */
@@ -58,14 +63,20 @@ export class ControlPlane {
   private server: Server | undefined;
   private readonly waiters = new Set<() => void>();
   private signing: { kid: string; key: CryptoKey | Uint8Array; jwk: JWK } | undefined;
+  private readonly tokens: Tokens;
 
   constructor(o: ControlPlaneOptions) {
     // An empty or short token would match a bare "Bearer " (or be guessed): refused, whoever builds us.
     if (Object.keys(o.users).some((t) => t.length < MIN_TOKEN_LENGTH) || o.delegateToken.length < MIN_TOKEN_LENGTH) {
       throw new Error(`control plane: every user token and the delegate token need at least ${String(MIN_TOKEN_LENGTH)} characters`);
     }
-    this.o = { audience: 'gitspaces', tokenTtlSeconds: 900, redeliverMs: 60_000, ...o };
+    this.o = { audience: 'gitspaces', tokenTtlSeconds: 900, refreshTtlSeconds: 12 * 3600, now: Date.now, redeliverMs: 60_000, ...o };
+    for (const k of ['tokenTtlSeconds', 'refreshTtlSeconds'] as const) {
+      if (!Number.isInteger(this.o[k]) || this.o[k] < 1) throw new Error(`control plane: ${k} must be a positive whole number of seconds`);
+    }
     this.store = new Store(o.dbPath);
+    const subjects = new Set(Object.values(o.users));
+    this.tokens = new Tokens(this.store, this.o, () => this.key(), (sub) => subjects.has(sub));
   }
 
   get port(): number {
@@ -106,6 +117,8 @@ export class ControlPlane {
   app(): express.Express {
     const app = express();
     app.disable('x-powered-by');
+    // Before the 1 MB JSON parser: the unauthenticated token endpoints parse small bodies only.
+    app.use(this.tokens.router());
     app.use(express.json({ limit: '1mb' }));
 
     app.get('/.well-known/jwks.json', (_req, res, next) => {
@@ -190,11 +203,8 @@ export class ControlPlane {
     app.post('/api/v1/gitspaces/:id/token', user, (req, res, next) => {
       const g = own(req, res);
       if (!g) return;
-      void this.key().then(async (k) => {
-        const exp = Math.floor(Date.now() / 1000) + this.o.tokenTtlSeconds;
-        const token = await new SignJWT({ gitspace: g.id }).setProtectedHeader({ alg: 'ES256', kid: k.kid }).setIssuer(this.o.issuer).setAudience(this.o.audience)
-          .setSubject(g.owner).setIssuedAt().setExpirationTime(exp).sign(k.key);
-        res.json({ token, expiresAt: new Date(exp * 1000).toISOString(), urls: (g.status?.urls as Record<string, unknown> | undefined) ?? {} });
+      this.tokens.issue(g).then((t) => {
+        res.set('cache-control', 'no-store').json({ ...t, urls: (g.status?.urls as Record<string, unknown> | undefined) ?? {} });
       }, next);
     });
 

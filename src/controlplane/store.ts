@@ -1,7 +1,8 @@
 // The reference control plane's state, in SQLite through Node's built-in `node:sqlite` (no native
 // module to build, one file, survives restarts; WAL so readers never wait on the writer).
 // Gitspaces as users asked for them, the tasks that carry those wishes to a delegate, the
-// delegates that registered, and the signing key of the access tokens it issues.
+// delegates that registered, the signing key of the access tokens it issues, and the SHA-256 of
+// each refresh token (never the token itself) with the chain it belongs to.
 import { randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, openSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
@@ -46,6 +47,19 @@ export interface TaskRecord {
   doneAt?: string;
 }
 
+/** A refresh token as stored: its SHA-256 (hex), never the token. */
+export interface RefreshTokenRecord {
+  hash: string;
+  /** Every token rotated from the same first one shares its chain: reuse or revocation ends them all. */
+  chain: string;
+  subject: string;
+  gitspaceId: string;
+  issuedAt: string;
+  expiresAt: string;
+  usedAt?: string;
+  revokedAt?: string;
+}
+
 type Row = Record<string, string | number | null>;
 
 const str = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : undefined);
@@ -84,6 +98,11 @@ export class Store {
       CREATE INDEX IF NOT EXISTS tasks_open ON tasks (state, created_at);
       CREATE TABLE IF NOT EXISTS delegates (name TEXT PRIMARY KEY, version TEXT, infras TEXT, last_seen TEXT);
       CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS refresh_tokens (
+        hash TEXT PRIMARY KEY, chain TEXT NOT NULL, subject TEXT NOT NULL, gitspace_id TEXT NOT NULL,
+        issued_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT, revoked_at TEXT);
+      CREATE INDEX IF NOT EXISTS refresh_tokens_chain ON refresh_tokens (chain);
+      CREATE INDEX IF NOT EXISTS refresh_tokens_owner ON refresh_tokens (subject, gitspace_id);
     `);
   }
 
@@ -184,9 +203,53 @@ export class Store {
     this.stmt('UPDATE gitspaces SET status = ? WHERE id = ?').run(JSON.stringify(status), id);
   }
 
-  /** Forgets a deleted Gitspace once its delete task succeeded. */
+  /** Forgets a deleted Gitspace once its delete task succeeded, and its refresh tokens (a new Gitspace may reuse the id). */
   purge(id: string): void {
-    this.stmt('DELETE FROM gitspaces WHERE id = ? AND deleted = 1').run(id);
+    if (Number(this.stmt('DELETE FROM gitspaces WHERE id = ? AND deleted = 1').run(id).changes) > 0) {
+      this.stmt('DELETE FROM refresh_tokens WHERE gitspace_id = ?').run(id);
+    }
+  }
+
+  refreshToken(hash: string): RefreshTokenRecord | undefined {
+    const r = this.stmt('SELECT * FROM refresh_tokens WHERE hash = ?').get(hash) as Row | undefined;
+    if (!r) return undefined;
+    return {
+      hash: str(r.hash) ?? '', chain: str(r.chain) ?? '', subject: str(r.subject) ?? '', gitspaceId: str(r.gitspace_id) ?? '',
+      issuedAt: str(r.issued_at) ?? '', expiresAt: str(r.expires_at) ?? '',
+      ...(r.used_at ? { usedAt: str(r.used_at) } : {}), ...(r.revoked_at ? { revokedAt: str(r.revoked_at) } : {}),
+    };
+  }
+
+  /**
+   * Stores a new refresh token; with `consumes`, only if that one is still unused and unrevoked
+   * (marking it used), in one transaction — so of two racing refreshes with one token, one wins.
+   * Rows that expired before `prune` go; live tokens of the same user and Gitspace beyond `keep`
+   * (the newest) are revoked, so a client that never refreshes cannot grow the table without end.
+   */
+  addRefreshToken(r: RefreshTokenRecord, o: { consumes?: string; prune: string; keep: number }): boolean {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      if (o.consumes !== undefined && Number(this.stmt('UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL AND revoked_at IS NULL').run(r.issuedAt, o.consumes).changes) === 0) {
+        this.db.exec('ROLLBACK');
+        return false;
+      }
+      this.stmt('DELETE FROM refresh_tokens WHERE expires_at < ?').run(o.prune);
+      this.stmt('INSERT INTO refresh_tokens (hash, chain, subject, gitspace_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(r.hash, r.chain, r.subject, r.gitspaceId, r.issuedAt, r.expiresAt);
+      this.stmt(`UPDATE refresh_tokens SET revoked_at = ? WHERE subject = ? AND gitspace_id = ? AND used_at IS NULL AND revoked_at IS NULL
+        AND rowid NOT IN (SELECT rowid FROM refresh_tokens WHERE subject = ? AND gitspace_id = ? AND used_at IS NULL AND revoked_at IS NULL ORDER BY rowid DESC LIMIT ?)`)
+        .run(r.issuedAt, r.subject, r.gitspaceId, r.subject, r.gitspaceId, o.keep);
+      this.db.exec('COMMIT');
+      return true;
+    } catch (e) {
+      this.db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+
+  /** Revokes every token of a chain that is not already revoked; returns how many. */
+  revokeRefreshChain(chain: string, at: string): number {
+    return Number(this.stmt('UPDATE refresh_tokens SET revoked_at = ? WHERE chain = ? AND revoked_at IS NULL').run(at, chain).changes);
   }
 
   registerDelegate(name: string, version: string, infras: unknown): void {

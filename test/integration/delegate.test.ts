@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeJwt } from 'jose';
 import { LABELS, type Gitspace } from '../../src/api/index.ts';
 import { Delegate } from '../../src/controllers/delegate/delegate.ts';
 import { GITSPACE_INFRAS, GITSPACES, NAMESPACES } from '../../src/controllers/resources.ts';
@@ -43,7 +44,7 @@ describe('delegate controller and the reference control plane', function () {
   const cpURL = () => `http://127.0.0.1:${cpPort}`;
 
   const startCP = async () => {
-    const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'control-plane', '--port', String(cpPort), '--address', '127.0.0.1', '--db', join(work, 'cp.db'), '--issuer', cpURL(), '--redeliver-ms', '3000'], {
+    const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'control-plane', '--port', String(cpPort), '--address', '127.0.0.1', '--db', join(work, 'cp.db'), '--issuer', cpURL(), '--redeliver-ms', '3000', '--token-ttl', '2m'], {
       env: { ...process.env, GITSPACES_DELEGATE_TOKEN: DELEGATE_TOKEN, GITSPACES_USERS: `${ALICE.token}=${ALICE.sub}` },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -128,16 +129,22 @@ describe('delegate controller and the reference control plane', function () {
       return reasons.includes('IDEReady') ? reasons : undefined;
     });
     expect(withEvents).to.include('InfraProvisioningStarted');
-    const { json: tok } = await api<{ token: string }>('POST', '/api/v1/gitspaces/alpha/token');
-    const status = await new Promise<number>((resolve, reject) => {
-      const q = request({ host: '127.0.0.1', port: gw.port, path: '/', headers: { host: 'alpha--default.gitspaces.localhost', authorization: `Bearer ${tok.token}` } }, (res) => {
+    const { json: tok } = await api<{ token: string; refreshToken: string }>('POST', '/api/v1/gitspaces/alpha/token');
+    const open = (token: string) => new Promise<number>((resolve, reject) => {
+      const q = request({ host: '127.0.0.1', port: gw.port, path: '/', headers: { host: 'alpha--default.gitspaces.localhost', authorization: `Bearer ${token}` } }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
       q.on('error', reject);
       q.end();
     });
-    expect(status).to.equal(200);
+    expect(await open(tok.token)).to.equal(200);
+    // --token-ttl reached the server; the refresh token, with no API token, gets a new one the gateway takes too.
+    const claims = decodeJwt(tok.token);
+    expect(claims.exp! - claims.iat!).to.equal(120);
+    const refreshed = await fetch(`${cpURL()}/api/v1/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tok.refreshToken }).toString() });
+    expect(refreshed.status).to.equal(200);
+    expect(await open(((await refreshed.json()) as { access_token: string }).access_token)).to.equal(200);
   });
 
   it('stops, starts and deletes through the control plane', async () => {
