@@ -33,7 +33,41 @@ export const GITSPACE_ANNOTATIONS = {
   wake: `${GROUP}/wake`,
   /** Any new value (up to 128 characters, e.g. a time) rebuilds the dev container once. */
   rebuild: `${GROUP}/rebuild`,
+  /**
+   * The control-plane user whose task the delegate applied (see isRequester for what a value may
+   * be). Trusted only when the same field manager set it as made the change (REQUEST_SOURCES).
+   */
+  requestedBy: `${GROUP}/requested-by`,
 } as const;
+
+/** Annotations the delegate puts on the Gitspaces it manages. */
+export const DELEGATE_ANNOTATIONS = {
+  task: `${GROUP}/task`,
+  revision: `${GROUP}/revision`,
+  /** What the task asked for: Running, Stopped or Deleted (set just before a delete). */
+  want: `${GROUP}/task-want`,
+} as const;
+
+/** The field manager of the delegate's writes: managedFields then tell its changes from others'. */
+export const DELEGATE_FIELD_MANAGER = 'gitspaces-delegate';
+
+/** status.lastRequest: what was asked, and who asked as far as it can honestly be known. */
+export const REQUEST_ACTIONS = ['start', 'stop', 'delete'] as const;
+export type RequestAction = (typeof REQUEST_ACTIONS)[number];
+/** control-plane: a delegate task; kubernetes: any other API client; operator: its idle stop. */
+export const REQUEST_SOURCES = ['control-plane', 'kubernetes', 'operator'] as const;
+export const MAX_REQUESTED_BY = 256;
+/** A field manager name (the API server allows 128 characters). */
+export const MAX_FIELD_MANAGER = 128;
+const REQUESTER = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._@|:+=~/-]{0,${String(MAX_REQUESTED_BY - 1)}}$`);
+
+/**
+ * Whether a value may name a requester (a control-plane user, a JWT sub): bounded, and printable
+ * without spaces, quotes or markup, since it ends up in Events and status that people read.
+ */
+export function isRequester(v: unknown): v is string {
+  return typeof v === 'string' && REQUESTER.test(v);
+}
 
 /** Labels put on cloud VMs and Kubernetes objects we own. */
 export const LABELS = {

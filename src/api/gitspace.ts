@@ -2,7 +2,8 @@
 import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration } from './common.ts';
 import {
   API_VERSION, DESIRED_STATES, GITSPACE, IDE_TYPES, JETBRAINS_PRODUCTS, MAX_GITSPACE_NAME, PHASES,
-  PORT_PROTOCOLS, PORT_VISIBILITIES, SSH_HOST_KEY_PATTERN,
+  MAX_FIELD_MANAGER, MAX_REQUESTED_BY, PORT_PROTOCOLS, PORT_VISIBILITIES, REQUEST_ACTIONS, REQUEST_SOURCES,
+  SSH_HOST_KEY_PATTERN,
 } from './constants.ts';
 import type { ObjectMeta } from './meta.ts';
 import { array, boolean, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
@@ -198,6 +199,27 @@ export const gitspaceStatusSchema = object(
       {
         description: `Set when the idle timeout stopped a Gitspace whose spec still says Running. The operator never writes spec (GitOps tools would fight it), so this is how the stop is remembered; a spec change or the 'gitspaces.dev/wake' annotation with a later time starts it again.`,
         required: ['at', 'generation'],
+      },
+    ),
+    lastRequest: object(
+      {
+        action: enumeration(REQUEST_ACTIONS, { description: 'What was asked: start or stop (a change of spec.state, or a wake), or delete.' }),
+        source: enumeration(REQUEST_SOURCES, {
+          description: 'Where it came from: a control-plane task applied by the delegate, another Kubernetes API client (kubectl, Argo CD, …), or the operator itself (the idle timeout).',
+        }),
+        by: string({
+          description: 'Who asked, when that is known: the control-plane user, or the operator. Kubernetes does not record the user in the object; the API server audit log has it.',
+          maxLength: MAX_REQUESTED_BY,
+        }),
+        via: string({
+          description: "The field manager of the change (kubectl-edit, kubectl-client-side-apply, argocd-controller, gitspaces-delegate), or idle-timeout for the operator's own stop. Absent for a Kubernetes delete, which records none.",
+          maxLength: MAX_FIELD_MANAGER,
+        }),
+        at: string({ description: 'When it was asked: the time of the change in managedFields, the deletion timestamp, or the idle stop.', format: 'date-time', maxLength: 64 }),
+      },
+      {
+        description: 'The last start, stop or delete the operator acted on, and who asked as far as the cluster records it. Each request is recorded once, with an Event (StartRequested, StopRequested, DeleteRequested or AutoStopped).',
+        required: ['action', 'source', 'at'],
       },
     ),
   },

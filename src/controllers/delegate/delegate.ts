@@ -6,7 +6,8 @@
 // outage (and at start) it resyncs what the control plane believes against the cluster.
 // Gitspaces without its label — applied with kubectl or Argo CD — are never touched.
 import {
-  API_VERSION, GITSPACE, GITSPACE_ANNOTATIONS, GITSPACES, LABELS, MANAGED_BY, type Gitspace, type GitspaceInfra, type Phase,
+  API_VERSION, DELEGATE_ANNOTATIONS, DELEGATE_FIELD_MANAGER, GITSPACE, GITSPACE_ANNOTATIONS, GITSPACES, isRequester, LABELS, MANAGED_BY,
+  type Gitspace, type GitspaceInfra, type Phase,
 } from '../../api/index.ts';
 import { backoffDelay } from '../../runtime/backoff.ts';
 import { EVENTS } from '../../runtime/events.ts';
@@ -17,11 +18,17 @@ import { providerKind } from '../resources.ts';
 import { namespaceRefusal } from '../tenancy.ts';
 import { ControlPlaneClient, ControlPlaneError, type Believed, type ReportedEvent, type StatusReport, type Task, type TaskSpec } from './client.ts';
 
-export const ANNOTATIONS = {
-  task: 'gitspaces.dev/task',
-  revision: 'gitspaces.dev/revision',
-  want: 'gitspaces.dev/task-want',
-} as const;
+export const ANNOTATIONS = DELEGATE_ANNOTATIONS;
+/** Our writes carry a field manager of their own, so the runner can tell who changed spec.state. */
+const WRITE = { fieldManager: DELEGATE_FIELD_MANAGER } as const;
+
+/**
+ * The control-plane user a task was asked by: its owner, since the reference control plane lets
+ * only the owner start, stop or delete. Input from the control plane: dropped if not a fit name.
+ */
+function requestedBy(owner: string | undefined): string | null {
+  return isRequester(owner) ? owner : null;
+}
 
 export interface DelegateOptions {
   url: string;
@@ -209,7 +216,7 @@ export class Delegate {
     const existing = this.o.gitspaces.get(this.key(t.gitspaceId));
     const appliedRevision = Number(existing?.metadata.annotations?.[ANNOTATIONS.revision] ?? 0);
     if (want === 'Deleted') {
-      if (existing) await this.deleteGitspace(t.gitspaceId);
+      if (existing) await this.deleteGitspace(t.gitspaceId, t.owner);
     } else if (!existing || appliedRevision < t.revision) {
       try {
         await this.apply(t, existing, want);
@@ -233,6 +240,7 @@ export class Delegate {
   }
 
   private manifest(t: { gitspaceId: string; owner: string; spec: TaskSpec; revision: number; id: string }, want: Want): Gitspace {
+    const by = requestedBy(t.owner);
     return {
       apiVersion: API_VERSION,
       kind: GITSPACE.kind,
@@ -244,6 +252,8 @@ export class Delegate {
           [ANNOTATIONS.task]: t.id,
           [ANNOTATIONS.revision]: String(t.revision),
           [ANNOTATIONS.want]: want,
+          // In the same write as spec.state, so that managedFields tie the two together.
+          ...(by ? { [GITSPACE_ANNOTATIONS.requestedBy]: by } : {}),
           // A user's start (or any change they make) also wakes a Gitspace the idle timeout stopped.
           ...(want === 'Running' ? { [GITSPACE_ANNOTATIONS.wake]: new Date().toISOString() } : {}),
         },
@@ -266,19 +276,24 @@ export class Delegate {
     const m = this.manifest(t, want);
     if (!existing) {
       try {
-        this.o.gitspaces.writeThrough(await this.o.client.create(GITSPACES, m));
+        this.o.gitspaces.writeThrough(await this.o.client.create(GITSPACES, m, WRITE));
         return;
       } catch (e) {
         if (!isAlreadyExists(e)) throw e;
       }
     }
     // Only what the control plane owns: the spec fields it sets, our label and annotations.
-    const patched = await this.o.client.patch<Gitspace>(GITSPACES, this.o.namespace, t.gitspaceId, { metadata: { labels: m.metadata.labels, annotations: m.metadata.annotations }, spec: { ...m.spec, infraRef: undefined } });
+    const annotations = { [GITSPACE_ANNOTATIONS.requestedBy]: null, ...m.metadata.annotations };
+    const patched = await this.o.client.patch<Gitspace>(GITSPACES, this.o.namespace, t.gitspaceId, { metadata: { labels: m.metadata.labels, annotations }, spec: { ...m.spec, infraRef: undefined } }, WRITE);
     this.o.gitspaces.writeThrough(patched);
   }
 
-  private async deleteGitspace(id: string): Promise<void> {
-    await this.o.client.delete(GITSPACES, this.o.namespace, id).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+  /** Says who asked (owner: the control-plane user; none when we delete what it does not know), then deletes. */
+  private async deleteGitspace(id: string, owner?: string): Promise<void> {
+    const notFound = (e: unknown) => { if (!isNotFound(e)) throw e; };
+    const annotations = { [GITSPACE_ANNOTATIONS.requestedBy]: requestedBy(owner), [ANNOTATIONS.want]: 'Deleted' };
+    const g = await this.o.client.patch<Gitspace>(GITSPACES, this.o.namespace, id, { metadata: { annotations } }, WRITE).catch(notFound);
+    if (g && !g.metadata.deletionTimestamp) await this.o.client.delete(GITSPACES, this.o.namespace, id).catch(notFound);
   }
 
   // --- results and status ----------------------------------------------------------------------
@@ -357,7 +372,7 @@ export class Delegate {
       const want = this.wantOf({ kind: 'apply', deleted: b.deleted, spec: b.spec });
       if (b.openTask) this.pending.set(key, { taskId: b.openTask.id, want });
       if (want === 'Deleted') {
-        if (g) await this.deleteGitspace(b.gitspaceId);
+        if (g) await this.deleteGitspace(b.gitspaceId, b.owner);
         else await this.finish(key, 'succeeded');
         continue;
       }

@@ -29,6 +29,7 @@ import { repoCredentials } from './gitspace-secrets.ts';
 import { Wait } from './wait.ts';
 import type { InstanceObserver } from './observer.ts';
 import { instanceName, parseDuration, vmLabels } from './naming.ts';
+import { RequestLog } from './requests.ts';
 import { autoStopHolds, composeStatus, MAX_MESSAGE, type StatusContext } from './status.ts';
 
 export type { Secret };
@@ -85,10 +86,12 @@ export class RunnerReconciler implements Reconciler {
   /** When a delete that completes asynchronously (EC2) was last asked for, by Gitspace key. */
   private readonly deleteAsked = new Map<string, number>();
   private readonly agents: VmAgent;
+  private readonly requests: RequestLog; // who asked for starts, stops and deletes
   constructor(d: RunnerDeps) {
     this.d = d;
     this.now = d.now ?? Date.now;
     this.agents = new VmAgent({ ...d, now: this.now, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); } });
+    this.requests = new RequestLog({ client: d.client, now: this.now, event: (gs, reason, note) => { this.event(gs, 'Normal', reason, note); } });
   }
 
   async reconcile(key: string): Promise<Result | undefined> {
@@ -96,8 +99,12 @@ export class RunnerReconciler implements Reconciler {
     if (!gs) {
       this.holds.delete(key);
       this.agents.forget(key);
+      this.requests.forget(key);
       return undefined;
     }
+    // An idle stop is remembered in status, not spec: the spec still says Running.
+    const desired = autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running');
+    if (hasFinalizer(gs, FINALIZERS.gitspace)) await this.requests.note(gs, desired);
     if (isDeleting(gs)) return this.reconcileDelete(gs);
     if (!hasFinalizer(gs, FINALIZERS.gitspace)) {
       // The update this causes brings us back with the finalizer in place.
@@ -105,7 +112,7 @@ export class RunnerReconciler implements Reconciler {
       return undefined;
     }
     try {
-      return await this.reconcileNormal(gs);
+      return await this.reconcileNormal(gs, desired);
     } catch (e) {
       if (e instanceof Wait) {
         await this.writeWaiting(gs, e);
@@ -136,7 +143,7 @@ export class RunnerReconciler implements Reconciler {
     return infra;
   }
 
-  private async reconcileNormal(gs: Gitspace): Promise<Result | undefined> {
+  private async reconcileNormal(gs: Gitspace, desired: 'Running' | 'Stopped'): Promise<Result | undefined> {
     const infra = this.infraOf(gs);
     const ns = gs.metadata.namespace ?? '';
     const nameAndNamespace = (gs.metadata.name ?? '').length + ns.length;
@@ -168,9 +175,8 @@ export class RunnerReconciler implements Reconciler {
       agent = await this.agents.observe(inst, token);
     }
     agent = await this.agents.askForRebuild(gs, inst, agent, token);
-    const idleTimeoutMs = parseDuration(gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE) ?? 0;
-    // An idle stop is remembered in status, not spec: the spec still says Running.
-    const desired = autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running');
+    const idleTimeout = gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE;
+    const idleTimeoutMs = parseDuration(idleTimeout) ?? 0;
     // An agent that does not answer: the console says why, if the boot failed. A VM that went down
     // by itself while starting is asked too (a local "VM" is its agent process: it ends with it),
     // and asked again once Failed, so it is not started again and again.
@@ -191,7 +197,7 @@ export class RunnerReconciler implements Reconciler {
       // Intent first: record the VM we are about to use before touching the cloud — a ready one
       // from the warm pool if there is one, else the deterministic name we are about to create.
       const pooled = this.d.pool?.reserve(infraName, mt.name, gs.spec.zone);
-      const status = composeStatus(gs, infra, decision, undefined, undefined, this.statusContext());
+      const status = composeStatus(gs, infra, decision, undefined, undefined, this.statusContext(gs));
       status.instance = pooled ? { provider: provider.kind, name: pooled.name, zone: pooled.zone, pooled: true } : { provider: provider.kind, name };
       if (pooled) status.message = `claiming warm-pool instance ${pooled.name}`;
       try {
@@ -241,9 +247,9 @@ export class RunnerReconciler implements Reconciler {
       case 'autoStop': {
         // Intent first: once the status says so, every later reconcile wants it stopped and the
         // next one stops it (the spec is the user's and GitOps tools'; we never write it).
-        this.event(gs, 'Normal', 'AutoStopped', `no activity for the idle timeout (${gs.spec.idleTimeout ?? infra.spec.idleTimeout ?? DEFAULT_IDLE}); stopping`);
-        const status = composeStatus(gs, infra, decision, inst, agent, this.statusContext());
+        const status = composeStatus(gs, infra, decision, inst, agent, this.statusContext(gs));
         status.autoStopped = { at: new Date(this.now()).toISOString(), generation: gs.metadata.generation ?? 0 };
+        status.lastRequest = this.requests.operatorStop(gs, (agent.view?.reachable ? agent.view.lastActivityTime : undefined) ?? status.lastActivityTime, idleTimeout);
         await this.writeStatus(gs, status, decision.phase);
         return undefined;
       }
@@ -262,13 +268,13 @@ export class RunnerReconciler implements Reconciler {
       agent = await this.agents.observe(inst, token);
       final = decide(input());
     }
-    const status = composeStatus(gs, infra, final, inst, agent, this.statusContext());
+    const status = composeStatus(gs, infra, final, inst, agent, this.statusContext(gs));
     await this.writeStatus(gs, status, final.phase);
     return final.requeueAfterMs !== undefined ? { requeueAfter: final.requeueAfterMs } : undefined;
   }
 
-  private statusContext(): StatusContext {
-    return { now: this.now(), vmHome: this.d.vmHome ?? '/home/gitspace' };
+  private statusContext(gs: Gitspace): StatusContext {
+    return { now: this.now(), vmHome: this.d.vmHome ?? '/home/gitspace', lastRequest: this.requests.current(gs) };
   }
 
   private async writeStatus(gs: Gitspace, status: GitspaceStatus, phase: Phase): Promise<void> {
@@ -294,7 +300,8 @@ export class RunnerReconciler implements Reconciler {
     let conditions = (gs.status?.conditions ?? []) as Condition[];
     const message = w.message.slice(0, MAX_MESSAGE);
     conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: w.reason, message }, gen, now);
-    const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message, observedGeneration: gen, conditions };
+    const lastRequest = this.requests.current(gs);
+    const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message, observedGeneration: gen, conditions, ...(lastRequest ? { lastRequest } : {}) };
     // Compared as stored: a message cut to the schema's limit is not news on every reconcile.
     const changed = gs.status?.message !== message;
     this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, status));
@@ -339,7 +346,8 @@ export class RunnerReconciler implements Reconciler {
       return undefined;
     }
     if (gs.status?.phase !== 'Deleting') {
-      this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, { ...(gs.status ?? {}), phase: 'Deleting', message: 'deleting the instance' }));
+      const lastRequest = this.requests.current(gs);
+      this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, { ...(gs.status ?? {}), phase: 'Deleting', message: 'deleting the instance', ...(lastRequest ? { lastRequest } : {}) }));
       this.event(gs, 'Normal', 'Deleting', `deleting instance ${gs.status?.instance?.name ?? instanceName(gs)}`);
       return undefined;
     }
@@ -383,7 +391,6 @@ export class RunnerReconciler implements Reconciler {
   }
 
   // --- helpers ---------------------------------------------------------------------------------
-
 
   /** A VM action only on a VM whose cloud labels name this Gitspace (not on what status says alone). */
   private mustBeOurs(gs: Gitspace, inst: Instance, doing: string): void {

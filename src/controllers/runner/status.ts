@@ -15,6 +15,8 @@ export interface StatusContext {
   now: number;
   /** The VM user's home on cloud images. */
   vmHome: string;
+  /** The last start/stop/delete request (requests.ts); else status keeps what it had. */
+  lastRequest?: GitspaceStatus['lastRequest'];
 }
 
 /**
@@ -87,6 +89,8 @@ export function composeStatus(
   const hostKey = agent?.sshHostKey ?? old.sshHostKey;
   if (hostKey) status.sshHostKey = hostKey;
   if (old.autoStopped && autoStopHolds(gs)) status.autoStopped = old.autoStopped;
+  const lastRequest = ctx.lastRequest ?? old.lastRequest;
+  if (lastRequest) status.lastRequest = lastRequest;
   return status;
 }
 
