@@ -138,3 +138,6 @@ const SSH_HOST_KEY = new RegExp(SSH_HOST_KEY_PATTERN);
 export function isSshHostKey(v: unknown): v is string {
   return typeof v === 'string' && SSH_HOST_KEY.test(v);
 }
+
+/** A sharedWith entry naming a group of the issuer's groups claim: group:<name>. */
+export const GROUP_PREFIX = 'group:';

@@ -100,9 +100,12 @@ export const gitspaceSpecSchema = object(
       object({ name: objectName('Name of the GitspaceInfra.') }, { description: 'The GitspaceInfra this Gitspace runs on.', required: ['name'] }),
       { rule: 'self == oldSelf', message: 'infraRef is immutable' },
     ),
-    owner: subject('The subject (JWT sub) allowed through the gateway.'),
-    sharedWith: array(subject('A subject also allowed through the gateway.'), {
-      description: 'Other subjects allowed through the gateway.',
+    owner: withRules(subject("The user allowed through the gateway: the value of the infra's usernameClaim (sub unless it says otherwise) in their token or single sign-on."), {
+      rule: "!self.startsWith('group:')",
+      message: 'the owner is a user, not a group:<name>',
+    }),
+    sharedWith: array(subject('A user also allowed through the gateway, or group:<name> for the members of a group (the infra\'s groupsClaim).'), {
+      description: 'Other users, and groups (group:<name>), allowed through the gateway.',
       maxItems: 32,
       listType: 'set',
     }),

@@ -1,5 +1,5 @@
 // GitspaceInfra: where and how Gitspace VMs run (cluster-scoped, like a StorageClass).
-import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration, secretKeyRef } from './common.ts';
+import { conditions, DNS_LABEL, DURATION, idleDuration, objectName, observedGeneration, secretKeyRef } from './common.ts';
 import { array, boolean, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
 import type { ObjectMeta } from './meta.ts';
 import { API_VERSION, GITSPACE_INFRA } from './constants.ts';
@@ -243,6 +243,43 @@ const httpsURL = (description: string) =>
     message: 'must be an https URL (http only for localhost)',
   });
 
+/** A JWT claim name: letters, digits and a few separators (no dots: nested claims are not read). */
+const CLAIM_NAME = '^[A-Za-z_][A-Za-z0-9_:/-]*$';
+
+const oidc = object(
+  {
+    issuer: httpsURL("The OpenID provider browsers sign in with, when it is not auth.issuer (say, tokens for API clients come from a control plane and people sign in with the company's provider): its usernameClaim must name users as the tokens do."),
+    clientSecretRef: object(
+      {
+        name: objectName('Name of the Secret: keys client-id and client-secret (none for a public client, which then relies on PKCE alone).'),
+      },
+      {
+        description:
+          "The gateway's OAuth client at the issuer: a Secret in the gateway's namespace named in the chart's gateway.oidcClientSecrets (the gateway may read no other Secret). Register https://<gateway.domain>/.gitspaces/oidc/callback as its redirect URI and https://<gateway.domain>/.gitspaces/signed-out as its post-logout redirect URI.",
+        required: ['name'],
+      },
+    ),
+    scopes: array(string({ description: 'A scope.', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_:./-]+$' }), {
+      description: 'Scopes asked for (openid is always added). Default: openid profile email offline_access (the refresh token that keeps a session alive all day).',
+      maxItems: 16,
+      listType: 'set',
+    }),
+    authorizationParameters: record(string({ description: 'A parameter value.', maxLength: 256 }), {
+      description: "Extra parameters of the authorization request, e.g. Google's access_type: offline and prompt: consent (its way to a refresh token). The flow's own (state, nonce, PKCE, redirect_uri…) cannot be overridden.",
+      maxProperties: 8,
+    }),
+    sessionMaxAge: withRules(string({ description: 'How long a browser session lasts at most, however often it is refreshed. Default 12h.', maxLength: 32, pattern: DURATION, default: '12h' }), {
+      rule: "duration(self) >= duration('5m') && duration(self) <= duration('720h')",
+      message: 'must be between 5m and 720h',
+    }),
+  },
+  {
+    description:
+      "Single sign-on for browsers: a request without a session is sent through the issuer's OpenID Connect login (authorization code with PKCE; discovery from <issuer>/.well-known/openid-configuration) on the infra's gateway domain, then holds a session the gateway refreshes with the refresh token and ends at logout (/.gitspaces/logout). API clients keep using Bearer tokens.",
+    required: ['clientSecretRef'],
+  },
+);
+
 const auth = withRules(
   object(
     {
@@ -251,7 +288,16 @@ const auth = withRules(
       jwksSecretRef: secretKeyRef(
         "A static key set instead of fetching one: a Secret holding the issuer's JWKS (JSON; key jwks.json unless `key` says otherwise), in the gateway's namespace (the default) and named in the chart's gateway.keySetSecrets: the gateway may read no other Secret.",
       ),
-      audience: string({ description: 'Expected aud claim.', minLength: 1, maxLength: 256 }),
+      audience: string({ description: 'Expected aud claim of Bearer tokens (API clients).', minLength: 1, maxLength: 256 }),
+      usernameClaim: string({
+        description: "The claim that names the user, matched against a Gitspace's owner and sharedWith (tokens and single sign-on alike): sub (the default), or e.g. email or preferred_username where the issuer's sub is opaque.",
+        minLength: 1, maxLength: 64, pattern: CLAIM_NAME, default: 'sub',
+      }),
+      groupsClaim: string({
+        description: "The claim listing the user's groups (an array of strings, or one string), matched against sharedWith entries group:<name>.",
+        minLength: 1, maxLength: 64, pattern: CLAIM_NAME, default: 'groups',
+      }),
+      oidc,
     },
     { description: 'How the gateway verifies user tokens (JWT).', required: ['issuer', 'audience'] },
   ),

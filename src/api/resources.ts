@@ -20,3 +20,8 @@ export function gitspaceHost(name: string, namespace: string, domain: string): s
 export function portHost(port: number, name: string, namespace: string, domain: string): string {
   return `${String(port)}--${gitspaceHost(name, namespace, domain)}`;
 }
+
+/** Where the gateway keeps browser sessions (one ConfigMap each, in its own namespace; tokens sealed). */
+export const CONFIG_MAPS = { group: '', version: 'v1', plural: 'configmaps', namespaced: true } as const;
+export const SESSION_LABEL = 'gitspaces.dev/session';
+export const SESSION_PREFIX = 'gitspaces-session-';

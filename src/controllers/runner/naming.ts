@@ -90,17 +90,4 @@ export function route(gs: Gitspace, infra: GitspaceInfra, upstream: string | und
   };
 }
 
-/** Parses a Go-style duration ("1h30m", "45s", "0") to milliseconds. */
-export function parseDuration(s: string | undefined): number | undefined {
-  if (s === undefined || s === '') return undefined;
-  if (s === '0') return 0;
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-  let consumed = 0;
-  for (const m of s.matchAll(re)) {
-    total += Number(m[1]) * (units[m[2] ?? 's'] ?? 0);
-    consumed += m[0].length;
-  }
-  return consumed === s.length ? total : undefined;
-}
+export { parseDuration } from '../../api/index.ts';
