@@ -32,6 +32,7 @@ export async function runGateway(argv: string[]): Promise<void> {
     ...(num('--request-timeout-ms') !== undefined ? { requestTimeoutMs: num('--request-timeout-ms') } : {}),
     ...(num('--http-idle-ms') !== undefined ? { httpIdleMs: num('--http-idle-ms') } : {}),
     ...(num('--max-connections') !== undefined ? { maxConnections: num('--max-connections') } : {}),
+    ...(num('--session-check-ms') !== undefined ? { sessionCheckMs: num('--session-check-ms') } : {}),
   });
   const stop = (signal: string) => {
     log.info('draining', { signal });

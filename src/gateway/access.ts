@@ -5,15 +5,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Counter } from 'prom-client';
 import type { JSONWebKeySet } from 'jose';
-import { SECRETS } from '../api/index.ts';
+import { GROUP_PREFIX, SECRETS } from '../api/index.ts';
 import { TokenBucket } from '../runtime/backoff.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/log.ts';
 import { AuthError, type AuthFailureReason, type Identity, type IssuerConfig, type TokenVerifier } from './auth.ts';
 import { plain } from './pages.ts';
+import { isSessionId } from './sso/sessions.ts';
+import type { SingleSignOn } from './sso/sso.ts';
 import type { Match, RouteTable, Target } from './routes.ts';
 
 export const SESSION_COOKIE = 'gitspaces_session';
+/** On the login host (the infra's gateway domain): the single sign-on session a second Gitspace host is handed without another login. */
+export const SSO_COOKIE = 'gitspaces_sso';
 /**
  * On host routes served over TLS: a `__Host-` cookie is Secure, host-only and Path=/, and a
  * browser refuses it from any other host — so a sibling host under the same domain (another
@@ -50,6 +54,24 @@ export function sameOrigin(req: IncomingMessage, secure: boolean): boolean {
   } catch {
     return false; // "null" (sandboxed frames, file:) or garbage
   }
+}
+
+/** The owner, a user sharedWith names, or a member of a group it names (group:<name>). */
+export function mayUse(id: Identity, t: Pick<Target, 'owner' | 'sharedWith'>): boolean {
+  // A group entry matches members only: a user whose name reads group:x (some issuers let users
+  // pick their preferred_username) matches nothing.
+  const user = !id.sub.startsWith(GROUP_PREFIX);
+  if (user && id.sub === t.owner) return true;
+  for (const s of t.sharedWith) {
+    if (s.startsWith(GROUP_PREFIX)) {
+      if (id.groups?.includes(s.slice(GROUP_PREFIX.length))) return true;
+    } else if (user && s === id.sub) return true;
+  }
+  return false;
+}
+
+function claimsOf(auth: { usernameClaim?: string; groupsClaim?: string }): Pick<IssuerConfig, 'usernameClaim' | 'groupsClaim'> {
+  return { ...(auth.usernameClaim ? { usernameClaim: auth.usernameClaim } : {}), ...(auth.groupsClaim ? { groupsClaim: auth.groupsClaim } : {}) };
 }
 
 /** A per-client bucket of allowed failed credentials. */
@@ -90,6 +112,8 @@ export interface AccessOptions {
   authFailureBurst: number;
   authFailureRate: number;
   authFailures: Counter<'reason'>;
+  /** Single sign-on, whose session ids a cookie may hold instead of a token. */
+  sso?: SingleSignOn;
 }
 
 interface SecretObject extends KubeObject {
@@ -110,7 +134,7 @@ export class Access {
   /** The infra's issuer, with its static key set read from its Secret (once per 30 s, however many requests ask). */
   private async issuer(t: Target): Promise<IssuerConfig | undefined> {
     const auth = this.o.routes.issuerFor(t);
-    if (!auth?.jwksSecretRef) return auth;
+    if (!auth?.jwksSecretRef) return auth && { issuer: auth.issuer, audience: auth.audience, ...(auth.jwksURI ? { jwksURI: auth.jwksURI } : {}), ...claimsOf(auth) };
     const ref = auth.jwksSecretRef;
     const ns = ref.namespace ?? this.o.namespace;
     const key = ref.key ?? 'jwks.json';
@@ -121,7 +145,7 @@ export class Access {
       this.staticKeys.set(id, hit);
     }
     const { keys, version } = await hit.read;
-    return { issuer: auth.issuer, audience: auth.audience, keys, keysVersion: version };
+    return { issuer: auth.issuer, audience: auth.audience, keys, keysVersion: version, ...claimsOf(auth) };
   }
 
   private async readKeySet(ns: string, name: string, key: string, id: string): Promise<{ keys: JSONWebKeySet; version: string }> {
@@ -157,22 +181,33 @@ export class Access {
       this.refuse('rate_limited');
       return 429;
     }
-    const issuer = await this.issuer(t);
-    if (!issuer) {
-      this.refuse('no_issuer');
-      return 401;
-    }
     let id: Identity;
-    try {
-      id = await this.o.verifier.verify(token, issuer);
-    } catch (e) {
-      const reason = e instanceof AuthError ? e.reason : 'malformed';
-      this.refuse(reason);
-      if (reason === 'jwks_unavailable') return 503; // the issuer's fault, not the client's
-      this.limiter.fail(client);
-      return 401;
+    if (isSessionId(token) && this.o.sso) {
+      // A single sign-on session (the cookie holds its id; a JWT always has dots).
+      const s = await this.o.sso.identity(token);
+      if (!s || s.session === undefined || this.o.sso.sessions.byHash(s.session)?.infra !== t.infra) {
+        this.refuse('no_session');
+        this.limiter.fail(client);
+        return 401;
+      }
+      id = s;
+    } else {
+      const issuer = await this.issuer(t);
+      if (!issuer) {
+        this.refuse('no_issuer');
+        return 401;
+      }
+      try {
+        id = await this.o.verifier.verify(token, issuer);
+      } catch (e) {
+        const reason = e instanceof AuthError ? e.reason : 'malformed';
+        this.refuse(reason);
+        if (reason === 'jwks_unavailable') return 503; // the issuer's fault, not the client's
+        this.limiter.fail(client);
+        return 401;
+      }
     }
-    if (m.port?.visibility !== 'shared' && id.sub !== t.owner && !t.sharedWith.includes(id.sub)) {
+    if (m.port?.visibility !== 'shared' && !mayUse(id, t)) {
       this.refuse('not_owner');
       return 403;
     }

@@ -5,12 +5,13 @@
 // Verified tokens are cached until they expire, so the proxied path does not verify a signature
 // per request.
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { userOf } from './claims.ts';
 
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
 export type AuthFailureReason =
   | 'missing' | 'malformed' | 'expired' | 'not_yet_valid' | 'bad_signature' | 'wrong_issuer' | 'wrong_audience'
-  | 'unknown_key' | 'bad_algorithm' | 'no_subject' | 'no_issuer' | 'jwks_unavailable' | 'rate_limited' | 'not_owner';
+  | 'unknown_key' | 'bad_algorithm' | 'no_subject' | 'no_issuer' | 'jwks_unavailable' | 'rate_limited' | 'not_owner' | 'no_session';
 
 export class AuthError extends Error {
   readonly reason: AuthFailureReason;
@@ -32,10 +33,18 @@ export interface IssuerConfig {
    * against an earlier version are verified again, so a key removed from the set stops working.
    */
   keysVersion?: string;
+  /** The claim naming the user (default sub) and the one listing their groups (default groups). */
+  usernameClaim?: string;
+  groupsClaim?: string;
 }
 
 export interface Identity {
+  /** The user (the issuer's usernameClaim: sub unless the infra says otherwise). */
   sub: string;
+  /** The user's groups (the groupsClaim), matched against sharedWith's group:<name>. */
+  groups?: string[];
+  /** A single sign-on session's id (its hash), when the request came with one. */
+  session?: string;
   /** Seconds since the epoch. */
   exp: number;
 }
@@ -104,7 +113,7 @@ export class TokenVerifier {
     if (token.length > 16_384 || !/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) throw new AuthError('malformed', 'the token is malformed');
     // The token itself is the key (bounded cache, tokens ≤ 16 KiB): hashing it per request costs
     // more than the lookup it guards.
-    const key = `${issuer.issuer}\0${issuer.audience}\0${issuer.keys ? `static:${issuer.keysVersion ?? ''}` : 'remote'}\0${token}`;
+    const key = `${issuer.issuer}\0${issuer.audience}\0${issuer.keys ? `static:${issuer.keysVersion ?? ''}` : 'remote'}\0${issuer.usernameClaim ?? ''}\0${issuer.groupsClaim ?? ''}\0${token}`;
     const nowSec = this.o.now() / 1000;
     const hit = this.cache.get(key);
     if (hit) {
@@ -122,8 +131,9 @@ export class TokenVerifier {
         requiredClaims: ['exp', 'sub'],
         currentDate: new Date(this.o.now()),
       });
-      if (typeof payload.sub !== 'string' || !payload.sub) throw new AuthError('no_subject', 'the token has no subject');
-      identity = { sub: payload.sub, exp: payload.exp ?? 0 };
+      const { user, groups } = userOf(payload, issuer.usernameClaim ?? 'sub', issuer.groupsClaim ?? 'groups');
+      if (!user) throw new AuthError('no_subject', `the token has no ${issuer.usernameClaim ?? 'sub'} claim`);
+      identity = { sub: user, groups, exp: payload.exp ?? 0 };
     } catch (e) {
       throw classify(e);
     }

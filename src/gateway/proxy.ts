@@ -6,7 +6,8 @@ import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type Ou
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PORT_HEADER, SECRET_HEADER } from '../api/index.ts';
-import { HOST_SESSION_COOKIE, SESSION_COOKIE } from './access.ts';
+import { HOST_SESSION_COOKIE, SESSION_COOKIE, SSO_COOKIE } from './access.ts';
+import type { BridgeHooks } from './ssh-bridge.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 const SPOOFABLE = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip', 'x-gitspaces-user', SECRET_HEADER, PORT_HEADER, 'authorization']);
@@ -25,6 +26,8 @@ export interface Hop {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+/** The gateway's own cookies: sessions are never shown to a Gitspace (whose owner controls its VM). */
+const GATEWAY_COOKIES = [SESSION_COOKIE, HOST_SESSION_COOKIE, SSO_COOKIE, `__Host-${SSO_COOKIE}`];
 
 /** Header names a Connection header declares hop-by-hop (none, without building a set, when absent). */
 function connectionTokens(h: IncomingHttpHeaders): ReadonlySet<string> {
@@ -38,7 +41,7 @@ export function upstreamHeaders(h: IncomingHttpHeaders, hop: Hop, upgrade?: stri
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_BY_HOP.has(k) || SPOOFABLE.has(k) || named.has(k)) continue;
     if (k === 'cookie') {
-      const kept = (Array.isArray(v) ? v.join('; ') : v).split(/;\s*/).filter((c) => c && !c.startsWith(`${SESSION_COOKIE}=`) && !c.startsWith(`${HOST_SESSION_COOKIE}=`));
+      const kept = (Array.isArray(v) ? v.join('; ') : v).split(/;\s*/).filter((c) => c && !GATEWAY_COOKIES.some((name) => c.startsWith(`${name}=`)));
       if (kept.length) out.cookie = kept.join('; ');
       continue;
     }
@@ -94,7 +97,7 @@ export class Proxy {
    * Forwards an upgrade (WebSocket) as bytes: once the agent answers 101 the two sockets are
    * joined. `idleMs` reaps connections that carried nothing for that long.
    */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, hop: Hop, o: { idleMs: number; onOpen: () => void; onClose: () => void; onData: () => void; onError: (status: number) => void }): void {
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, hop: Hop, o: BridgeHooks & { onError: (status: number) => void }): void {
     const upgradeTo = typeof req.headers.upgrade === 'string' ? req.headers.upgrade : 'websocket';
     const up = request({ host: hop.upstream.host, port: hop.upstream.port, method: req.method, path: hop.path, headers: upstreamHeaders(req.headers, hop, upgradeTo) });
     up.setTimeout(10_000, () => up.destroy(new Error('the agent did not answer in time')));
@@ -106,21 +109,22 @@ export class Proxy {
       socket.write(lines.join('\r\n') + '\r\n\r\n');
       if (upHead.length) socket.write(upHead);
       if (head.length) upSocket.write(head);
-      o.onOpen();
       let closed = false;
-      const close = () => {
+      const close = (reason = 'closed') => {
         if (closed) return;
         closed = true;
         upSocket.destroy();
         socket.destroy();
-        o.onClose();
+        o.onClose(reason);
       };
+      o.onOpen(close);
       for (const s of [socket, upSocket]) {
-        if (s instanceof Socket) s.setTimeout(o.idleMs, close);
-        s.on('error', close);
-        s.on('close', close);
+        if (s instanceof Socket) s.setTimeout(o.idleMs, () => { close('idle'); });
+        s.on('error', () => { close(); });
+        s.on('close', () => { close(); });
       }
-      socket.on('data', o.onData);
+      socket.on('data', (d: Buffer) => { o.onData(d.length); });
+      upSocket.on('data', (d: Buffer) => { o.onDataOut(d.length); });
       socket.pipe(upSocket).pipe(socket);
     });
     up.on('response', (ur) => {

@@ -1,8 +1,9 @@
 // The gateway: one stateless process (run N replicas) in front of every Gitspace. It routes by
-// Host or path (routes.ts), authenticates the user (access.ts: Bearer token, or a session cookie
-// set by a one-time `?token=` exchange), lets through only the Gitspace's owner and those it is
-// shared with, and proxies HTTP and WebSocket (proxy.ts) and SSH-over-WebSocket (ssh-bridge.ts) to
-// the agent with the Gitspace's hop token (hop-key.ts). Its own endpoints (/healthz, /readyz,
+// Host or path (routes.ts), authenticates the user (access.ts: Bearer token, a cookie set by a
+// one-time `?token=` exchange, or a single sign-on session — sso/), lets through only the
+// Gitspace's owner and those it is shared with, and proxies HTTP and WebSocket (proxy.ts) and
+// SSH-over-WebSocket (ssh-bridge.ts) to the agent with the Gitspace's hop token (hop-key.ts),
+// writing an audit trail (audit.ts, connections.ts). Its own endpoints (/healthz, /readyz,
 // /metrics) are an express app on any host that is not a Gitspace's. This file is the server:
 // limits (timeouts, a connection cap), dispatch, metrics and the graceful drain.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -10,86 +11,37 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express from 'express';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import { GATEWAY_SSH_PATH, GITSPACE_INFRAS, GITSPACES, type Gitspace, type GitspaceInfra } from '../api/index.ts';
 import { Informer } from '../runtime/informer.ts';
-import type { KubeClient } from '../runtime/kube.ts';
-import type { Logger } from '../runtime/log.ts';
-import { Access, ANONYMOUS, credential, sameOrigin, sessionCookie } from './access.ts';
+import { DEFAULTS, type GatewayOptions, type Settings } from './options.ts';
+export type { GatewayOptions } from './options.ts';
+import { Access, ANONYMOUS, credential, sameOrigin, sessionCookie, type Credential } from './access.ts';
 import { ActivityReporter } from './activity.ts';
 import { ClientAddresses } from './addresses.ts';
 import { AGENT_BUNDLE_PREFIX, AgentBundles } from './agent-bundles.ts';
+import { Audit } from './audit.ts';
 import { TokenVerifier, type Identity } from './auth.ts';
+import { Connections } from './connections.ts';
 import { HopKey } from './hop-key.ts';
 import { MESSAGES, notRunning, plain, refuseUpgrade } from './pages.ts';
 import { Proxy, type Hop } from './proxy.ts';
 import { normaliseHost, RouteTable, type Match } from './routes.ts';
+import { badRequest, isPreflight, unsafe } from './request-checks.ts';
 import { gitspacePath, sshBridge } from './ssh-bridge.ts';
-
-export interface GatewayOptions {
-  client: KubeClient;
-  log: Logger;
-  port: number;
-  address?: string;
-  tls?: { cert: string; key: string };
-  /** How often agents hear about use (batched). */
-  activityIntervalMs?: number;
-  /** Upgraded connections (WebSocket, SSH) that carry nothing this long are closed. */
-  idleMs?: number;
-  /** How long SIGTERM waits for requests in flight. */
-  drainMs?: number;
-  /** How long it keeps serving, not ready, before it stops accepting (so load balancers notice). */
-  drainDelayMs?: number;
-  jwksCooldownMs?: number;
-  /** The gateway's own namespace: the hop key Secret, and key-set Secrets named without one. */
-  namespace?: string;
-  /** Failed credentials a client may present in a burst, and the refill per second. */
-  authFailureBurst?: number;
-  authFailureRate?: number;
-  /** The agent bundles to serve (scripts/bundle-agent.ts's output); without it, bundle paths are 404. */
-  agentBundles?: string;
-  /** Addresses / CIDRs of proxies in front of the gateway whose X-Forwarded-For/-Proto it believes. */
-  trustedProxies?: string[];
-  /** A client must send a request's headers within this, and its whole request (not the response) within requestTimeoutMs. */
-  headersTimeoutMs?: number;
-  requestTimeoutMs?: number;
-  /** A plain HTTP connection (not upgraded) that carries nothing this long is closed. */
-  httpIdleMs?: number;
-  /** Open client connections (upgraded ones included) beyond which requests get 503. */
-  maxConnections?: number;
-}
+import { isNavigation, Login } from './sso/login.ts';
+import { OidcClients } from './sso/oidc.ts';
+import { Sealer } from './sso/seal.ts';
+import { SingleSignOn } from './sso/sso.ts';
 
 type HostClass = 'host' | 'path' | 'port' | 'gateway';
 
-type Settings = Required<Omit<GatewayOptions, 'tls' | 'address' | 'agentBundles'>> & Pick<GatewayOptions, 'tls' | 'address' | 'agentBundles'>;
 
-/** A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method. */
-function isPreflight(req: IncomingMessage): boolean {
-  return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined;
-}
-
-/** Methods a cross-site form or fetch could use to change something. */
-function unsafe(method: string | undefined): boolean {
-  return !['GET', 'HEAD', 'OPTIONS'].includes(method ?? 'GET');
-}
-
-/**
- * The request must have one Host and an origin-form target without traversal or encoded
- * separators: anything else is a client trying to confuse routing.
- */
-function badRequest(req: IncomingMessage): boolean {
-  let hosts = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]?.toLowerCase() === 'host') hosts++;
-  return hosts !== 1 || badTarget(req.url);
-}
-
-function badTarget(url: string | undefined): boolean {
-  if (!url?.startsWith('/') || url.startsWith('//')) return true;
-  const path = url.split('?')[0] ?? '';
-  if (/%2f|%5c|%00|\\/i.test(path)) return true;
-  const decoded = path.replace(/%2e/gi, '.');
-  return decoded.split('/').some((seg) => seg === '..' || seg === '.');
+/** A refusal: the status and, where the standard text would mislead, what to say. */
+interface Refusal {
+  status: number;
+  message?: string;
 }
 
 export class Gateway {
@@ -103,13 +55,16 @@ export class Gateway {
   readonly activity: ActivityReporter;
   readonly bundles: AgentBundles | undefined;
   readonly registry = new Registry();
+  readonly sso: SingleSignOn;
+  private readonly login: Login;
+  private readonly connections: Connections;
   private readonly access: Access;
   private readonly addresses: ClientAddresses;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
-  private readonly upgraded = new Set<Duplex>();
+  private sealer: { key: string; sealer: Sealer } | undefined;
   /** Client connections over the cap: each gets one 503 and is closed. */
   private readonly overCap = new WeakSet<Duplex>();
-  private connections = 0;
+  private openSockets = 0;
   private server: Server | undefined;
   private ready = false;
   private draining = false;
@@ -118,14 +73,10 @@ export class Gateway {
   private readonly metrics: {
     requests: Counter<'host_class' | 'code'>;
     duration: Histogram<'host_class'>;
-    websockets: Gauge;
   };
 
   constructor(o: GatewayOptions) {
-    this.o = {
-      activityIntervalMs: 30_000, idleMs: 30 * 60_000, drainMs: 20_000, drainDelayMs: 5_000, namespace: 'default', jwksCooldownMs: 30_000, authFailureBurst: 20, authFailureRate: 1,
-      trustedProxies: [], headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, httpIdleMs: 300_000, maxConnections: 10_000, ...o,
-    };
+    this.o = { ...DEFAULTS, ...o };
     const onError = (e: unknown) => {
       o.log.warn('watch failed; reconnecting', { error: e });
     };
@@ -144,12 +95,24 @@ export class Gateway {
     this.metrics = {
       requests: new Counter({ name: 'gitspaces_gateway_requests_total', help: 'Requests by how the Gitspace was addressed and status code', labelNames: ['host_class', 'code'], registers }),
       duration: new Histogram({ name: 'gitspaces_gateway_request_duration_seconds', help: 'Time to the end of the response', labelNames: ['host_class'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], registers }),
-      websockets: new Gauge({ name: 'gitspaces_gateway_websockets_active', help: 'Upgraded connections (WebSocket, SSH) open now', registers }),
     };
     const authFailures = new Counter({ name: 'gitspaces_gateway_auth_failures_total', help: 'Refused authentications by reason', labelNames: ['reason'], registers });
+    const loginFailures = new Counter({ name: 'gitspaces_gateway_login_failures_total', help: 'Failed single sign-on logins and hand-offs by reason', labelNames: ['reason'], registers });
+    const audit = new Audit(o.audit);
+    const clients = new OidcClients(o.client, this.o.namespace, o.log);
+    const sealer = () => this.currentSealer();
+    this.sso = new SingleSignOn({ kube: o.client, namespace: this.o.namespace, log: o.log, infras: this.infras, clients, audit, sealer, replica: this.o.replica, onError });
+    this.login = new Login({ sso: this.sso, clients, routes: this.routes, audit, log: o.log, sealer, loginFailures });
+    this.connections = new Connections({
+      audit, registry: this.registry,
+      sessionAlive: (id) => this.sso.alive(id),
+      sessionInUse: (id) => { this.sso.touch(id); },
+      onUse: (m) => { this.activity.touch(m.target); },
+    });
+    this.sso.sessions.onEnded = (s) => { this.connections.endSession(s.id); };
     this.access = new Access({
       client: o.client, log: o.log, routes: this.routes, verifier: this.verifier, namespace: this.o.namespace,
-      authFailureBurst: this.o.authFailureBurst, authFailureRate: this.o.authFailureRate, authFailures,
+      authFailureBurst: this.o.authFailureBurst, authFailureRate: this.o.authFailureRate, authFailures, sso: this.sso,
     });
     this.app.disable('x-powered-by');
     this.app.get('/healthz', (_req, res) => {
@@ -173,7 +136,15 @@ export class Gateway {
   }
 
   private get informers(): Informer<never>[] {
-    return [this.gitspaces, this.infras, this.hopKey.informer] as unknown as Informer<never>[];
+    return [this.gitspaces, this.infras, this.hopKey.informer, this.sso.sessions.informer] as unknown as Informer<never>[];
+  }
+
+  /** Seals for single sign-on, under a key derived from the hop key (all replicas have it). */
+  private currentSealer(): Sealer | undefined {
+    const key = this.hopKey.key();
+    if (!key) return undefined;
+    if (this.sealer?.key !== key) this.sealer = { key, sealer: new Sealer(key) };
+    return this.sealer.sealer;
   }
 
   async start(): Promise<void> {
@@ -196,10 +167,10 @@ export class Gateway {
     // Past the cap a connection gets one 503 and is closed; far past it, Node drops it unanswered.
     server.maxConnections = this.o.maxConnections + 256;
     server.on(this.o.tls ? 'secureConnection' : 'connection', (s: Socket) => {
-      this.connections++;
-      if (this.connections > this.o.maxConnections) this.overCap.add(s);
+      this.openSockets++;
+      if (this.openSockets > this.o.maxConnections) this.overCap.add(s);
       s.once('close', () => {
-        this.connections--;
+        this.openSockets--;
       });
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -213,6 +184,8 @@ export class Gateway {
       server.listen(this.o.port, this.o.address ?? '0.0.0.0', resolve);
     });
     this.activity.start();
+    this.sso.start(this.o.sessionCheckMs);
+    this.connections.start(this.o.sessionCheckMs);
     await Promise.all(this.informers.map((i) => i.waitForSync()));
     this.ready = true;
     this.o.log.info('gateway ready', { port: this.port, tls: Boolean(this.o.tls), hosts: this.routes.size, hopKey: this.hopKey.key() !== undefined });
@@ -235,7 +208,8 @@ export class Gateway {
     this.server?.closeIdleConnections();
     const deadline = Date.now() + this.o.drainMs;
     while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const s of this.upgraded) s.destroy();
+    this.sso.stop();
+    this.connections.closeAll();
     for (const ws of this.wss.clients) ws.terminate();
     this.server?.closeAllConnections();
     await closed;
@@ -296,17 +270,24 @@ export class Gateway {
       else plain(res, 404, 'no such agent bundle');
       return;
     }
-    const m = this.routes.match(normaliseHost(req.headers.host), url);
+    const host = normaliseHost(req.headers.host);
+    const m = this.routes.match(host, url);
+    const failed = (e: unknown) => {
+      this.o.log.warn('request failed', { error: e });
+      plain(res, 502);
+    };
     if (!m) {
-      if (RouteTable.isGitspacePath(url)) plain(res, 404);
+      const loginInfra = url.startsWith('/.gitspaces/') ? this.sso.loginHostOf(host) : undefined;
+      if (loginInfra) {
+        void this.login.loginHost(req, res, loginInfra, this.addresses.client(req), this.addresses.secure(req, Boolean(this.o.tls))).then((done) => {
+          if (!done) plain(res, 404, 'not found');
+        }, failed);
+      } else if (RouteTable.isGitspacePath(url)) plain(res, 404);
       else this.app(req, res);
       return;
     }
     hostClass = m.kind;
-    void this.handleGitspace(req, res, m).catch((e: unknown) => {
-      this.o.log.warn('request failed', { error: e });
-      plain(res, 502);
-    });
+    void this.handleGitspace(req, res, m).catch(failed);
   }
 
   private async handleGitspace(req: IncomingMessage, res: ServerResponse, m: Match): Promise<void> {
@@ -325,22 +306,18 @@ export class Gateway {
       await this.access.exchange(req, res, m, exchange, query, client, secure);
       return;
     }
+    const sso = this.sso.enabled(m.target.infra);
+    if (sso && (await this.login.gitspaceHost(req, res, m, client, secure))) return;
     const cred = credential(req, sessionCookie(m, secure));
-    if (cred.from === 'cookie' && !isPublic && unsafe(req.method) && !sameOrigin(req, secure)) {
-      plain(res, 403, MESSAGES.crossOrigin);
-      return;
-    }
-    const who = await this.access.authorise(cred.token, m, client);
-    if (typeof who === 'number') {
-      plain(res, who, undefined, who === 401 ? { 'www-authenticate': 'Bearer realm="gitspaces"' } : {});
+    const who = await this.admit(req, m, cred, client, secure, false);
+    if ('status' in who) {
+      // A browser without a (live) session signs in first; scripts and API clients get the status.
+      if (who.status === 401 && sso && isNavigation(req)) this.login.toLogin(req, res, m, secure);
+      else plain(res, who.status, who.message, who.status === 401 ? { 'www-authenticate': 'Bearer realm="gitspaces"' } : who.status === 503 ? { 'retry-after': '5' } : {});
       return;
     }
     if (m.path.startsWith('/.gitspaces/')) {
       gitspacePath(res, m);
-      return;
-    }
-    if (!m.target.secret) {
-      plain(res, 503, MESSAGES.noHopKey, { 'retry-after': '5' });
       return;
     }
     const hop = this.hop(req, m, who, secure);
@@ -349,10 +326,27 @@ export class Gateway {
       return;
     }
     // Anonymous visitors of a public port do not keep a Gitspace from its idle stop.
-    if (who !== ANONYMOUS) this.activity.touch(m.target);
+    if (who !== ANONYMOUS) {
+      this.activity.touch(m.target);
+      this.connections.seen(m, who);
+    }
     this.proxy.forward(req, res, hop, () => {
       plain(res, 502);
     });
+  }
+
+  /**
+   * The checks HTTP and upgrades share: a cookie only from this very origin (another site's page
+   * can make a browser send it), a user who may use this Gitspace, and a hop key to reach it.
+   * Returns who it is, or how to refuse.
+   */
+  private async admit(req: IncomingMessage, m: Match, cred: Credential, client: string, secure: boolean, upgrade: boolean): Promise<Identity | Refusal> {
+    const isPublic = m.port?.visibility === 'public';
+    if (cred.from === 'cookie' && !isPublic && (upgrade || unsafe(req.method)) && !sameOrigin(req, secure)) return { status: 403, message: MESSAGES.crossOrigin };
+    const who = await this.access.authorise(cred.token, m, client);
+    if (typeof who === 'number') return { status: who };
+    if (!m.target.secret && !m.path.startsWith('/.gitspaces/')) return { status: 503, message: MESSAGES.noHopKey };
+    return who;
   }
 
   // --- upgrades (WebSocket, SSH) -------------------------------------------------------------------
@@ -379,20 +373,11 @@ export class Gateway {
       return;
     }
     const secure = this.addresses.secure(req, Boolean(this.o.tls));
-    const cred = credential(req, sessionCookie(m, secure));
-    // A page of another site may open a WebSocket here, and the browser adds the cookie.
-    if (cred.from === 'cookie' && m.port?.visibility !== 'public' && !sameOrigin(req, secure)) {
-      refuseUpgrade(socket, 403, MESSAGES.crossOrigin);
-      return;
-    }
+    const client = this.addresses.client(req);
     void (async () => {
-      const who = await this.access.authorise(cred.token, m, this.addresses.client(req));
-      if (typeof who === 'number') {
-        refuseUpgrade(socket, who);
-        return;
-      }
-      if (!m.target.secret) {
-        refuseUpgrade(socket, 503, MESSAGES.noHopKey);
+      const who = await this.admit(req, m, credential(req, sessionCookie(m, secure)), client, secure, true);
+      if ('status' in who) {
+        refuseUpgrade(socket, who.status, who.message);
         return;
       }
       const hop = this.hop(req, m, who, secure);
@@ -401,21 +386,13 @@ export class Gateway {
         return;
       }
       const anonymous = who === ANONYMOUS;
-      const track = {
-        onOpen: () => {
-          this.upgraded.add(socket);
-          this.metrics.websockets.inc();
-        },
-        onClose: () => {
-          if (this.upgraded.delete(socket)) this.metrics.websockets.dec();
-        },
-        onData: () => {
-          if (!anonymous) this.activity.touch(m.target);
-        },
-      };
-      if (!anonymous) this.activity.touch(m.target);
-      if (ssh) sshBridge(this.wss, req, socket, head, hop, { idleMs: this.o.idleMs, ...track });
-      else this.proxy.upgrade(req, socket, head, hop, { idleMs: this.o.idleMs, ...track, onError: (status) => { refuseUpgrade(socket, status); } });
+      if (!anonymous) {
+        this.activity.touch(m.target);
+        this.connections.seen(m, who);
+      }
+      const hooks = this.connections.hooks(socket, ssh ? 'ssh' : 'websocket', m, who, client, this.o.idleMs, anonymous);
+      if (ssh) sshBridge(this.wss, req, socket, head, hop, hooks);
+      else this.proxy.upgrade(req, socket, head, hop, { ...hooks, onError: (status) => { refuseUpgrade(socket, status); } });
     })().catch(() => {
       refuseUpgrade(socket, 502);
     });

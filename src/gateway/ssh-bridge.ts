@@ -32,11 +32,17 @@ export function gitspacePath(res: ServerResponse, m: Match): void {
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 << 10;
 
+/** What the gateway learns of an upgraded connection (WebSocket or SSH) while it lasts. */
 export interface BridgeHooks {
   idleMs: number;
-  onOpen(): void;
-  onClose(): void;
-  onData(): void;
+  /** Joined to the agent; returns the function that closes both sides (for a session's end). */
+  onOpen(close: (reason: string) => void): void;
+  /** Ended: `reason` is idle when it carried nothing for idleMs, else closed. */
+  onClose(reason: string): void;
+  /** Bytes from the client (which also count as use of the Gitspace). */
+  onData(bytes: number): void;
+  /** Bytes to the client. */
+  onDataOut(bytes: number): void;
 }
 
 export function sshBridge(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer, hop: Hop, hooks: BridgeHooks): void {
@@ -55,21 +61,23 @@ export function sshBridge(wss: WebSocketServer, req: IncomingMessage, socket: Du
   up.on('upgrade', (_r, agent, agentHead: Buffer) => {
     up.setTimeout(0);
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      hooks.onOpen();
-      // Bytes the agent sent right after its 101 (the SSH banner) came with the response.
-      if (agentHead.length) ws.send(agentHead);
       let closed = false;
-      const close = () => {
+      const close = (reason = 'closed') => {
         if (closed) return;
         closed = true;
         agent.destroy();
         ws.terminate();
-        hooks.onClose();
+        hooks.onClose(reason);
       };
+      hooks.onOpen(close);
+      // Bytes the agent sent right after its 101 (the SSH banner) came with the response.
+      if (agentHead.length) ws.send(agentHead);
       // Every byte passes through the agent's socket, whose timeout both reads and writes reset.
-      agent.setTimeout(hooks.idleMs, close);
+      agent.setTimeout(hooks.idleMs, () => {
+        close('idle');
+      });
       ws.on('message', (data: Buffer) => {
-        hooks.onData();
+        hooks.onData(data.length);
         if (!agent.write(data)) ws.pause();
       });
       agent.on('drain', () => {
@@ -79,13 +87,14 @@ export function sshBridge(wss: WebSocketServer, req: IncomingMessage, socket: Du
         if (agent.isPaused() && ws.bufferedAmount < LOW_WATER) agent.resume();
       };
       agent.on('data', (d: Buffer) => {
+        hooks.onDataOut(d.length);
         ws.send(d, sent);
         if (ws.bufferedAmount >= HIGH_WATER) agent.pause();
       });
-      ws.on('close', close);
-      ws.on('error', close);
-      agent.on('close', close);
-      agent.on('error', close);
+      for (const e of [ws, agent]) {
+        e.on('close', () => { close(); });
+        e.on('error', () => { close(); });
+      }
     });
   });
   up.end();

@@ -186,11 +186,13 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
     expect(rules(one(docs, 'ClusterRole', '-gateway'))).to.deep.equal([{ apiGroups: ['gitspaces.dev'], resources: ['gitspaces', 'gitspaceinfras'], verbs: ['list', 'watch'] }]);
     const gwRole = one(docs, 'Role', '-gateway');
     expect(gwRole.metadata.namespace).to.equal('chart-defaults');
-    expect(rules(gwRole)).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['gitspaces-hop-key'], verbs: ['list', 'watch'] }]);
-    const keySets = render('gitspaces', 'chart-defaults', { gateway: { keySetSecrets: ['issuer-jwks'] } });
+    const sessions = { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] };
+    expect(rules(gwRole)).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['gitspaces-hop-key'], verbs: ['list', 'watch'] }, sessions]);
+    const keySets = render('gitspaces', 'chart-defaults', { gateway: { keySetSecrets: ['issuer-jwks'], oidcClientSecrets: ['sso-client'] } });
     expect(rules(one(keySets, 'Role', '-gateway'))).to.deep.equal([
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['gitspaces-hop-key'], verbs: ['list', 'watch'] },
-      { apiGroups: [''], resources: ['secrets'], resourceNames: ['issuer-jwks'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['issuer-jwks', 'sso-client'], verbs: ['get'] },
+      sessions,
     ]);
     const secretRules = (d: Rendered) => rules(d).filter((r) => r.resources.includes('secrets'));
     expect(secretRules(one(docs, 'ClusterRole', '-operator'))).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
@@ -353,6 +355,7 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
       expect(can(gw, 'watch', 'secrets/gitspaces-hop-key', NS)).to.equal(true);
       expect(can(op, 'update', 'leases.coordination.k8s.io/gitspaces-operator', NS)).to.equal(true);
       expect(can(gw, 'watch', 'gitspaces.gitspaces.dev')).to.equal(true);
+      expect(can(gw, 'create', 'configmaps', NS), 'single sign-on sessions').to.equal(true);
       // What they must not.
       for (const [sa, verb, resource, ns] of [
         [op, 'get', 'configmaps', undefined], [op, 'create', 'pods', undefined], [op, 'delete', 'gitspaceinfras.gitspaces.dev', undefined],
@@ -362,7 +365,7 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
         [gw, 'get', 'secrets', DEV], [gw, 'list', 'secrets', undefined], [gw, 'watch', 'secrets', NS], [gw, 'get', 'secrets/gitspaces-enrolment', NS],
         [op, 'create', 'secrets', DEV], [op, 'list', 'secrets', DEV], [op, 'watch', 'secrets', undefined], [op, 'update', 'secrets', undefined],
         [op, 'patch', 'secrets', NS], [op, 'delete', 'secrets', undefined],
-        [gw, 'get', 'configmaps', undefined], [gw, 'create', 'events.events.k8s.io', undefined],
+        [gw, 'get', 'configmaps', undefined], [gw, 'create', 'configmaps', DEV], [gw, 'create', 'events.events.k8s.io', undefined],
       ] as [string, string, string, string | undefined][]) {
         expect(can(sa, verb, resource, ns), `${sa} ${verb} ${resource}${ns ? ` in ${ns}` : ''}`).to.equal(false);
       }
