@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GITSPACE_INFRAS } from '../src/api/index.ts';
+import { GITSPACE_INFRAS, SECRETS } from '../src/api/index.ts';
 import { LocalProvider } from '../src/providers/local/provider.ts';
 import { isAlreadyExists, KubeClient } from '../src/runtime/kube.ts';
 import { fromKubeconfigText } from '../src/runtime/kubeconfig.ts';
@@ -36,6 +36,10 @@ export interface StackOptions {
   pool?: { minReady: number; max: number };
   /** Another token issuer for the infra (default: the control plane). */
   issuer?: { url: string; audience: string };
+  /** Single sign-on for browsers: the OpenID provider and the gateway's client there. */
+  sso?: { issuer: string; clientId: string; clientSecret: string };
+  /** The gateway's session upkeep interval (refresh ahead, close ended sessions' connections). */
+  sessionCheckMs?: number;
   progress?: (line: string) => void;
 }
 
@@ -56,6 +60,7 @@ export interface OpenedGitspace {
 }
 
 const DELEGATE_TOKEN_FILE = 'delegate-token';
+const SSO_SECRET = 'gitspaces-sso';
 
 interface Proc { name: string; child: ChildProcess; log: string }
 
@@ -140,7 +145,10 @@ export class Stack {
     await this.ready(op, `http://127.0.0.1:${String(this.o.ports.operatorHealth)}/readyz`);
 
     this.say(`starting the gateway on ${this.gatewayURL}`);
-    const gw = this.spawn('gateway', ['gateway', '--port', String(this.o.ports.gateway), '--address', '127.0.0.1', '--drain-delay-ms', '0'], {
+    const gw = this.spawn('gateway', [
+      'gateway', '--port', String(this.o.ports.gateway), '--address', '127.0.0.1', '--drain-delay-ms', '0',
+      ...(this.o.sessionCheckMs ? ['--session-check-ms', String(this.o.sessionCheckMs)] : []),
+    ], {
       KUBECONFIG: this.o.gatewayKubeconfig ?? this.o.kubeconfig,
       // The operator's namespace, as in the chart: both find the hop key Secret there.
       POD_NAMESPACE: opNs,
@@ -158,12 +166,22 @@ export class Stack {
         // 'unpooled' is the same local VM without a warm pool (what a cold start gets).
         machineTypes: [{ name: 'small', providerType: 'local' }, { name: 'unpooled', providerType: 'local' }],
         allowedNamespaces: {}, gateway: { domain: DOMAIN, ...(this.o.allowPublicPorts ? { allowPublicPorts: true } : {}) },
-        auth: this.o.issuer ? { issuer: this.o.issuer.url, audience: this.o.issuer.audience } : { issuer: this.controlPlaneURL, audience: 'gitspaces' },
+        auth: {
+          ...(this.o.issuer ? { issuer: this.o.issuer.url, audience: this.o.issuer.audience } : { issuer: this.controlPlaneURL, audience: 'gitspaces' }),
+          ...(this.o.sso ? { oidc: { issuer: this.o.sso.issuer, clientSecretRef: { name: SSO_SECRET } } } : {}),
+        },
         ...(this.o.pool ? { pool: [{ machineType: 'small', zone: 'local', ...this.o.pool }] } : {}),
       },
     };
     const client = new KubeClient(fromKubeconfigText(readFileSync(this.o.kubeconfig, 'utf8')));
     try {
+      if (this.o.sso) {
+        // The gateway's client at the OpenID provider, in the gateway's namespace (as the chart's gateway.oidcClientSecrets).
+        const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: SSO_SECRET, namespace: this.o.operatorNamespace ?? this.o.namespace }, stringData: { 'client-id': this.o.sso.clientId, 'client-secret': this.o.sso.clientSecret } };
+        await client.create(SECRETS, secret).catch((e: unknown) => {
+          if (!isAlreadyExists(e)) throw e;
+        });
+      }
       await client.create(GITSPACE_INFRAS, infra);
     } catch (e) {
       if (!isAlreadyExists(e)) throw e;
