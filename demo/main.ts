@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binDir, freePort, TestCluster } from '../test/cluster/cluster.ts';
+import { Idp } from './idp.ts';
 import { DOMAIN, ROOT, Stack } from './stack.ts';
 
 const started = Date.now();
@@ -19,7 +20,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllLis
 const work = mkdtempSync(join(tmpdir(), 'gitspaces-demo-'));
 let cluster: TestCluster | undefined;
 let stack: Stack | undefined;
+let idp: Idp | undefined;
 let stopping = false;
+/** The demo's single sign-on user (the control plane's user too). */
+const DEMO_USER = 'dev@example.com';
+const DEMO_PASSWORD = 'gitspaces-demo';
 
 async function stop(code: number): Promise<never> {
   if (!stopping) {
@@ -27,6 +32,7 @@ async function stop(code: number): Promise<never> {
     say('stopping: gateway, operator, control plane, the Gitspace\'s VM (agent), the cluster');
     try {
       await stack?.stop();
+      await idp?.stop();
     } finally {
       await cluster?.stop();
       rmSync(work, { recursive: true, force: true });
@@ -68,10 +74,22 @@ try {
   cluster = await TestCluster.start({ detached: true, crdDir: join(ROOT, 'crds') });
   say(`API server ready at ${cluster.server}; CRDs installed (gitspaceinfras, gitspaces)`);
 
+  const gatewayPort = Number(process.env.GITSPACES_DEMO_PORT ?? (await freePort()));
+  const loginHost = `http://${DOMAIN}:${String(gatewayPort)}`;
+  const clientSecret = `demo-${String(process.pid)}-${String(Date.now())}`;
+  idp = await Idp.start({
+    users: [{ id: DEMO_USER, password: DEMO_PASSWORD }],
+    clients: [{
+      client_id: 'gitspaces-gateway', client_secret: clientSecret, grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: [`${loginHost}/.gitspaces/oidc/callback`], post_logout_redirect_uris: [`${loginHost}/.gitspaces/signed-out`],
+    }],
+  });
+  say(`identity provider (oidc-provider) at ${idp.url}: the gateway's single sign-on`);
   stack = new Stack({
     work,
     kubeconfig: cluster.kubeconfigPath,
-    ports: { controlPlane: await freePort(), gateway: Number(process.env.GITSPACES_DEMO_PORT ?? (await freePort())), operatorHealth: await freePort() },
+    ports: { controlPlane: await freePort(), gateway: gatewayPort, operatorHealth: await freePort() },
+    sso: { issuer: idp.url, clientId: 'gitspaces-gateway', clientSecret },
     progress: say,
   });
   await stack.start();
@@ -85,7 +103,12 @@ try {
   say(`Gitspace default/hello is Running (${elapsed()} after start)`);
 
   process.stdout.write(`
-  Open it in a browser (the token is exchanged for a session cookie; *.localhost resolves to this machine):
+  Open it in a browser (*.localhost resolves to this machine) and sign in at the demo identity
+  provider as ${DEMO_USER}, password ${DEMO_PASSWORD}:
+    ${g.url.replace(/\?token=.*$/, '')}
+  Sign out: ${g.url.replace(/\?token=.*$/, '')}.gitspaces/logout
+
+  Or without signing in, with a one-time token (exchanged for a session cookie):
     ${g.url}
 
   Token (a JWT from the control plane, owner ${stack.user.subject}; for API clients as "Authorization: Bearer …"):

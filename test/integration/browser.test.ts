@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { ROOT } from '../support/resources.ts';
@@ -59,7 +60,8 @@ describe('npm start, opened in Chromium through the gateway', function () {
     for (const step of ['starting a Kubernetes API server', 'starting the control plane', 'applying GitspaceInfra', 'starting the operator', 'starting the gateway', 'Gitspace default/hello: Running']) {
       expect(out).to.include(step);
     }
-    expect(out).to.match(/Open it in a browser[^\n]*\n\s+http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?token=[\w.-]+/);
+    expect(out).to.match(/Open it in a browser[^\n]*\n[^\n]*dev@example\.com, password gitspaces-demo:\n\s+http:\/\/hello--default\.gitspaces\.localhost:\d+\/\n/);
+    expect(out).to.match(/with a one-time token[^\n]*\n\s+http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?token=[\w.-]+/);
     expect(out).to.match(/ssh -o ProxyCommand='[^']+ ssh --gateway http:\/\/127\.0\.0\.1:\d+ %h'.* gitspace@hello--default\.gitspaces\.localhost/);
   });
 
@@ -80,12 +82,35 @@ describe('npm start, opened in Chromium through the gateway', function () {
     expect(cookies.find((c) => c.name === 'gitspaces_session')).to.include({ httpOnly: true, secure: true, sameSite: 'Lax' });
     await screenshot(page, join(ARTIFACTS, 'demo-gitspace.png'), true);
 
-    // A fresh browser context has no session: the gateway refuses, and says so briefly.
-    const stranger = await browser.newPage();
-    const refused = await stranger.goto(`${origin}/`);
-    expect(refused?.status()).to.equal(401);
-    expect((await stranger.textContent('body'))?.trim()).to.match(/^[^\n]{1,120}$/);
-    await screenshot(stranger, join(ARTIFACTS, 'demo-no-token.png'));
+    // A fresh browser context has no session: a script is refused briefly; a page load signs in.
+    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const u = new URL(origin);
+      const req = request({ host: '127.0.0.1', port: u.port, path: '/', headers: { host: u.host, accept: 'application/json' } }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }); });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(refused.status).to.equal(401);
+    expect(refused.body.trim()).to.match(/^[^\n]{1,120}$/);
+  });
+
+  it('opens the bare Gitspace URL through the identity provider\'s sign-in page to VS Code', async () => {
+    const bare = /http:\/\/hello--default\.gitspaces\.localhost:\d+\/\n/.exec(out)?.[0].trim() ?? '';
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(bare);
+    await page.waitForURL(/\/interaction\//, { timeout: 30_000 });
+    await screenshot(page, join(ARTIFACTS, 'demo-sign-in.png'));
+    await page.fill('input[name=username]', 'dev@example.com');
+    await page.fill('input[name=password]', 'gitspaces-demo');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+    expect(new URL(page.url()).origin).to.equal(new URL(bare).origin);
+    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'main.py' }).first().waitFor({ timeout: 60_000 });
+    await screenshot(page, join(ARTIFACTS, 'demo-signed-in.png'), true);
+    await page.context().close();
   });
 
   it('stops on Ctrl-C (SIGINT) and leaves nothing running', async () => {
