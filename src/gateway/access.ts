@@ -10,6 +10,7 @@ import { TokenBucket } from '../runtime/backoff.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/log.ts';
 import { AuthError, type AuthFailureReason, type Identity, type IssuerConfig, type TokenVerifier } from './auth.ts';
+import type { Audit } from './audit.ts';
 import { plain } from './pages.ts';
 import { isSessionId } from './sso/sessions.ts';
 import type { SingleSignOn } from './sso/sso.ts';
@@ -114,6 +115,7 @@ export interface AccessOptions {
   authFailures: Counter<'reason'>;
   /** Single sign-on, whose session ids a cookie may hold instead of a token. */
   sso?: SingleSignOn;
+  audit: Audit;
 }
 
 interface SecretObject extends KubeObject {
@@ -225,6 +227,7 @@ export class Access {
       plain(res, who);
       return;
     }
+    this.o.audit.write('session.open', { user: who.sub, gitspace: m.target.key, hostKind: m.kind, ...(m.port ? { port: m.port.number } : {}), client, via: 'token' });
     query.delete('token');
     const rest = query.toString();
     const base = (req.url ?? '/').split('?')[0] ?? '/';

@@ -123,6 +123,12 @@ export class Connections {
     };
   }
 
+  /** A connection refused before it was joined (no or a bad credential, not the owner's, …). */
+  refused(kind: 'websocket' | 'ssh', m: Match, client: string, status: number): void {
+    const now = new Date().toISOString();
+    this.o.audit.write('connection', { kind, user: '', gitspace: m.target.key, hostKind: m.kind, ...(m.port ? { port: m.port.number } : {}), client, start: now, end: now, bytesIn: 0, bytesOut: 0, result: `refused_${String(status)}` });
+  }
+
   /** Ends every connection of a session (it was ended here or on another replica). */
   endSession(id: string): void {
     for (const c of this.open) if (c.session === id) c.close('session_ended');

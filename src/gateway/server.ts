@@ -112,7 +112,7 @@ export class Gateway {
     this.sso.sessions.onEnded = (s) => { this.connections.endSession(s.id); };
     this.access = new Access({
       client: o.client, log: o.log, routes: this.routes, verifier: this.verifier, namespace: this.o.namespace,
-      authFailureBurst: this.o.authFailureBurst, authFailureRate: this.o.authFailureRate, authFailures, sso: this.sso,
+      authFailureBurst: this.o.authFailureBurst, authFailureRate: this.o.authFailureRate, authFailures, sso: this.sso, audit,
     });
     this.app.disable('x-powered-by');
     this.app.get('/healthz', (_req, res) => {
@@ -377,6 +377,7 @@ export class Gateway {
     void (async () => {
       const who = await this.admit(req, m, credential(req, sessionCookie(m, secure)), client, secure, true);
       if ('status' in who) {
+        this.connections.refused(ssh ? 'ssh' : 'websocket', m, client, who.status);
         refuseUpgrade(socket, who.status, who.message);
         return;
       }

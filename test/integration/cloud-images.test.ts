@@ -152,7 +152,7 @@ describe('stock and baked cloud images: the agent installs itself, enrols, and r
 
     issuer = await TestIssuer.start();
     // Listens on every address: the instances reach it at their network's gateway address.
-    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '0.0.0.0', agentBundles: bundle.dir, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
+    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '0.0.0.0', agentBundles: bundle.dir, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
     await gw.start();
     git = await serveRepoPrivately(makeRepo(work), work, GIT_USER, GIT_TOKEN, '0.0.0.0');
     // A "mirror" that serves something else under the bundle's name: the sha256 check must catch it.

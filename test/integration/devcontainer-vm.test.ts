@@ -121,7 +121,7 @@ describe('dev containers on VMs with Docker (GCE fake, baked image): the contain
     const stock = await imageTrusting(docker, STOCK_TAG, `${NET.host}:${String(registry.port)}`, `gitspaces-test/debian-12:stock-${prefix}`);
 
     issuer = await TestIssuer.start();
-    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '0.0.0.0', agentBundles: bundle.dir, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
+    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '0.0.0.0', agentBundles: bundle.dir, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
     await gw.start();
     ({ gce, gcp } = await gceOnContainers({ project: PROJECT, zone: ZONE, vms, net: NET, namePrefix: prefix, images: { [IMAGE]: tag, [STOCK_IMAGE]: stock } }));
     op = createOperator({

@@ -79,7 +79,7 @@ describe('gateway limits: failed credentials, Origin, cookies, timeouts, connect
   };
 
   const gateway = async (o: Partial<GatewayOptions> = {}): Promise<Gateway> => {
-    const gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', namespace: KEYS_NS, drainDelayMs: 0, drainMs: 200, ...o });
+    const gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '127.0.0.1', namespace: KEYS_NS, drainDelayMs: 0, drainMs: 200, ...o });
     gateways.push(gw);
     await gw.start();
     await eventually('the Gitspace routed', 5_000, async () => (await send(gw.port, '/', { authorization: `Bearer ${owner}` })).status === 200);
@@ -153,7 +153,7 @@ describe('gateway limits: failed credentials, Origin, cookies, timeouts, connect
       const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${HOST}`, '-keyout', join(work, 'k'), '-out', join(work, 'c')], { encoding: 'utf8' });
       expect(r.status, r.stderr).to.equal(0);
       const ca = readFileSync(join(work, 'c'));
-      const tls = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', namespace: KEYS_NS, drainDelayMs: 0, drainMs: 200, tls: { cert: ca.toString(), key: readFileSync(join(work, 'k'), 'utf8') } });
+      const tls = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '127.0.0.1', namespace: KEYS_NS, drainDelayMs: 0, drainMs: 200, tls: { cert: ca.toString(), key: readFileSync(join(work, 'k'), 'utf8') } });
       gateways.push(tls);
       await tls.start();
       const get = (path: string, headers: Record<string, string> = {}, hostHeader = HOST) => new Promise<Reply>((resolve, reject) => {

@@ -86,7 +86,7 @@ describe('gateway routes from derived facts (real API server, fake agents)', fun
     for (const i of [local, gcp]) await k8s.apply(JSON.parse(JSON.stringify(i)) as Manifest);
     for (const [n, a] of [['alpha', '127.14.0.1'], ['mallet', '127.14.0.2'], ['other', '127.14.0.3']] as const) agents[n] = await FakeAgent.start(a);
     // The gateway starts before the operator has made the hop key.
-    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', namespace: KEYS_NS, drainDelayMs: 0, authFailureBurst: 1_000 });
+    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '127.0.0.1', namespace: KEYS_NS, drainDelayMs: 0, authFailureBurst: 1_000 });
     await gw.start();
     owner = { authorization: `Bearer ${await issuer.token(OWNER)}` };
     const running = (ip: string, extra: Record<string, unknown> = {}) => ({ phase: 'Running' as const, instance: { provider: 'local' as const, name: 'vm', privateIP: ip }, ...extra });

@@ -112,7 +112,7 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     await k8s.apply(infra);
     const provider = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] });
     op = await startInProcessOperator({ provider, realAgent: true, sweep: false });
-    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', activityIntervalMs: 300, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
+    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '127.0.0.1', activityIntervalMs: 300, jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
     await gw.start();
     app = gitspaceManifest('gw-app', { infra: INFRA, repo, key });
     Object.assign(app.spec as Record<string, unknown>, { owner: OWNER, sharedWith: [FRIEND], ports: [{ port: devPort, visibility: 'public' }] });
@@ -343,7 +343,7 @@ describe('gateway (real API server, real agent, test issuer)', function () {
     const keyPem = join(work, 'tls.key');
     const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=*.${DOMAIN}`, '-keyout', keyPem, '-out', cert], { encoding: 'utf8' });
     expect(r.status, r.stderr).to.equal(0);
-    const tls = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(keyPem, 'utf8') }, drainDelayMs: 800 });
+    const tls = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '127.0.0.1', tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(keyPem, 'utf8') }, drainDelayMs: 800 });
     await tls.start();
     const get = (path: string, headers: Record<string, string> = {}, host = HOST) => new Promise<number>((resolve, reject) => {
       const q = httpsRequest({ host: '127.0.0.1', port: tls.port, path, headers: { host, ...headers }, ca: readFileSync(cert), servername: HOST, agent: false }, (res) => {
@@ -368,7 +368,7 @@ describe('gateway (real API server, real agent, test issuer)', function () {
   });
 
   it('keeps busy long-lived connections and reaps idle ones', async () => {
-    const reaper = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', idleMs: 800, drainDelayMs: 0 });
+    const reaper = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '127.0.0.1', idleMs: 800, drainDelayMs: 0 });
     await reaper.start();
     try {
       const headers = { host: HOST, ...(await bearer(OWNER)) };

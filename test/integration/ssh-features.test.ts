@@ -83,6 +83,8 @@ describe('SSH as desktop IDEs use it: forwarding, sftp, scp, rsync, agent forwar
     return child;
   };
 
+  const audit: Record<string, unknown>[] = [];
+
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'gitspaces-sshf-'));
     ({ key, keyFile } = makeSshKeyFile(work));
@@ -92,7 +94,7 @@ describe('SSH as desktop IDEs use it: forwarding, sftp, scp, rsync, agent forwar
     await k8s.apply(infra);
     const provider = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] });
     op = await startInProcessOperator({ provider, realAgent: true, sweep: false });
-    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0 });
+    gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', jwksCooldownMs: 0, authFailureBurst: 1_000, drainDelayMs: 0, audit: (l) => audit.push(JSON.parse(l) as Record<string, unknown>) });
     await gw.start();
     app = gitspaceManifest('sshf-app', { infra: INFRA, repo: makeRepo(work), key });
     Object.assign(app.spec as Record<string, unknown>, { owner: OWNER });
@@ -253,8 +255,14 @@ describe('SSH as desktop IDEs use it: forwarding, sftp, scp, rsync, agent forwar
     }
   });
 
-  it('passes the exit status, answers keepalives, and leaves no process behind a client that goes away', async () => {
+  it('passes the exit status, answers keepalives, and leaves no process behind a client that goes away; each connection is an audit line', async () => {
+    const before = audit.length;
     expect((await ssh(['gs', 'exit 7'])).code).to.equal(7);
+    await eventually('the connection\'s audit line', 10_000, () => audit.slice(before).find((l) => l.event === 'connection') ?? undefined);
+    const line = audit.slice(before).find((l) => l.event === 'connection');
+    expect(line).to.include({ kind: 'ssh', user: OWNER, gitspace: `${String(app.metadata.namespace)}/sshf-app`, hostKind: 'host', client: '127.0.0.1', result: 'closed' });
+    expect(line?.bytesIn).to.be.greaterThan(1000);
+    expect(line?.bytesOut).to.be.greaterThan(1000);
     const kept = await ssh(['-o', 'ServerAliveInterval=1', '-o', 'ServerAliveCountMax=2', 'gs', 'sleep 4; echo still here']);
     expect(kept.out, kept.err).to.equal('still here\n');
     const marker = `sleep ${String(4000 + Math.floor(Math.random() * 999))}`;

@@ -315,14 +315,36 @@ describe('single sign-on at the gateway (oidc-provider, Chromium)', function () 
       });
     }
 
+    it('asks before signing out when another site links to logout; a POST from the Gitspace\'s page signs out', async () => {
+      const c = new Client();
+      const handoff = await c.get(await toCallback(c));
+      expect((await c.follow(handoff.location)).status).to.not.equal(401);
+      const use = async () => (await c.get(url(a.id), { headers: { accept: 'application/json' } })).status;
+      expect(await use()).to.not.equal(401);
+      const asked = await c.get(url(a.id, '/.gitspaces/logout'), { headers: { 'sec-fetch-site': 'cross-site' } });
+      expect(asked.status).to.equal(200);
+      expect(asked.body).to.include('Sign out of your Gitspaces?');
+      expect(await use(), 'still signed in').to.not.equal(401);
+      const forged = await c.get(url(a.id, '/.gitspaces/logout'), { method: 'POST', headers: { origin: 'http://evil.example' } });
+      expect(forged.status).to.equal(200);
+      expect(await use(), 'still signed in').to.not.equal(401);
+      const out = await c.get(url(a.id, '/.gitspaces/logout'), { method: 'POST', headers: { origin: `http://${host(a.id)}:${String(gatewayPort)}` } });
+      expect(out.status).to.equal(303);
+      expect(await use()).to.equal(401);
+    });
+
     it('refuses a return address outside this gateway\'s Gitspaces', async () => {
       const r = await new Client().get(`http://${DOMAIN}:${String(gatewayPort)}/.gitspaces/login?rd=${encodeURIComponent('http://evil.example/')}`);
       expect(r.status).to.equal(400);
     });
 
-    it('answers scripts (no navigation) 401 instead of a redirect, and counts login failures in metrics', async () => {
+    it('answers scripts (no navigation) and WebSockets 401 instead of a redirect, audits the refusal, and counts login failures in metrics', async () => {
       const r = await new Client().get(url(a.id), { headers: { accept: 'application/json' } });
       expect(r.status).to.equal(401);
+      const ws = await new Client().get(url(a.id, '/socket'), { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+      expect(ws.status).to.equal(401);
+      await eventually('the refusal\'s audit line', 5_000, () => audit().find((l) => l.event === 'connection' && l.result === 'refused_401') ?? undefined);
+      expect(audit().find((l) => l.event === 'connection' && l.result === 'refused_401')).to.include({ kind: 'websocket', user: '', gitspace: `${NS}/${a.id}`, client: '127.0.0.1', bytesIn: 0 });
       const metrics = await (await fetch(`http://127.0.0.1:${String(gatewayPort)}/metrics`)).text();
       expect(metrics).to.match(/gitspaces_gateway_login_failures_total\{reason="bad_state"\} [1-9]/);
       expect(metrics).to.match(/gitspaces_gateway_login_failures_total\{reason="token_rejected"\} [2-9]/);

@@ -186,7 +186,7 @@ describe('tenancy: which namespaces may use an infra, names, the local provider,
     const setTLS = (name: string) => k8s.patch(infraManifest(infra, ''), { spec: { gateway: { tlsSecretRef: { name } } } });
 
     before(async () => {
-      gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), port: 0, address: '127.0.0.1', drainDelayMs: 0 });
+      gw = new Gateway({ client: new KubeClient(testCluster().access()), log: createLogger({ component: 'gateway' }, 'error'), audit: () => undefined, port: 0, address: '127.0.0.1', drainDelayMs: 0 });
       await gw.start();
       const m = infraManifest(infra, join(work, 'tls'));
       (m.spec as GitspaceInfra['spec']).gateway = { domain, tlsSecretRef: { name: 'tenancy-missing' } };

@@ -23,7 +23,7 @@ describe('gateway hop headers', () => {
       'x-gitspaces-user': 'root',
       [SECRET_HEADER]: 'guess',
       authorization: 'Bearer user-token',
-      cookie: 'a=1; gitspaces_session=tok; b=2',
+      cookie: 'a=1; gitspaces_session=tok; gitspaces_sso=sid; __Host-gitspaces_sso=sid; b=2',
       accept: 'text/html',
     }, hop);
     expect(out).to.deep.equal({

@@ -11,7 +11,7 @@ import * as oidc from 'openid-client';
 import type { Counter } from 'prom-client';
 import type { GitspaceInfra } from '../../api/index.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { sessionCookie, SSO_COOKIE } from '../access.ts';
+import { sameOrigin, sessionCookie, SSO_COOKIE } from '../access.ts';
 import type { Audit } from '../audit.ts';
 import { plain } from '../pages.ts';
 import { normaliseHost, type Match, type RouteTable } from '../routes.ts';
@@ -76,6 +76,19 @@ export function isNavigation(req: IncomingMessage): boolean {
   if (req.method !== 'GET' || req.headers.authorization) return false;
   const mode = req.headers['sec-fetch-mode'];
   return mode === 'navigate' || (mode === undefined && (req.headers.accept ?? '').includes('text/html'));
+}
+
+/**
+ * Another site's page may link to logout (signing the user out is all it could do): such a request
+ * gets a button instead, whose POST a browser sends only from this origin (and with SameSite=Lax
+ * cookies only from this site).
+ */
+function crossSiteLogout(req: IncomingMessage, res: ServerResponse, secure: boolean): boolean {
+  if (req.method === 'POST' ? sameOrigin(req, secure) : req.headers['sec-fetch-site'] !== 'cross-site') return false;
+  const body = '<!doctype html><meta charset="utf-8"><title>Sign out</title><form method="post"><p>Sign out of your Gitspaces?</p><button type="submit">Sign out</button></form>\n';
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+  return true;
 }
 
 const flowCookie = (state: string) => `gitspaces_flow_${createHash('sha256').update(state).digest('hex').slice(0, 16)}`;
@@ -232,6 +245,7 @@ export class Login {
     if (!infra) return false;
     const cookie = sessionCookie(m, secure);
     if (path === LOGOUT_PATH) {
+      if (crossSiteLogout(req, res, secure)) return true;
       const sid = readCookie(req, cookie);
       const s = sid ? await this.o.sso.sessions.get(sid) : undefined;
       const idToken = s ? await this.o.sso.end(s, 'logout') : undefined;
@@ -250,12 +264,13 @@ export class Login {
       return true;
     }
     this.used.set(h.n, now + HANDOFF_TTL_MS);
-    this.o.audit.write('session.open', { session: id.session, user: id.sub, gitspace: m.target.key, hostKind: m.kind, ...(m.port ? { port: m.port.number } : {}), client });
+    this.o.audit.write('session.open', { session: id.session, user: id.sub, gitspace: m.target.key, hostKind: m.kind, ...(m.port ? { port: m.port.number } : {}), client, via: 'sso' });
     redirect(res, h.rd.startsWith('/') && !h.rd.startsWith('//') ? h.rd : '/', [cookieHeader(cookie, h.sid, { path: m.cookiePath, maxAgeSec: id.exp - now / 1000 })]);
     return true;
   }
 
   private async logoutAtLoginHost(req: IncomingMessage, res: ServerResponse, infra: GitspaceInfra, url: URL, secure: boolean): Promise<void> {
+    if (crossSiteLogout(req, res, secure)) return;
     const sid = readCookie(req, ssoCookie(secure));
     const s = sid ? await this.o.sso.sessions.get(sid) : undefined;
     const hint = (this.o.sealer()?.open('handoff', url.searchParams.get('h') ?? '') as { idToken?: string } | undefined)?.idToken;

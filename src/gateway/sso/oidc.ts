@@ -62,9 +62,12 @@ export class OidcClients {
       const client = this.discover(infra);
       hit = { at: Date.now(), key, client };
       this.cache.set(name, hit);
-      // A failure is not kept: the next login tries again.
+      // A failure is kept 5 s (sign-in pages hit by many browsers do not each ask the API server
+      // and the issuer again), then the next login tries again.
       client.catch(() => {
-        if (this.cache.get(name)?.client === client) this.cache.delete(name);
+        setTimeout(() => {
+          if (this.cache.get(name)?.client === client) this.cache.delete(name);
+        }, 5_000).unref();
       });
     }
     return hit.client;
