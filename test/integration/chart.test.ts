@@ -147,8 +147,9 @@ describe('Helm chart (helm lint/template, server-side dry-run, RBAC under its Se
     const g = render('gitspaces', 'chart-gke', valueSets.gke ?? {});
     expect(one(g, 'ServiceAccount', '-operator').metadata.annotations).to.include({ 'iam.gke.io/gcp-service-account': 'gitspaces@acme.iam.gserviceaccount.com' });
     const ing = one(g, 'Ingress', '-gateway').spec as { rules: { host: string }[]; tls: { hosts: string[]; secretName: string }[] };
-    expect(ing.rules[0]?.host).to.equal('*.gitspaces.example.com');
-    expect(ing.tls[0]).to.deep.equal({ hosts: ['*.gitspaces.example.com'], secretName: 'gitspaces-wildcard' });
+    // The wildcard for Gitspaces, the domain itself for sign-in and agent bundles.
+    expect(ing.rules.map((r) => r.host)).to.deep.equal(['*.gitspaces.example.com', 'gitspaces.example.com']);
+    expect(ing.tls[0]).to.deep.equal({ hosts: ['*.gitspaces.example.com', 'gitspaces.example.com'], secretName: 'gitspaces-wildcard' });
     expect(byKind(g, 'ServiceMonitor').map((s) => s.metadata.labels?.release)).to.deep.equal(['prometheus', 'prometheus']);
     const cm = one(g, 'ConfigMap', '-argocd-health') as Rendered & { data: Record<string, string> };
     expect(cm.metadata.namespace).to.equal('argocd');
