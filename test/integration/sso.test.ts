@@ -348,6 +348,8 @@ describe('single sign-on at the gateway (oidc-provider, Chromium)', function () 
       const metrics = await (await fetch(`http://127.0.0.1:${String(gatewayPort)}/metrics`)).text();
       expect(metrics).to.match(/gitspaces_gateway_login_failures_total\{reason="bad_state"\} [1-9]/);
       expect(metrics).to.match(/gitspaces_gateway_login_failures_total\{reason="token_rejected"\} [2-9]/);
+      // The sessions that used the Gitspace lately (the refusal tests' and the browsers').
+      expect(Number(new RegExp(`gitspaces_gateway_sessions_active\\{gitspace="${NS}/${a.id}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0)).to.be.at.least(2);
     });
   });
 });

@@ -112,9 +112,18 @@ export class SessionStore {
     return `${this.namespace}/${SESSION_PREFIX}${id}`;
   }
 
+  /** Parsed sessions by object, so a request does not parse JSON (the cache swaps objects on change). */
+  private readonly parsed = new WeakMap<ConfigMap, Session | undefined>();
+
+  private parsedOf(cm: ConfigMap | undefined): Session | undefined {
+    if (!cm) return undefined;
+    if (!this.parsed.has(cm)) this.parsed.set(cm, parse(cm));
+    return this.parsed.get(cm);
+  }
+
   /** The session by its hash, from the watch (or this replica's own recent writes). */
   byHash(id: string): Session | undefined {
-    const cached = parse(this.informer.get(this.key(id)));
+    const cached = this.parsedOf(this.informer.get(this.key(id)));
     const mine = this.recent.get(id);
     if (mine && (!cached || Number(cached.resourceVersion) < Number(mine.resourceVersion))) return mine;
     if (cached) this.recent.delete(id);
@@ -140,7 +149,7 @@ export class SessionStore {
   all(): Session[] {
     const out = new Map<string, Session>();
     for (const cm of this.informer.list()) {
-      const s = parse(cm);
+      const s = this.parsedOf(cm);
       if (s) out.set(s.id, s);
     }
     for (const [id, s] of this.recent) if (!out.has(id)) out.set(id, s);
