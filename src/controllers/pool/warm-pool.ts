@@ -99,6 +99,11 @@ export class WarmPool {
     const infraName = infra.metadata.name ?? '';
     const entries = infra.spec.pool ?? [];
     const claimed = this.claimed();
+    const creating = this.creating.get(infraName) ?? new Map<string, { machineType: string; zone: string }>();
+    this.creating.set(infraName, creating);
+    // Creates under way when the list is taken: one that ends while this pass awaits is in neither
+    // that list nor `creating` any more, and counting from `creating` then made one VM too many.
+    const underwayAtList = [...creating];
     const all = await this.d.observer.all(infraName, provider);
     const pooled = all.filter((i) => i.labels[LABELS.pool] && !i.labels[LABELS.gitspaceUID] && !claimed.has(i.name));
     const ready = new Map<string, Instance>();
@@ -120,13 +125,11 @@ export class WarmPool {
     const toCreate: { machineType: string; zone: string }[] = [];
     const toDelete: Instance[] = [...broken];
     const kept = new Set<string>();
-    const creating = this.creating.get(infraName) ?? new Map<string, { machineType: string; zone: string }>();
-    this.creating.set(infraName, creating);
     for (const e of entries) {
       const members = pooled.filter((i) => i.labels[LABELS.pool] === e.machineType && i.labels[LABELS.poolZone] === e.zone && !broken.includes(i));
       members.forEach((m) => kept.add(m.name));
       const listed = new Set(members.map((m) => m.name));
-      const underway = [...creating].filter(([n, c]) => !listed.has(n) && c.machineType === e.machineType && c.zone === e.zone).length;
+      const underway = underwayAtList.filter(([n, c]) => !listed.has(n) && c.machineType === e.machineType && c.zone === e.zone).length;
       const count = members.length + underway;
       const minReady = e.minReady ?? 0;
       const room = Math.max(0, e.max - count);
