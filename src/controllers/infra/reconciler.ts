@@ -29,6 +29,7 @@ export interface InfraDeps {
 }
 
 const POOL_POLL_MS = 2_000;
+const SCHEDULE_SLACK_MS = 250;
 const RECHECK_MS = 5 * 60_000;
 const CREDENTIALS_RECHECK_MS = 60_000;
 /** How often the gateway and its certificate are looked at (a GET and a Secret read). */
@@ -99,7 +100,9 @@ export class InfraReconciler implements Reconciler {
     await this.write(infra, conds, users, pool?.status);
     if (pool?.settling) return { requeueAfter: POOL_POLL_MS };
     // Credentials are re-checked sooner while they are bad; the firewall rule is re-checked for drift.
-    return { requeueAfter: Math.min(credentials.provider ? RECHECK_MS : CREDENTIALS_RECHECK_MS, GATEWAY_RECHECK_MS) };
+    const recheck = Math.min(credentials.provider ? RECHECK_MS : CREDENTIALS_RECHECK_MS, GATEWAY_RECHECK_MS);
+    // A scheduled minReady changes at an instant: be there (a little after, so the new value is in force).
+    return { requeueAfter: pool?.nextChangeInMs !== undefined ? Math.min(recheck, pool.nextChangeInMs + SCHEDULE_SLACK_MS) : recheck };
   }
 
   private readonly gatewayChecks = new Map<string, { key: string; at: number; condition: ConditionInput }>();
@@ -171,7 +174,9 @@ export class InfraReconciler implements Reconciler {
   private poolCondition(infra: GitspaceInfra, pool: PoolResult): ConditionInput {
     const entries = infra.spec.pool ?? [];
     if (entries.length === 0) return { type: 'PoolReady', status: 'True', reason: 'NoPool', message: 'no warm pool configured' };
-    const short = pool.status.filter((p) => (p.ready ?? 0) < (entries.find((e) => e.machineType === p.machineType && e.zone === p.zone)?.minReady ?? 0));
+    if (pool.scheduleErrors.length) return { type: 'PoolReady', status: 'False', reason: 'BadSchedule', message: `${pool.scheduleErrors.join('; ')} (the entry keeps its own minReady meanwhile)` };
+    // p.minReady is the one in force now (schedules).
+    const short = pool.status.filter((p) => (p.ready ?? 0) < (p.minReady ?? entries.find((e) => e.machineType === p.machineType && e.zone === p.zone)?.minReady ?? 0));
     if (short.length === 0) return { type: 'PoolReady', status: 'True', reason: 'Filled', message: pool.status.map((p) => `${p.machineType}/${p.zone}: ${p.ready ?? 0} ready`).join('; ') };
     const err = this.d.pool?.lastError.get(infra.metadata.name ?? '');
     const text = short.map((p) => `${p.machineType}/${p.zone}: ${p.ready ?? 0} ready, ${p.provisioning ?? 0} booting`).join('; ');

@@ -16,6 +16,7 @@ import type { Logger } from '../../runtime/log.ts';
 import type { AgentProbe } from '../runner/agent-probe.ts';
 import type { InstanceObserver } from '../runner/observer.ts';
 import type { Enrolment } from '../enrolment.ts';
+import { schedulePlan } from './schedule.ts';
 
 export type PoolStatus = NonNullable<GitspaceInfraStatus['pool']>;
 
@@ -25,6 +26,10 @@ export interface PoolResult {
   deleted: number;
   /** Something is booting or was just changed: look again soon. */
   settling: boolean;
+  /** Entries whose schedules cannot be read (they keep their own minReady meanwhile). */
+  scheduleErrors: string[];
+  /** Until a scheduled minReady next changes (ms), when one will. */
+  nextChangeInMs?: number;
 }
 
 export interface WarmPoolDeps {
@@ -125,35 +130,50 @@ export class WarmPool {
     const toCreate: { machineType: string; zone: string }[] = [];
     const toDelete: Instance[] = [...broken];
     const kept = new Set<string>();
+    const scheduleErrors: string[] = [];
+    const now = this.now();
+    let nextChange: number | undefined;
     for (const e of entries) {
+      const plan = schedulePlan(e, now);
+      if (plan.error) scheduleErrors.push(`pool entry ${e.machineType}/${e.zone}: ${plan.error}`);
+      if (plan.nextChange !== undefined) nextChange = Math.min(nextChange ?? Infinity, plan.nextChange);
       const members = pooled.filter((i) => i.labels[LABELS.pool] === e.machineType && i.labels[LABELS.poolZone] === e.zone && !broken.includes(i));
       members.forEach((m) => kept.add(m.name));
       const listed = new Set(members.map((m) => m.name));
       const underway = underwayAtList.filter(([n, c]) => !listed.has(n) && c.machineType === e.machineType && c.zone === e.zone).length;
       const count = members.length + underway;
-      const minReady = e.minReady ?? 0;
+      const minReady = Math.min(plan.minReady, e.max);
       const room = Math.max(0, e.max - count);
       for (let k = 0; k < Math.min(room, Math.max(0, minReady - count)); k++) toCreate.push({ machineType: e.machineType, zone: e.zone });
       // Over max (the entry shrank): the ones not ready go first.
       const surplus = members.length - e.max;
       if (surplus > 0) toDelete.push(...[...members].sort((a, b) => Number(ready.has(a.name)) - Number(ready.has(b.name))).slice(0, surplus));
+      // More ready than minReady (a scheduled window closed): the newest ready ones go, down to minReady.
+      const readyKept = members.filter((m) => ready.has(m.name) && !toDelete.includes(m)).sort((a, b) => (Date.parse(a.createdAt) || 0) - (Date.parse(b.createdAt) || 0));
+      if (readyKept.length > minReady) toDelete.push(...readyKept.slice(minReady));
       const isReady = members.filter((m) => ready.has(m.name)).length;
-      status.push({ machineType: e.machineType, zone: e.zone, ready: isReady, provisioning: count - isReady });
+      status.push({
+        machineType: e.machineType, zone: e.zone, ready: isReady, provisioning: count - isReady, minReady,
+        ...(plan.nextChange !== undefined ? { nextChange: new Date(plan.nextChange).toISOString() } : {}),
+      });
     }
     // Pool VMs of entries that were removed from the spec.
     for (const i of pooled) if (!kept.has(i.name) && !toDelete.includes(i)) toDelete.push(i);
 
     for (const c of toCreate) this.createInBackground(infra, provider, c, creating);
+    // A Gitspace may have reserved one while this pass awaited the cloud: it is not the pool's to delete.
+    const claimedNow = this.claimed();
+    const deleting = toDelete.filter((i) => !claimedNow.has(i.name));
     await Promise.all([
-      ...toDelete.map(async (i) => {
+      ...deleting.map(async (i) => {
         ready.delete(i.name);
         await provider.delete(i);
         this.d.observer.put(infraName, i.name, undefined);
         this.d.log.info('deleted pool VM', { infra: infraName, instance: i.name, state: i.state });
       }),
     ]);
-    const settling = creating.size > 0 || toDelete.length > 0 || status.some((s) => (s.provisioning ?? 0) > 0);
-    return { status, deleted: toDelete.length, settling };
+    const settling = creating.size > 0 || deleting.length > 0 || status.some((s) => (s.provisioning ?? 0) > 0);
+    return { status, deleted: deleting.length, settling, scheduleErrors, ...(nextChange !== undefined ? { nextChangeInMs: Math.max(0, nextChange - now) } : {}) };
   }
 
   /**
