@@ -5,13 +5,13 @@
 // on its zone operation; raw API calls are counted by the benchmark at the cloud peer.)
 import type { Counter } from 'prom-client';
 import { TokenBucket } from '../runtime/backoff.ts';
-import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkRule, type NetworkState, type VmProvider } from './types.ts';
+import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkRule, type NetworkState, type ResizeRequest, type VmProvider } from './types.ts';
 
-type Operation = 'find' | 'create' | 'start' | 'stop' | 'delete' | 'listOwned' | 'relabel' | 'verify' | 'ensureNetwork' | 'consoleOutput';
+type Operation = 'find' | 'create' | 'start' | 'stop' | 'delete' | 'resize' | 'listOwned' | 'relabel' | 'verify' | 'ensureNetwork' | 'consoleOutput';
 type BucketClass = 'describe' | 'run' | 'other';
 
 const CLASS: Record<Operation, BucketClass> = {
-  find: 'describe', listOwned: 'describe', verify: 'describe', create: 'run', start: 'run', stop: 'other', delete: 'other', relabel: 'other', ensureNetwork: 'other', consoleOutput: 'describe',
+  find: 'describe', listOwned: 'describe', verify: 'describe', create: 'run', start: 'run', stop: 'other', delete: 'other', resize: 'other', relabel: 'other', ensureNetwork: 'other', consoleOutput: 'describe',
 };
 export const DEFAULT_RATES: Record<BucketClass, { perSecond: number; burst: number }> = {
   describe: { perSecond: 20, burst: 100 },
@@ -82,6 +82,10 @@ export class InstrumentedProvider implements VmProvider {
 
   delete(inst: Instance): Promise<DeleteOutcome> {
     return this.call('delete', () => this.inner.delete(inst));
+  }
+
+  resize(inst: Instance, req: ResizeRequest): Promise<void> {
+    return this.call('resize', () => this.inner.resize(inst, req));
   }
 
   listOwned(labels: Record<string, string>): Promise<Instance[]> {

@@ -5,7 +5,7 @@ import { AGENT_HTTP_PORT, AGENT_SSH_PORT, type AgentHealth } from '../../src/api
 import { createOperator, type Operator } from '../../src/controllers/operator.ts';
 import type { AgentClaim, AgentProbe } from '../../src/controllers/runner/agent-probe.ts';
 import type { SweepOptions } from '../../src/controllers/sweep/orphans.ts';
-import type { CreateRequest, DeleteOutcome, Instance, NetworkState, ProviderError, VmProvider } from '../../src/providers/types.ts';
+import { ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type ResizeRequest, type VmProvider } from '../../src/providers/types.ts';
 import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { testCluster } from '../cluster/current.ts';
@@ -39,6 +39,7 @@ export class InMemoryProvider implements VmProvider {
       privateIP: `127.13.${(n >> 8) & 255}.${n & 255}`,
       agentPort: 47100,
       machineType: req.machineType.providerType,
+      diskSizeGB: req.machineType.diskSizeGB ?? 50,
       createdAt: new Date().toISOString(),
       labels: req.labels,
     };
@@ -58,6 +59,18 @@ export class InMemoryProvider implements VmProvider {
 
   stop(inst: Instance): Promise<void> {
     return this.setState(inst, 'stopped');
+  }
+
+  /** Refuses what the clouds refuse: a VM that is not stopped, a smaller disk. */
+  resize(inst: Instance, req: ResizeRequest): Promise<void> {
+    this.calls.push(`resize ${inst.name}`);
+    const v = this.vms.get(inst.name);
+    if (!v) return Promise.reject(new ProviderError('NotFound', `instance ${inst.name} not found`));
+    if (v.state !== 'stopped') return Promise.reject(new ProviderError('InvalidConfig', `instance ${inst.name} must be stopped to be resized`));
+    if (req.diskSizeGB !== undefined && v.diskSizeGB !== undefined && req.diskSizeGB < v.diskSizeGB) return Promise.reject(new ProviderError('InvalidConfig', 'disks cannot shrink'));
+    if (req.providerType !== undefined) v.machineType = req.providerType;
+    if (req.diskSizeGB !== undefined) v.diskSizeGB = req.diskSizeGB;
+    return Promise.resolve();
   }
 
   delete(inst: Instance): Promise<DeleteOutcome> {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { AGENT_HTTP_PORT, BOOT_FAILURE_PREFIX, CODE_SERVER_VERSION } from '../../api/agent.ts';
 import { LABELS } from '../../api/constants.ts';
 import { startupScript } from '../startup.ts';
-import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type VmProvider } from '../types.ts';
+import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type NetworkState, type ResizeRequest, type VmProvider } from '../types.ts';
 
 export interface LocalProviderOptions {
   /** Where instance directories live. */
@@ -35,6 +35,8 @@ interface Record_ {
   name: string;
   labels: Record<string, string>;
   machineType: string;
+  /** What the boot disk would be: the local "VM" has none, so this is only recorded. */
+  diskSizeGB?: number;
   address: string;
   createdAt: string;
   /** Desired power state, so `find` can tell stopping from stopped. */
@@ -139,6 +141,7 @@ export class LocalProvider implements VmProvider {
       privateIP: rec.address,
       agentPort: AGENT_HTTP_PORT,
       machineType: rec.machineType,
+      ...(rec.diskSizeGB !== undefined ? { diskSizeGB: rec.diskSizeGB } : {}),
       createdAt: rec.createdAt,
       labels: rec.labels,
     };
@@ -199,6 +202,7 @@ export class LocalProvider implements VmProvider {
         name: req.name,
         labels: req.labels,
         machineType: req.machineType.providerType,
+        diskSizeGB: req.machineType.diskSizeGB ?? 50,
         address: await this.allocateAddress(),
         createdAt: new Date().toISOString(),
         power: 'on',
@@ -319,6 +323,21 @@ export class LocalProvider implements VmProvider {
     rmSync(d, { recursive: true, force: true });
     if (address) handedOut.delete(address);
     return 'gone';
+  }
+
+  /** Records the new type and size (there is no machine to change), refusing what the clouds refuse. */
+  resize(inst: Instance, req: ResizeRequest): Promise<void> {
+    return this.serialised(() => {
+      const rec = this.read(inst.name);
+      if (!rec) throw new ProviderError('NotFound', `local instance ${inst.name} not found`);
+      const state = this.toInstance(rec).state;
+      if (state !== 'stopped') throw new ProviderError('InvalidConfig', `resize local instance ${inst.name}: it must be stopped (it is ${state})`);
+      if (req.diskSizeGB !== undefined && rec.diskSizeGB !== undefined && req.diskSizeGB < rec.diskSizeGB) {
+        throw new ProviderError('InvalidConfig', `resize local instance ${inst.name}: the disk cannot shrink from ${String(rec.diskSizeGB)} to ${String(req.diskSizeGB)} GB`);
+      }
+      this.write({ ...rec, machineType: req.providerType ?? rec.machineType, diskSizeGB: req.diskSizeGB ?? rec.diskSizeGB });
+      return Promise.resolve();
+    });
   }
 
   listOwned(labels: Record<string, string>): Promise<Instance[]> {
