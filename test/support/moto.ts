@@ -1,8 +1,9 @@
 // moto's standalone server (PyPI, installed once into the cache by scripts/install-moto.sh), on a
-// free loopback port, as the EC2 peer for the AWS provider's tests.
+// free loopback port, as the EC2 peer for the AWS provider's tests. It runs through
+// test/fakes/moto_spot.py, which adds spot interruptions (see interruptSpot) to moto.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { freePort } from '../cluster/cluster.ts';
 import { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { ROOT } from './resources.ts';
@@ -19,7 +20,8 @@ export async function startMoto(): Promise<Moto> {
   if (r.status !== 0) throw new Error('scripts/install-moto.sh failed');
   const bin = r.stdout.trim().split('\n').pop() ?? '';
   const port = await freePort();
-  const child = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  // The venv's python, next to moto_server, runs moto with the spot extension.
+  const child = spawn(join(dirname(bin), 'python'), [join(ROOT, 'test/fakes/moto_spot.py'), '-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
   // A test run that ends without its after-hooks (a failure, Ctrl-C) must not leave moto running.
   process.once('exit', () => child.kill('SIGKILL'));
   const endpoint = `http://127.0.0.1:${port}`;
@@ -91,3 +93,26 @@ export async function motoPeer(octet: number, zones: string[], subnetPrefix = 24
   };
 }
 
+
+/** What moto_spot.py answers: the instance's state and StateReason code after the call, or why not. */
+async function spotHook(endpoint: string, path: string, instanceId: string): Promise<{ state?: string; code?: string }> {
+  const r = await fetch(`${endpoint}/_gitspaces/ec2/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instanceId }) });
+  const body = (await r.json()) as { state?: string; code?: string; error?: string };
+  if (!r.ok) throw new Error(`moto spot ${path}: ${body.error ?? String(r.status)}`);
+  return body;
+}
+
+/** EC2 interrupts a spot instance: stopped (Server.SpotInstanceShutdown) or, for terminate behaviour, terminated. */
+export function interruptSpot(endpoint: string, instanceId: string): Promise<{ state?: string; code?: string }> {
+  return spotHook(endpoint, 'interrupt', instanceId);
+}
+
+/** Spot capacity returns: EC2 restarts the interrupted instance itself (the only way it restarts). */
+export function spotCapacityReturns(endpoint: string, instanceId: string): Promise<{ state?: string; code?: string }> {
+  return spotHook(endpoint, 'capacity', instanceId);
+}
+
+/** The InstanceMarketOptions.* parameters the RunInstances of this instance carried. */
+export async function spotMarketOptions(endpoint: string, instanceId: string): Promise<Record<string, string>> {
+  return (await (await fetch(`${endpoint}/_gitspaces/ec2/market?instanceId=${encodeURIComponent(instanceId)}`)).json()) as Record<string, string>;
+}

@@ -13,6 +13,8 @@ export function ec2Error(e: unknown, what: string): ProviderError {
   if (code === 'RequestLimitExceeded' || code === 'Throttling' || code === 'ThrottlingException' || status === 429) return new ProviderError('Throttled', msg, { cause: e });
   // No capacity, or no free address left in this zone's subnet: worth trying the next zone.
   if (code === 'InsufficientInstanceCapacity' || code === 'InsufficientCapacity' || code === 'Unsupported' || code === 'InsufficientFreeAddressesInSubnet') return new CapacityError('QuotaExceeded', msg, { cause: e });
+  // StartInstances of an interrupted spot instance: only EC2 restarts it, once spot capacity returns.
+  if (code === 'IncorrectSpotRequestState') return new ProviderError('QuotaExceeded', `${msg} (EC2 restarts an interrupted spot instance itself once spot capacity returns)`, { cause: e });
   if (/LimitExceeded$/.test(code) || code === 'VcpuLimitExceeded') return new ProviderError('QuotaExceeded', msg, { cause: e });
   if (code.startsWith('InvalidAMIID')) return new ProviderError('InvalidConfig', `spec.image: ${err.message ?? code}`, { field: 'spec.image', cause: e });
   if (code === 'AuthFailure' || code === 'UnauthorizedOperation' || code === 'InvalidClientTokenId' || code === 'SignatureDoesNotMatch') {
