@@ -17,6 +17,7 @@ import { makeRepo, makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, infraManifest, k8s } from '../support/gitspaces.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
 import { ROOT } from '../support/resources.ts';
+import { eventually } from '../support/wait.ts';
 
 /** The local provider, except that the cloud reports every instance as another Gitspace's. */
 function mislabelled(inner: LocalProvider): VmProvider {
@@ -48,6 +49,9 @@ describe('enrolment against an instance that is not the Gitspace\'s', function (
       await k8s.cleanUpInfra('enrol');
     } finally {
       await op.manager.stop();
+      // The VMs the operator refused to touch (not its Gitspace's) are the test's to remove.
+      const local = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [] });
+      for (const vm of await local.listOwned({})) await local.delete(vm);
       rmSync(work, { recursive: true, force: true });
     }
   });
@@ -62,7 +66,9 @@ describe('enrolment against an instance that is not the Gitspace\'s', function (
     const dir = join(work, 'instances', name);
     expect(existsSync(join(dir, 'agent.json'))).to.equal(false);
     expect(JSON.parse(readFileSync(join(dir, 'boot.json'), 'utf8'))).to.have.property('enrolmentSha256').that.matches(/^[0-9a-f]{64}$/);
-    expect(await k8s.eventReasons(g)).to.include('EnrolmentRefused').and.not.include('AgentEnrolled');
+    // The Event is recorded right after the status write, not with it.
+    await eventually('the EnrolmentRefused Event', 10_000, async () => (await k8s.eventReasons(g)).includes('EnrolmentRefused') || undefined);
+    expect(await k8s.eventReasons(g)).to.not.include('AgentEnrolled');
   });
 });
 
@@ -84,6 +90,9 @@ describe('a status that names another Gitspace\'s VM', function () {
       await k8s.cleanUpInfra('steer');
     } finally {
       await op.manager.stop();
+      // The VMs the operator refused to touch (not its Gitspace's) are the test's to remove.
+      const local = new LocalProvider({ baseDir: join(work, 'instances'), agentCommand: [] });
+      for (const vm of await local.listOwned({})) await local.delete(vm);
       rmSync(work, { recursive: true, force: true });
     }
   });

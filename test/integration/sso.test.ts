@@ -126,14 +126,18 @@ describe('single sign-on at the gateway (oidc-provider, Chromium)', function () 
   });
 
   after(async () => {
-    await browser?.close();
-    await stack.api('DELETE', `/api/v1/gitspaces/${a.id}`).catch(() => undefined);
-    await testCluster().request('DELETE', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/ssob`);
-    await eventually('the Gitspaces to be gone', 60_000, async () => ((await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces`)).json as { items: unknown[] }).items.length === 0 || undefined).catch(() => undefined);
-    await testCluster().request('DELETE', '/apis/gitspaces.dev/v1alpha1/gitspaceinfras/sso');
-    await stack.stop();
-    await idp.stop();
-    rmSync(work, { recursive: true, force: true });
+    try {
+      await browser?.close();
+      await stack.api('DELETE', `/api/v1/gitspaces/${a.id}`).catch(() => undefined);
+      await testCluster().request('DELETE', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/ssob`);
+      await eventually('the Gitspaces to be gone', 60_000, async () => ((await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces`)).json as { items: unknown[] }).items.length === 0 || undefined).catch(() => undefined);
+      await testCluster().request('DELETE', '/apis/gitspaces.dev/v1alpha1/gitspaceinfras/sso');
+    } finally {
+      // Whatever failed above, no process of the test is left (the local VMs' agents among them).
+      await stack.stop();
+      await idp.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   /** Signs in on the provider's page the browser was sent to. */
