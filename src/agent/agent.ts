@@ -61,6 +61,7 @@ export class Agent {
       forwardPorts: setup.forwardPorts(),
       devcontainer: setup.devcontainerStatus(),
       lastActivityTime: this.activity.lastActivityTime,
+      lastActivitySource: this.activity.lastActivitySource,
       ...(setup.sshHostKey() ? { sshHostKey: setup.sshHostKey() } : {}),
     };
   }

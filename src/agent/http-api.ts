@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { AgentConfig, AgentHealth } from '../api/agent.ts';
-import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, CLAIM_PATH, PORT_HEADER, REBUILD_PATH, SECRET_HEADER } from '../api/agent.ts';
+import { AGENT_ACTIVITY_PATH, AGENT_SSH_PATH, CLAIM_PATH, isActivitySource, PORT_HEADER, REBUILD_PATH, SECRET_HEADER } from '../api/agent.ts';
 import type { Activity } from './activity.ts';
 import { readBody } from './body.ts';
 import { endUpgrade, forward, forwardUpgrade } from './forward.ts';
@@ -78,7 +78,9 @@ export class HttpApi {
     const ideSocket = this.agent.ideSocket();
     if (path === '/healthz') json(200, this.agent.health());
     else if (path === AGENT_ACTIVITY_PATH && req.method === 'POST') {
-      activity.touch();
+      // The gateway says what the traffic was (its host kind); anything else counts as the API.
+      const source = new URL(req.url ?? '/', 'http://x').searchParams.get('source');
+      activity.touch(isActivitySource(source) ? source : 'api');
       json(200, { lastActivityTime: activity.lastActivityTime });
     } else if (path === AGENT_ACTIVITY_PATH) json(200, { lastActivityTime: activity.lastActivityTime });
     else if (path === '/v1/stats') json(200, { requests: Object.fromEntries(this.requests) });
@@ -90,11 +92,11 @@ export class HttpApi {
       }).catch((e: unknown) => { json(400, { error: (e as Error).message }); });
     }
     else if (ideSocket) {
-      activity.touch();
+      activity.touch('ide');
       forward({ socketPath: ideSocket }, req, res, 'the IDE');
     } else if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
       // Until the browser IDE is served here, the landing page: who, where, how to connect.
-      activity.touch();
+      activity.touch('ide');
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : landingPage(config, this.agent.health()));
     } else json(404, { error: 'not found' });
@@ -116,7 +118,7 @@ export class HttpApi {
       return;
     }
     if (path === AGENT_SSH_PATH) {
-      bridgeToSsh(config.listen, socket, head, () => { activity.touch(); });
+      bridgeToSsh(config.listen, socket, head, () => { activity.touch('ssh'); });
       return;
     }
     if (path === '/v1/events') {
@@ -126,7 +128,7 @@ export class HttpApi {
     const ideSocket = this.agent.ideSocket();
     if (ideSocket) {
       this.agent.ideAttached();
-      forwardUpgrade({ socketPath: ideSocket }, req, socket, head, () => { activity.touch(); });
+      forwardUpgrade({ socketPath: ideSocket }, req, socket, head, () => { activity.touch('ide'); });
       return;
     }
     endUpgrade(socket, '404 Not Found');
@@ -141,7 +143,7 @@ export class HttpApi {
       send();
       const timer = setInterval(send, 2_000);
       ws.on('message', () => {
-        this.agent.activity.touch();
+        this.agent.activity.touch('ide');
       });
       ws.on('close', () => {
         clearInterval(timer);

@@ -311,7 +311,7 @@ export class Setup {
       cwd: () => (existsSync(this.checkout) ? this.checkout : this.config.home),
       env: () => this.env(),
       onActivity: () => {
-        this.activity.touch();
+        this.activity.touch('ssh');
       },
       onAttach: () => {
         this.attach.attached();

@@ -130,6 +130,16 @@ export interface AgentHealth {
     rebuilt?: string;
   };
   lastActivityTime: string;
+  /** What the last activity was: an SSH session, the browser IDE, a forwarded port, or a start through the API. */
+  lastActivitySource?: ActivitySource;
   /** The SSH server's host key, public half (`ecdsa-sha2-nistp256 AAAA…`), once it has one. */
   sshHostKey?: string;
+}
+
+/** Kinds of use that keep a Gitspace from its idle stop (status.lastActivity.source). */
+export const ACTIVITY_SOURCES = ['ssh', 'ide', 'port', 'api'] as const;
+export type ActivitySource = (typeof ACTIVITY_SOURCES)[number];
+
+export function isActivitySource(s: unknown): s is ActivitySource {
+  return typeof s === 'string' && (ACTIVITY_SOURCES as readonly string[]).includes(s);
 }

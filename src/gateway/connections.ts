@@ -25,7 +25,7 @@ export interface ConnectionsOptions {
   /** A session has a connection open (it is refreshed ahead of time). */
   sessionInUse: (id: string) => void;
   /** Client bytes: use of the Gitspace (idle auto-stop). */
-  onUse: (m: Match) => void;
+  onUse: (m: Match, kind: 'websocket' | 'ssh') => void;
 }
 
 export class Connections {
@@ -113,7 +113,7 @@ export class Connections {
       onData: (n) => {
         bytesIn += n;
         if (!anonymous) {
-          this.o.onUse(m);
+          this.o.onUse(m, kind);
           this.seen(m, id);
         }
       },

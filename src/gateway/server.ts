@@ -38,6 +38,11 @@ import { SingleSignOn } from './sso/sso.ts';
 type HostClass = 'host' | 'path' | 'port' | 'gateway';
 
 
+/** What use of this route is, for the Gitspace's last-activity source: a forwarded port or the IDE. */
+function sourceOf(m: Match): 'port' | 'ide' {
+  return m.kind === 'port' ? 'port' : 'ide';
+}
+
 /** A refusal: the status and, where the standard text would mislead, what to say. */
 interface Refusal {
   status: number;
@@ -107,7 +112,7 @@ export class Gateway {
       audit, registry: this.registry,
       sessionAlive: (id) => this.sso.alive(id),
       sessionInUse: (id) => { this.sso.touch(id); },
-      onUse: (m) => { this.activity.touch(m.target); },
+      onUse: (m, kind) => { this.activity.touch(m.target, kind === 'ssh' ? 'ssh' : sourceOf(m)); },
     });
     this.sso.sessions.onEnded = (s) => { this.connections.endSession(s.id); };
     this.access = new Access({
@@ -327,7 +332,7 @@ export class Gateway {
     }
     // Anonymous visitors of a public port do not keep a Gitspace from its idle stop.
     if (who !== ANONYMOUS) {
-      this.activity.touch(m.target);
+      this.activity.touch(m.target, sourceOf(m));
       this.connections.seen(m, who);
     }
     this.proxy.forward(req, res, hop, () => {
@@ -388,7 +393,7 @@ export class Gateway {
       }
       const anonymous = who === ANONYMOUS;
       if (!anonymous) {
-        this.activity.touch(m.target);
+        this.activity.touch(m.target, ssh ? 'ssh' : sourceOf(m));
         this.connections.seen(m, who);
       }
       const hooks = this.connections.hooks(socket, ssh ? 'ssh' : 'websocket', m, who, client, this.o.idleMs, anonymous);
