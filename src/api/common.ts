@@ -92,3 +92,14 @@ export const observedGeneration = integer({
   minimum: 0,
   format: 'int64',
 });
+
+/** How long a stopped Gitspace keeps its VM and disk: 0 (for ever) or between 1h and 8760h (a year). */
+export function retentionDuration(description: string, dflt?: string) {
+  return withRules(
+    string({ description, maxLength: 32, pattern: DURATION, ...(dflt ? { default: dflt } : {}) }),
+    {
+      rule: "duration(self) == duration('0s') || (duration(self) >= duration('1h') && duration(self) <= duration('8760h'))",
+      message: 'must be 0 (never) or between 1h and 8760h',
+    },
+  );
+}

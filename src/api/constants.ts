@@ -106,7 +106,7 @@ export const FINALIZERS = {
   infra: `${GROUP}/infra`,
 } as const;
 
-export const PHASES = ['Pending', 'Provisioning', 'Starting', 'Running', 'Stopping', 'Stopped', 'Deleting', 'Failed'] as const;
+export const PHASES = ['Pending', 'Provisioning', 'Starting', 'Running', 'Stopping', 'Stopped', 'Archived', 'Deleting', 'Failed'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const DESIRED_STATES = ['Running', 'Stopped'] as const;
@@ -141,3 +141,7 @@ export function isSshHostKey(v: unknown): v is string {
 
 /** A sharedWith entry naming a group of the issuer's groups claim: group:<name>. */
 export const GROUP_PREFIX = 'group:';
+
+/** Why the operator stopped a Gitspace whose spec still says Running (status.autoStopped.reason). */
+export const AUTO_STOP_REASONS = ['Idle', 'MaxRunTime', 'Failed', 'Preempted'] as const;
+export type AutoStopReason = (typeof AUTO_STOP_REASONS)[number];

@@ -109,6 +109,7 @@ export const gitspaceCRD = crd(
     { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Lifecycle phase.' },
     { name: 'Owner', type: 'string', jsonPath: '.spec.owner', description: 'Subject allowed through the gateway.' },
     { name: 'Machine', type: 'string', jsonPath: '.spec.machineType', description: 'Machine type.' },
+    { name: 'Stops', type: 'string', jsonPath: '.status.stopsAt', description: 'When the operator stops it if nothing changes (idle deadline or run-time limit).' },
     { name: 'URL', type: 'string', jsonPath: '.status.urls.ide', description: 'What the user opens.' },
     { name: 'Infra', type: 'string', jsonPath: '.spec.infraRef.name', description: 'GitspaceInfra.', priority: 1 },
     { name: 'Zone', type: 'string', jsonPath: '.status.instance.zone', description: 'Zone of the VM.', priority: 1 },

@@ -1,10 +1,11 @@
 // Gitspace: one developer environment (namespaced).
-import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration } from './common.ts';
+import { conditions, DNS_LABEL, idleDuration, objectName, observedGeneration, retentionDuration } from './common.ts';
 import {
   API_VERSION, DESIRED_STATES, GITSPACE, IDE_TYPES, JETBRAINS_PRODUCTS, MAX_GITSPACE_NAME, PHASES,
   MAX_FIELD_MANAGER, MAX_REQUESTED_BY, PORT_PROTOCOLS, PORT_VISIBILITIES, REQUEST_ACTIONS, REQUEST_SOURCES,
-  SSH_HOST_KEY_PATTERN,
+  SSH_HOST_KEY_PATTERN, AUTO_STOP_REASONS,
 } from './constants.ts';
+import { ACTIVITY_SOURCES } from './agent.ts';
 import type { ObjectMeta } from './meta.ts';
 import { array, boolean, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
 
@@ -119,6 +120,8 @@ export const gitspaceSpecSchema = object(
       default: 'Running',
     }),
     idleTimeout: idleDuration("Stop the Gitspace after this much inactivity; 0 never. The infra's idleTimeout when empty."),
+    deleteAfterStopped: retentionDuration("Archive the Gitspace this long after it stopped: its VM and disk are deleted (uncommitted and unpushed work with them; a warning Event comes a day before, or a tenth of it), the object stays with phase Archived, and starting it again creates a new VM from the repository. 0 never. The infra's deleteAfterStopped when empty."),
+    maxRunTime: idleDuration("Stop the Gitspace this long after it started, busy or not (a warning Event comes 10 minutes before, or a sixth of it for short limits); 0 never. The infra's maxRunTime when empty."),
     sshPublicKeys: array(
       string({
         description: 'An OpenSSH public key line.',
@@ -163,6 +166,7 @@ export const gitspaceStatusSchema = object(
         zone: string({ description: 'Zone the instance is in.', maxLength: 63 }),
         privateIP: string({ description: 'Private address the gateway dials.', maxLength: 64 }),
         machineType: string({ description: 'Provider machine type.', maxLength: 128 }),
+        diskSizeGB: integer({ description: 'Boot disk size in GB, as the cloud reports it.', minimum: 0, maximum: 65536 }),
         createdAt: string({ description: 'When the instance was created.', format: 'date-time', maxLength: 64 }),
         pooled: boolean({ description: 'The instance was claimed from the warm pool rather than created for this Gitspace.' }),
       },
@@ -189,6 +193,18 @@ export const gitspaceStatusSchema = object(
       { description: 'Links for the user.' },
     ),
     lastActivityTime: string({ description: 'Last user activity seen by the gateway or agent.', format: 'date-time', maxLength: 64 }),
+    lastActivity: object(
+      {
+        at: string({ description: 'When (to the minute).', format: 'date-time', maxLength: 64 }),
+        source: enumeration(ACTIVITY_SOURCES, { description: 'What it was: an SSH session, the browser IDE, a forwarded port, or a start (the API).' }),
+      },
+      { description: 'The last use of the Gitspace and what kind it was: what the idle timeout counts from.', required: ['at', 'source'] },
+    ),
+    startedAt: string({ description: 'When the Gitspace last started running: what maxRunTime counts from.', format: 'date-time', maxLength: 64 }),
+    stoppedAt: string({ description: 'When it was last stopped: what deleteAfterStopped counts from.', format: 'date-time', maxLength: 64 }),
+    archivedAt: string({ description: 'When its VM and disk were deleted after deleteAfterStopped (phase Archived).', format: 'date-time', maxLength: 64 }),
+    failedAt: string({ description: "When it failed: its VM is stopped the infra's failedStopAfter later (disk kept).", format: 'date-time', maxLength: 64 }),
+    stopsAt: string({ description: 'When the operator will stop it, if nothing changes: the earliest of the idle deadline (lastActivity + idleTimeout) and the run-time limit (startedAt + maxRunTime). Absent when neither applies.', format: 'date-time', maxLength: 64 }),
     sshHostKey: string({
       description: "The public half of the host key the Gitspace's SSH server shows (kept on its disk: the same after a stop/start), as a known_hosts key: `gitspaces ssh-config` writes it so clients check it instead of trusting on first use.",
       maxLength: 1100,
@@ -196,13 +212,26 @@ export const gitspaceStatusSchema = object(
     }),
     autoStopped: object(
       {
-        at: string({ description: 'When the idle timeout stopped it.', format: 'date-time', maxLength: 64 }),
+        at: string({ description: 'When the operator stopped it.', format: 'date-time', maxLength: 64 }),
         generation: integer({ description: 'The spec generation it was stopped at: a later spec change starts it again.', minimum: 0 }),
+        reason: enumeration(AUTO_STOP_REASONS, { description: 'Why: Idle (the idle timeout), MaxRunTime (the run-time limit), Failed (a failed Gitspace whose VM was stopped after a grace period, its disk kept for inspection), or Preempted (the cloud reclaimed its spot VM; at is when). Idle when absent.' }),
       },
       {
         description: `Set when the idle timeout stopped a Gitspace whose spec still says Running. The operator never writes spec (GitOps tools would fight it), so this is how the stop is remembered; a spec change or the 'gitspaces.dev/wake' annotation with a later time starts it again.`,
         required: ['at', 'generation'],
       },
+    ),
+    pendingChanges: array(
+      object(
+        {
+          field: enumeration(['machineType', 'diskSizeGB'] as const, { description: 'What differs from what spec.machineType names: the machine type, or the boot disk size.' }),
+          from: string({ description: 'What the instance has now.', maxLength: 128 }),
+          to: string({ description: 'What it gets.', maxLength: 128 }),
+          message: string({ description: 'For humans: what changes and when.', maxLength: 512 }),
+        },
+        { description: 'A change waiting for the instance to stop.', required: ['field', 'from', 'to', 'message'] },
+      ),
+      { description: 'Changes of spec.machineType (or of its entry in the infra) that the running instance does not have yet: they are applied when it next stops.', maxItems: 2, listType: 'map', listMapKeys: ['field'] },
     ),
     lastRequest: object(
       {

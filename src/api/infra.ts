@@ -1,8 +1,9 @@
 // GitspaceInfra: where and how Gitspace VMs run (cluster-scoped, like a StorageClass).
-import { conditions, DNS_LABEL, DURATION, idleDuration, objectName, observedGeneration, secretKeyRef } from './common.ts';
+import { conditions, DNS_LABEL, DURATION, idleDuration, retentionDuration, objectName, observedGeneration, secretKeyRef } from './common.ts';
 import { array, boolean, enumeration, integer, object, record, string, withRules, type Infer } from './schema.ts';
 import type { ObjectMeta } from './meta.ts';
 import { API_VERSION, GITSPACE_INFRA } from './constants.ts';
+import { poolSchedules } from './pool-schedule.ts';
 
 const GCP_REGION = '^[a-z]+-[a-z]+[0-9]+$';
 const GCP_ZONE = '^[a-z]+-[a-z]+[0-9]+-[a-z]$';
@@ -138,7 +139,13 @@ const machineType = object(
       pattern: '^[a-zA-Z0-9][-a-zA-Z0-9._]*$',
     }),
     diskSizeGB: integer({ description: 'Boot disk size in GB.', minimum: 10, maximum: 65536, default: 50 }),
+    vcpus: integer({ description: 'vCPUs of the provider type, for spec.quotas maxVCPUs (required by them).', minimum: 1, maximum: 1024 }),
     diskType: string({ description: 'Provider disk type, e.g. pd-balanced or gp3. Provider default when empty.', maxLength: 64, pattern: '^[a-z0-9][-a-z0-9]*$' }),
+    spot: boolean({
+      description:
+        'Spot VMs (GCE provisioningModel SPOT, EC2 spot with stop on interruption): cheaper, but the cloud may stop the VM at any time; the disk is kept. A preempted Gitspace shows as Stopped with reason Preempted until it is started again (wake or spec.state). Applies to VMs created after the change.',
+      default: false,
+    }),
   },
   { description: 'A machine type Gitspaces may ask for.', required: ['name', 'providerType'] },
 );
@@ -223,7 +230,7 @@ const poolEntry = withRules(
     {
       machineType: string({ description: 'One of spec.machineTypes[].name.', minLength: 1, maxLength: 63, pattern: DNS_LABEL }),
       zone: string({ description: 'Zone the pooled VMs are created in.', minLength: 1, maxLength: 63 }),
-      minReady: integer({ description: 'VMs kept booted and unclaimed.', minimum: 0, maximum: 100, default: 0 }),
+      minReady: integer({ description: 'VMs kept booted and unclaimed; with schedules, the value while none of them has started in the last 8 days.', minimum: 0, maximum: 100, default: 0 }),
       max: integer({ description: 'Upper bound of pooled VMs (ready and provisioning).', minimum: 0, maximum: 1000 }),
       prePullImages: array(string({ description: 'An image reference (registry/repository:tag or @digest).', minLength: 1, maxLength: 256, pattern: IMAGE_REF }), {
         description:
@@ -231,10 +238,12 @@ const poolEntry = withRules(
         maxItems: 8,
         listType: 'atomic',
       }),
+      schedules: poolSchedules,
     },
     { description: 'A warm pool of pre-booted VMs for one machine type in one zone.', required: ['machineType', 'zone', 'max'] },
   ),
   { rule: 'self.minReady <= self.max', message: 'minReady must not exceed max', fieldPath: '.minReady' },
+  { rule: '!has(self.schedules) || self.schedules.all(s, s.minReady <= self.max)', message: 'every schedules[].minReady must not exceed max', fieldPath: '.schedules' },
 );
 
 const httpsURL = (description: string) =>
@@ -304,6 +313,25 @@ const auth = withRules(
   { rule: '!(has(self.jwksURI) && has(self.jwksSecretRef))', message: 'set jwksURI or jwksSecretRef, not both', fieldPath: '.jwksSecretRef' },
 );
 
+const quotaLimits = (description: string) => object(
+  {
+    maxRunning: integer({ description: 'Gitspaces running (or starting) at once.', minimum: 0, maximum: 100_000 }),
+    maxVCPUs: integer({ description: 'vCPUs of their machine types (spec.machineTypes[].vcpus), summed.', minimum: 0, maximum: 10_000_000 }),
+  },
+  { description: `${description} Absent fields are no limit.` },
+);
+
+const quotas = object(
+  {
+    perNamespace: quotaLimits('For each namespace, over its Gitspaces on this infra.'),
+    perOwner: quotaLimits('For each owner (spec.owner), over their Gitspaces on this infra in all namespaces.'),
+  },
+  {
+    description:
+      'Quotas: a Gitspace that would go over one waits (Pending, condition Ready=False reason QuotaExceeded naming the quota and the usage) and starts when capacity frees. Starts are admitted one at a time, so concurrent creates never exceed a quota.',
+  },
+);
+
 const vm = object(
   {
     sudo: boolean({
@@ -368,6 +396,10 @@ export const infraSpecSchema = withRules(
       }),
       auth,
       idleTimeout: idleDuration('Default idle time after which a Running Gitspace is stopped; 0 disables.', '1h'),
+      deleteAfterStopped: retentionDuration("Default retention of stopped Gitspaces: after this long stopped, a Gitspace's VM and disk are deleted and it shows as Archived (started again, it gets a new VM from the repository). 0 (the default) never. A Gitspace's spec.deleteAfterStopped overrides it.", '0'),
+      maxRunTime: idleDuration("Default run-time limit: a Running Gitspace is stopped this long after it started, busy or not (Cloud Workstations' runningTimeout); 0 (the default) never. A Gitspace's spec.maxRunTime overrides it.", '0'),
+      quotas,
+      failedStopAfter: idleDuration('How long the VM of a Failed Gitspace keeps running (for a look at what failed) before it is stopped; its disk is kept for inspection. 0 never stops it.', '30m'),
       vm,
     },
     { description: 'Desired state of a GitspaceInfra.', required: ['provider', 'machineTypes', 'gateway'] },
@@ -377,6 +409,11 @@ export const infraSpecSchema = withRules(
     message: 'image is required for the gcp and aws providers',
     fieldPath: '.image',
     reason: 'FieldValueRequired',
+  },
+  {
+    rule: "!has(self.quotas) || !((has(self.quotas.perNamespace) && has(self.quotas.perNamespace.maxVCPUs)) || (has(self.quotas.perOwner) && has(self.quotas.perOwner.maxVCPUs))) || self.machineTypes.all(m, has(m.vcpus))",
+    message: 'a maxVCPUs quota needs vcpus on every machine type',
+    fieldPath: '.machineTypes',
   },
   {
     rule: 'has(self.provider.local) || has(self.gateway.egressRanges)',
@@ -417,6 +454,8 @@ const poolStatus = object(
     zone: string({ description: 'Zone of this pool.', maxLength: 63 }),
     ready: integer({ description: 'Booted, unclaimed VMs.', minimum: 0 }),
     provisioning: integer({ description: 'VMs still booting.', minimum: 0 }),
+    minReady: integer({ description: "The minReady in force now (the entry's schedules, else its own).", minimum: 0 }),
+    nextChange: string({ description: 'When the scheduled minReady next changes (absent: no change within 400 days, or no schedules).', format: 'date-time', maxLength: 64 }),
   },
   { description: 'Observed state of one warm pool.', required: ['machineType', 'zone'] },
 );

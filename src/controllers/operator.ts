@@ -13,6 +13,7 @@ import { Manager, type ManagerOptions } from '../runtime/manager.ts';
 import { InfraReconciler } from './infra/reconciler.ts';
 import { OrphanSweeper, type SweepOptions } from './sweep/orphans.ts';
 import { GITSPACE_INFRAS, GITSPACES, NAMESPACES, SECRETS } from './resources.ts';
+import { costMetrics } from './cost-metrics.ts';
 import { Delegate } from './delegate/delegate.ts';
 import { WarmPool } from './pool/warm-pool.ts';
 import { Enrolment, type EnrolmentDeps } from './enrolment.ts';
@@ -111,13 +112,20 @@ export function createOperator(o: OperatorOptions): Operator {
   });
   manager.onStop(() => pool.drain());
 
+  const cost = costMetrics(manager.metrics.registry, gitspaces, o.now);
+  manager.onStop(() => { cost.stop(); return Promise.resolve(); });
   const runner = manager.addController(
     new Controller({
       name: 'gitspace',
       workers: o.workers ?? 4,
       metrics: manager.metrics,
       log: o.log.child({ controller: 'gitspace' }),
-      reconciler: new RunnerReconciler({ client: o.client, gitspaces, infras, namespaces, providerFor, probe, pool, enrolment, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}) }),
+      reconciler: new RunnerReconciler({
+        client: o.client, gitspaces, infras, namespaces, providerFor, probe, pool, enrolment, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}),
+        cost,
+        failedStopped: new Counter({ name: 'gitspaces_failed_vms_stopped_total', help: 'VMs of Failed Gitspaces stopped after failedStopAfter (disk kept)', labelNames: ['infra'], registers: [manager.metrics.registry] }),
+        preemptions: new Counter({ name: 'gitspaces_preemptions_total', help: 'Spot VMs of Gitspaces the cloud preempted while they ran (stopped, disk kept), by infra and machine type', labelNames: ['infra', 'machine_type'], registers: [manager.metrics.registry] }),
+      }),
     }),
   );
   runner.watch(gitspaces);

@@ -17,17 +17,24 @@ export interface Instance {
   /** Port the agent listens on at privateIP. */
   agentPort: number;
   machineType: string;
+  /** Boot disk size in GB, as the cloud reports it now. */
+  diskSizeGB?: number;
   createdAt: string;
   labels: Record<string, string>;
   /** Optimistic-concurrency token for label changes (GCE labelFingerprint), when the cloud has one. */
   labelFingerprint?: string;
+  /** A stopped spot VM that the cloud stopped (GCE preemption, EC2 spot interruption), not we. */
+  stopReason?: 'preempted';
+  /** When the cloud preempted it (ISO time), when the cloud says. */
+  preemptedAt?: string;
 }
 
 export interface CreateRequest {
   /** Deterministic instance name (see instanceName). */
   name: string;
   zone?: string;
-  machineType: { providerType: string; diskSizeGB?: number; diskType?: string };
+  /** spot: a VM the cloud may stop at any time (stop, not delete: the disk is kept). */
+  machineType: { providerType: string; diskSizeGB?: number; diskType?: string; spot?: boolean };
   image?: string;
   /** Labels/tags that mark the instance as ours and tie it to its Gitspace. */
   labels: Record<string, string>;
@@ -39,6 +46,18 @@ export interface CreateRequest {
    * rely on the cloud's idempotency (GCE 409 + requestId, EC2 ClientToken).
    */
   observedAbsent?: boolean;
+}
+
+/** What resize changes; a field left out stays as it is. */
+export interface ResizeRequest {
+  providerType?: string;
+  /** The boot disk's new size in GB: disks only grow (both clouds refuse to shrink one). */
+  diskSizeGB?: number;
+  /**
+   * Tells this wish and attempt from earlier ones: a retried call is the same cloud request (GCE
+   * requestId), a new attempt or a later wish a new one.
+   */
+  requestKey: string;
 }
 
 /** The one firewall rule (GCE) / security group (EC2) that admits the agent ports. */
@@ -93,6 +112,11 @@ export interface VmProvider {
    * 'gone' when the cloud confirmed it (GCE: the operation finished), 'going' when it is on its way.
    */
   delete(inst: Instance): Promise<DeleteOutcome>;
+  /**
+   * Changes a STOPPED instance's machine type and/or grows its boot disk, keeping the instance (same
+   * id, same disk). The cloud refuses a running instance and a smaller disk: ProviderError.
+   */
+  resize(inst: Instance, req: ResizeRequest): Promise<void>;
   /** Every instance carrying these labels (one call per zone, for batched observation). */
   listOwned(labels: Record<string, string>): Promise<Instance[]>;
   /** Replaces the instance's labels/tags of ours (adopting a pool VM for a Gitspace). */

@@ -108,6 +108,7 @@ describe('GCP infra: firewall rule, credentials and warm pool against the GCE fa
     const running = await k8s.waitPhase(m, 'Running', 60_000);
     const inst = running.status!.instance!;
     expect(inst.pooled).to.equal(true);
+    expect(await op.manager.metrics.registry.metrics(), 'a pool hit counted').to.match(/gitspaces_pool_claims_total\{infra="gcp-pool",machine_type="small",result="hit"\} 1/);
     expect(pooledBefore).to.include(inst.name);
     // The claimed VM existed before the Gitspace: any insert since is the pool refilling, not ours.
     // (Measured against the test's own clock before the apply: the API server's creationTimestamp

@@ -220,6 +220,7 @@ const gitspaceCases: Case<Gitspace>[] = [
 
   // Stopped on purpose.
   { name: 'Stopped, desired Stopped', obj: gitspace({ state: 'Stopped', status: stopped }), status: 'Suspended', message: 'Stopped: stopped; the instance and its disk are kept' },
+  { name: 'Archived (stopped past deleteAfterStopped), desired Stopped', obj: gitspace({ state: 'Stopped', status: decided({ desired: 'Stopped', archived: true, deleteAfterStoppedMs: 30 * 24 * 3_600_000 }) }), status: 'Suspended', message: 'Archived: archived: its VM and disk were deleted after 720h stopped' },
   { name: 'Stopped before any instance was created', obj: gitspace({ state: 'Stopped', status: decided({ desired: 'Stopped' }) }), status: 'Suspended', message: 'Stopped' },
   { name: 'Stopping, desired Stopped', obj: gitspace({ state: 'Stopped', status: decided({ desired: 'Stopped', instance: { state: 'running' } }) }), status: 'Progressing', message: 'Stopping: stopping the instance' },
   // The idle timeout: remembered in status.autoStopped, the spec still says Running (no drift).

@@ -3,7 +3,7 @@
 --
 -- It reads what the operator's runner writes (src/controllers/runner/decide.ts, reconciler.ts):
 --   spec.state          desired state: Running (the default) or Stopped
---   status.phase        Pending, Provisioning, Starting, Running, Stopping, Stopped, Deleting, Failed
+--   status.phase        Pending, Provisioning, Starting, Running, Stopping, Stopped, Archived, Deleting, Failed
 --   status.message      why the Gitspace is in this phase
 --   status.conditions   InstanceProvisioned, InstanceReady, IDEReady and Ready; Ready sums them up
 --   status.observedGeneration
@@ -83,6 +83,8 @@ local function health()
   if desired == "Stopped" then
     -- Stopped on purpose or by the idle timeout: the VM and its disk are kept.
     if phase == "Stopped" then return "Suspended", say("Stopped", why) end
+    -- Stopped past deleteAfterStopped: the VM and disk are gone, the Gitspace can be started again.
+    if phase == "Archived" then return "Suspended", say("Archived", why) end
     if phase == "Stopping" then return "Progressing", say("Stopping", why) end
     return "Progressing", say(phase .. " (desired Stopped)", why)
   end

@@ -7,16 +7,15 @@
 // of creating a second one.
 import {
   API_VERSION, FINALIZERS, GITSPACE, LABELS, MAX_NAME_AND_NAMESPACE,
-  type Gitspace, type GitspaceInfra, type GitspaceStatus, type Phase,
+  type Gitspace, type GitspaceInfra,
 } from '../../api/index.ts';
 import { ProviderError, type Instance, type VmProvider } from '../../providers/types.ts';
-import { setCondition, type Condition } from '../../runtime/conditions.ts';
 import { RetryAfter, type Reconciler, type Result } from '../../runtime/controller.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import { keyOf, type Informer } from '../../runtime/informer.ts';
 import type { KubeClient, KubeObject } from '../../runtime/kube.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { addFinalizer, hasFinalizer, isDeleting, patchStatusIfChanged, removeFinalizer } from '../../runtime/objects.ts';
+import { addFinalizer, hasFinalizer, isDeleting } from '../../runtime/objects.ts';
 import { GITSPACES } from '../resources.ts';
 import type { Secret } from '../token-secret.ts';
 import type { WarmPool } from '../pool/warm-pool.ts';
@@ -29,8 +28,17 @@ import { repoCredentials } from './gitspace-secrets.ts';
 import { Wait } from './wait.ts';
 import type { InstanceObserver } from './observer.ts';
 import { instanceName, parseDuration, vmLabels } from './naming.ts';
+import type { Counter } from 'prom-client';
+import type { CostMetrics } from '../cost-metrics.ts';
 import { RequestLog } from './requests.ts';
-import { autoStopHolds, composeStatus, MAX_MESSAGE, type StatusContext } from './status.ts';
+import { StopLimits } from './limits.ts';
+import { planResize } from './resize.ts';
+import { Resizer } from './resizer.ts';
+import { Quotas } from './quotas.ts';
+import { StatusWriter } from './status-writer.ts';
+import { Deleter } from './delete.ts';
+import { Preemptions, preemptionInput, startVm } from './preemption.ts';
+import { autoStopHolds, composeStatus, type StatusContext } from './status.ts';
 
 export type { Secret };
 
@@ -61,13 +69,20 @@ export interface RunnerDeps {
   now?: () => number;
   /** The VM user's home on cloud images. */
   vmHome?: string;
+  /** Counts VMs of Failed Gitspaces the runner stopped. */
+  failedStopped?: Counter<'infra'>;
+  /** Spot VMs the cloud preempted, by infra and machine type. */
+  preemptions?: Counter<'infra' | 'machine_type'>;
+  /** Pool hits and misses, time to Running. */
+  cost?: Pick<CostMetrics, 'poolClaims' | 'timeToReady'>;
   /** One list per infra per interval, shared by all its Gitspaces (and the warm pool). */
   observer: InstanceObserver;
 }
 
 const DEFAULT_IDLE = '1h';
 const QUOTA_RETRY_MS = 60_000;
-const DELETE_REISSUE_MS = 30_000;
+/** How often a Gitspace over an infra quota looks again for capacity. */
+const QUOTA_WAIT_MS = 5_000;
 /**
  * Why not to call the provider again yet: after InvalidConfig, until the Gitspace's or the infra's
  * spec changes; after QuotaExceeded, until a time. Kept in memory: after a restart the operator
@@ -83,15 +98,28 @@ export class RunnerReconciler implements Reconciler {
   private readonly d: RunnerDeps;
   private readonly now: () => number;
   private readonly holds = new Map<string, Hold>();
-  /** When a delete that completes asynchronously (EC2) was last asked for, by Gitspace key. */
-  private readonly deleteAsked = new Map<string, number>();
+  private readonly deleter: Deleter;
   private readonly agents: VmAgent;
   private readonly requests: RequestLog; // who asked for starts, stops and deletes
+  private readonly limits: StopLimits; // run-time limit, failed VMs
+  private readonly resizer: Resizer; // spec.machineType changes on an existing VM
+  private readonly quotas: Quotas; // spec.quotas of infras
+  private readonly preemptions: Preemptions; // spot VMs the cloud stopped
+  private readonly statusWriter: StatusWriter;
   constructor(d: RunnerDeps) {
     this.d = d;
     this.now = d.now ?? Date.now;
     this.agents = new VmAgent({ ...d, now: this.now, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); } });
     this.requests = new RequestLog({ client: d.client, now: this.now, event: (gs, reason, note) => { this.event(gs, 'Normal', reason, note); } });
+    this.deleter = new Deleter({
+      client: d.client, gitspaces: d.gitspaces, infras: d.infras, observer: d.observer, providerFor: d.providerFor, requests: this.requests, now: this.now,
+      event: (gs, type, reason, note) => { this.event(gs, type, reason, note); }, providerFailure: (key, gs, e) => this.providerFailure(key, gs, e),
+    });
+    this.statusWriter = new StatusWriter({ client: d.client, gitspaces: d.gitspaces, now: this.now, requests: this.requests, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); }, ...(d.cost ? { cost: d.cost } : {}) });
+    this.quotas = new Quotas({ gitspaces: d.gitspaces, now: this.now });
+    this.resizer = new Resizer({ now: this.now, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); } });
+    this.preemptions = new Preemptions({ now: this.now, requests: this.requests, ...(d.preemptions ? { counter: d.preemptions } : {}) });
+    this.limits = new StopLimits({ now: this.now, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); }, ...(d.failedStopped ? { failedStopped: d.failedStopped } : {}) });
   }
 
   async reconcile(key: string): Promise<Result | undefined> {
@@ -99,13 +127,17 @@ export class RunnerReconciler implements Reconciler {
     if (!gs) {
       this.holds.delete(key);
       this.agents.forget(key);
+      this.deleter.forget(key);
       this.requests.forget(key);
+      this.limits.forget(key);
+      this.resizer.forget(key);
+      this.quotas.release(key);
       return undefined;
     }
     // An idle stop is remembered in status, not spec: the spec still says Running.
     const desired = autoStopHolds(gs) ? 'Stopped' : (gs.spec.state ?? 'Running');
     if (hasFinalizer(gs, FINALIZERS.gitspace)) await this.requests.note(gs, desired);
-    if (isDeleting(gs)) return this.reconcileDelete(gs);
+    if (isDeleting(gs)) return this.deleter.reconcile(gs);
     if (!hasFinalizer(gs, FINALIZERS.gitspace)) {
       // The update this causes brings us back with the finalizer in place.
       this.d.gitspaces.writeThrough(await addFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace));
@@ -115,7 +147,7 @@ export class RunnerReconciler implements Reconciler {
       return await this.reconcileNormal(gs, desired);
     } catch (e) {
       if (e instanceof Wait) {
-        await this.writeWaiting(gs, e);
+        await this.statusWriter.waiting(gs, e);
         return e.retryMs !== undefined ? { requeueAfter: e.retryMs } : undefined;
       }
       if (e instanceof ProviderError) return this.providerFailure(key, gs, e);
@@ -180,9 +212,15 @@ export class RunnerReconciler implements Reconciler {
     // An agent that does not answer: the console says why, if the boot failed. A VM that went down
     // by itself while starting is asked too (a local "VM" is its agent process: it ends with it),
     // and asked again once Failed, so it is not started again and again.
+    const preempted = this.preemptions.record(gs, mt.name, inst, desired, (d) => composeStatus(gs, infra, d, inst, agent, this.statusContext(gs)));
+    if (preempted) {
+      await this.statusWriter.write(gs, preempted.status, 'Stopped');
+      preempted.written();
+      return undefined;
+    }
     const wentDown = inst?.state === 'stopped' && desired === 'Running' && (gs.status?.phase === 'Starting' || gs.status?.phase === 'Failed');
     if (inst && ((inst.state === 'running' && agent.unreachable) || wentDown)) await this.agents.bootFailure(gs, provider, inst, wentDown && gs.status?.phase === 'Starting');
-    const input = () => ({ desired, instance: inst, agent: agent.view, idleTimeoutMs, now: this.now() });
+    const input = () => ({ desired, instance: inst, agent: agent.view, idleTimeoutMs, ...this.limits.inputs(gs, infra), ...preemptionInput(gs), now: this.now() });
     const decision = decide(input());
 
     if (decision.action === 'create' || decision.action === 'start') {
@@ -191,23 +229,38 @@ export class RunnerReconciler implements Reconciler {
       if (refused) throw new Wait('NamespaceNotAllowed', refused, gs.status?.phase ?? 'Pending');
       const h = this.held(keyOf(gs), gs, infra);
       if (h !== 'go') return h;
-    }
+      const over = this.quotas.admit(gs, infra);
+      if (over) throw new Wait('QuotaExceeded', over, gs.status?.phase === 'Stopped' ? 'Stopped' : 'Pending', QUOTA_WAIT_MS);
+    } else if (desired === 'Stopped' || decision.phase === 'Running') this.quotas.release(keyOf(gs));
 
     if (decision.action === 'create' && gs.status?.instance?.name !== name) {
       // Intent first: record the VM we are about to use before touching the cloud — a ready one
       // from the warm pool if there is one, else the deterministic name we are about to create.
       const pooled = this.d.pool?.reserve(infraName, mt.name, gs.spec.zone);
+      if (infra.spec.pool?.some((e) => e.machineType === mt.name)) this.d.cost?.poolClaims.inc({ infra: infraName, machine_type: mt.name, result: pooled ? 'hit' : 'miss' });
       const status = composeStatus(gs, infra, decision, undefined, undefined, this.statusContext(gs));
       status.instance = pooled ? { provider: provider.kind, name: pooled.name, zone: pooled.zone, pooled: true } : { provider: provider.kind, name };
       if (pooled) status.message = `claiming warm-pool instance ${pooled.name}`;
       try {
-        await this.writeStatus(gs, status, decision.phase);
+        await this.statusWriter.write(gs, status, decision.phase);
       } catch (e) {
         if (pooled) this.d.pool?.release(pooled.name);
         throw e;
       }
       if (pooled) this.event(gs, 'Normal', 'PoolInstanceClaimed', `claimed warm-pool instance ${pooled.name} in ${pooled.zone}`);
       return undefined; // the status update re-queues us
+    }
+
+    // spec.machineType changed since the VM was made: a stopped VM is resized before it may start.
+    const plan = () => planResize({ instance: inst, want: mt, offered: infra.spec.machineTypes });
+    if (inst?.state === 'stopped' && plan().resize) {
+      this.mustBeOurs(gs, inst, 'resizing');
+      const r = await this.resizer.apply(gs, infra, provider, inst, plan());
+      if (r.resized) this.d.observer.put(infraName, name, (inst = await provider.find(name, inst.zone)));
+      // One cloud action per pass: a start waits for the next; a refused resize keeps it stopped.
+      const d = r.failure ? decide({ ...input(), desired: 'Stopped' }) : decision;
+      await this.statusWriter.write(gs, this.resizer.annotate(gs, composeStatus(gs, infra, d, inst, agent, this.statusContext(gs)), plan(), inst, r), d.phase);
+      return { requeueAfter: r.retryMs ?? FAST_POLL_MS };
     }
 
     switch (decision.action) {
@@ -234,7 +287,7 @@ export class RunnerReconciler implements Reconciler {
         if (inst) {
           this.mustBeOurs(gs, inst, 'starting');
           this.event(gs, 'Normal', 'InstanceStarting', `starting instance ${inst.name}`);
-          await provider.start(inst);
+          await startVm(provider, inst);
         }
         break;
       case 'stop':
@@ -247,19 +300,31 @@ export class RunnerReconciler implements Reconciler {
       case 'autoStop': {
         // Intent first: once the status says so, every later reconcile wants it stopped and the
         // next one stops it (the spec is the user's and GitOps tools'; we never write it).
-        const status = composeStatus(gs, infra, decision, inst, agent, this.statusContext(gs));
-        status.autoStopped = { at: new Date(this.now()).toISOString(), generation: gs.metadata.generation ?? 0 };
-        status.lastRequest = this.requests.operatorStop(gs, (agent.view?.reachable ? agent.view.lastActivityTime : undefined) ?? status.lastActivityTime, idleTimeout);
-        await this.writeStatus(gs, status, decision.phase);
+        const status = this.resizer.annotate(gs, composeStatus(gs, infra, decision, inst, agent, this.statusContext(gs)), plan(), inst);
+        const reason = decision.stopReason ?? 'Idle';
+        status.autoStopped = { at: new Date(this.now()).toISOString(), generation: gs.metadata.generation ?? 0, reason };
+        const why = reason === 'Idle' ? undefined : this.limits.why(gs, infra, reason);
+        status.lastRequest = this.requests.operatorStop(gs, (agent.view?.reachable ? agent.view.lastActivityTime : undefined) ?? status.lastActivityTime, idleTimeout, why);
+        await this.statusWriter.write(gs, status, decision.phase);
         return undefined;
       }
+      case 'archive':
+        if (inst) {
+          this.mustBeOurs(gs, inst, 'archiving');
+          this.event(gs, 'Normal', 'Archived', `deleting instance ${inst.name} and its disk: stopped longer than deleteAfterStopped; the Gitspace stays, and starting it creates a new VM from the repository`);
+          await provider.delete(inst);
+          this.d.observer.put(infraName, inst.name, undefined);
+          inst = undefined;
+        }
+        break;
       case 'none':
         break;
     }
 
     // Look again after acting, so the one status write says where things are now.
     let final: Decision = decision;
-    if (decision.action !== 'none') {
+    // (An archive's decision stands: the VM is gone, and status says when.)
+    if (decision.action !== 'none' && decision.action !== 'archive') {
       // create already returned the instance; the others return nothing, so look.
       if (decision.action !== 'create') {
         inst = await provider.find(name, inst?.zone ?? gs.spec.zone);
@@ -268,8 +333,10 @@ export class RunnerReconciler implements Reconciler {
       agent = await this.agents.observe(inst, token);
       final = decide(input());
     }
-    const status = composeStatus(gs, infra, final, inst, agent, this.statusContext(gs));
-    await this.writeStatus(gs, status, final.phase);
+    this.limits.warn(gs, final);
+    this.limits.warnArchive(gs, final);
+    const status = this.resizer.annotate(gs, composeStatus(gs, infra, final, inst, agent, this.statusContext(gs)), plan(), inst);
+    await this.statusWriter.write(gs, status, final.phase);
     return final.requeueAfterMs !== undefined ? { requeueAfter: final.requeueAfterMs } : undefined;
   }
 
@@ -277,51 +344,20 @@ export class RunnerReconciler implements Reconciler {
     return { now: this.now(), vmHome: this.d.vmHome ?? '/home/gitspace', lastRequest: this.requests.current(gs) };
   }
 
-  private async writeStatus(gs: Gitspace, status: GitspaceStatus, phase: Phase): Promise<void> {
-    const before = gs.status?.phase;
-    this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, status));
-    if (before === phase) return;
-    const url = status.urls?.ide ?? '';
-    const transitions: Partial<Record<Phase, [string, string, 'Normal' | 'Warning']>> = {
-      Running: ['IDEReady', `the IDE is ready: ${url}`, 'Normal'],
-      Stopped: ['Stopped', 'the instance is stopped; its disk is kept', 'Normal'],
-      Failed: ['Failed', status.message ?? 'failed', 'Warning'],
-    };
-    const t = transitions[phase];
-    if (t) this.event(gs, t[2], t[0], t[1]);
-    if (phase === 'Starting' && status.conditions?.some((c) => c.type === 'InstanceReady' && c.status === 'True')) {
-      this.event(gs, 'Normal', 'AgentConnected', 'the agent on the instance answered');
-    }
-  }
-
-  private async writeWaiting(gs: Gitspace, w: Wait): Promise<void> {
-    const gen = gs.metadata.generation;
-    const now = new Date(this.now());
-    let conditions = (gs.status?.conditions ?? []) as Condition[];
-    const message = w.message.slice(0, MAX_MESSAGE);
-    conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: w.reason, message }, gen, now);
-    const lastRequest = this.requests.current(gs);
-    const status: GitspaceStatus = { ...(gs.status ?? {}), phase: w.phase, message, observedGeneration: gen, conditions, ...(lastRequest ? { lastRequest } : {}) };
-    // Compared as stored: a message cut to the schema's limit is not news on every reconcile.
-    const changed = gs.status?.message !== message;
-    this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, status));
-    if (changed) this.event(gs, 'Warning', w.reason, w.message);
-  }
-
   private async providerFailure(key: string, gs: Gitspace, e: ProviderError): Promise<Result | undefined> {
     switch (e.code) {
       case 'InvalidConfig': {
         const infra = this.d.infras.get(gs.spec.infraRef.name);
         this.holds.set(key, { generation: gs.metadata.generation, infraGeneration: infra?.metadata.generation });
-        await this.writeWaiting(gs, new Wait('InvalidConfig', e.message, 'Failed'));
+        await this.statusWriter.waiting(gs, new Wait('InvalidConfig', e.message, 'Failed'));
         return undefined; // a spec or infra change brings us back
       }
       case 'Unauthenticated':
-        await this.writeWaiting(gs, new Wait('CredentialsInvalid', e.message, gs.status?.phase ?? 'Pending'));
+        await this.statusWriter.waiting(gs, new Wait('CredentialsInvalid', e.message, gs.status?.phase ?? 'Pending'));
         return { requeueAfter: QUOTA_RETRY_MS };
       case 'QuotaExceeded':
         this.holds.set(key, { until: this.now() + QUOTA_RETRY_MS });
-        await this.writeWaiting(gs, new Wait('QuotaExceeded', e.message, gs.status?.phase ?? 'Pending'));
+        await this.statusWriter.waiting(gs, new Wait('QuotaExceeded', e.message, gs.status?.phase ?? 'Pending'));
         return { requeueAfter: QUOTA_RETRY_MS };
       case 'Throttled':
         throw new RetryAfter(e.retryAfterMs ?? 5_000, e.message);
@@ -329,65 +365,9 @@ export class RunnerReconciler implements Reconciler {
         return { requeueAfter: 0 };
       case 'Transient':
         // Retried with backoff; meanwhile the user sees what the cloud said.
-        await this.writeWaiting(gs, new Wait('ProviderError', e.message, gs.status?.phase ?? 'Pending'));
+        await this.statusWriter.waiting(gs, new Wait('ProviderError', e.message, gs.status?.phase ?? 'Pending'));
         throw e;
     }
-  }
-
-  // --- deletion --------------------------------------------------------------------------------
-
-  private async reconcileDelete(gs: Gitspace): Promise<Result | undefined> {
-    if (!hasFinalizer(gs, FINALIZERS.gitspace)) return undefined;
-    const infra = this.d.infras.get(gs.spec.infraRef.name);
-    if (!infra) {
-      // Without its infra there is no provider to ask; the orphan sweep cleans such VMs up.
-      this.event(gs, 'Warning', 'InstanceOrphaned', `GitspaceInfra "${gs.spec.infraRef.name}" is gone; instance ${gs.status?.instance?.name ?? instanceName(gs)} is left to the orphan sweep`);
-      await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
-      return undefined;
-    }
-    if (gs.status?.phase !== 'Deleting') {
-      const lastRequest = this.requests.current(gs);
-      this.d.gitspaces.writeThrough(await patchStatusIfChanged(this.d.client, GITSPACES, gs, { ...(gs.status ?? {}), phase: 'Deleting', message: 'deleting the instance', ...(lastRequest ? { lastRequest } : {}) }));
-      this.event(gs, 'Normal', 'Deleting', `deleting instance ${gs.status?.instance?.name ?? instanceName(gs)}`);
-      return undefined;
-    }
-    let provider: VmProvider;
-    try {
-      provider = await this.d.providerFor(infra);
-    } catch (e) {
-      if (e instanceof ProviderError) return this.providerFailure(keyOf(gs), gs, e);
-      throw e;
-    }
-    const name = gs.status.instance?.name ?? instanceName(gs);
-    const infraName = infra.metadata.name ?? '';
-    const key = keyOf(gs);
-    // The shared list says where it is; only its absence is confirmed with a lookup of its own.
-    const inst = (await this.d.observer.get(infraName, provider, name)) ?? (await provider.find(name, gs.status.instance?.zone ?? gs.spec.zone));
-    if (inst && !labelledFor(inst, gs)) {
-      // Status names a VM that is not this Gitspace's (status is writable by more people than the
-      // spec): it is not deleted with it. An unclaimed pool VM simply stays the pool's.
-      const unclaimedPoolVM = inst.labels[LABELS.pool] !== undefined && inst.labels[LABELS.gitspaceUID] === undefined;
-      if (unclaimedPoolVM) this.event(gs, 'Normal', 'PoolInstanceReturned', `instance ${name} was never claimed; it stays in the warm pool`);
-      else this.event(gs, 'Warning', 'InstanceNotOurs', `instance ${name} is labelled for Gitspace UID "${inst.labels[LABELS.gitspaceUID] ?? ''}", not this one; it is left alone`);
-      await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
-      return undefined;
-    }
-    if (inst) {
-      const asked = this.deleteAsked.get(key);
-      if (asked !== undefined && this.now() - asked < DELETE_REISSUE_MS) return { requeueAfter: FAST_POLL_MS };
-      const outcome = await provider.delete(inst);
-      if (outcome === 'going') {
-        // EC2: shutting-down for a while; the next lists show when it is gone.
-        this.deleteAsked.set(key, this.now());
-        this.d.observer.put(infraName, name, { ...inst, state: 'stopping' });
-        return { requeueAfter: FAST_POLL_MS };
-      }
-      this.d.observer.put(infraName, name, undefined);
-    }
-    this.deleteAsked.delete(key);
-    this.event(gs, 'Normal', 'InstanceDeleted', `instance ${name} deleted`);
-    await removeFinalizer(this.d.client, GITSPACES, gs, FINALIZERS.gitspace);
-    return undefined;
   }
 
   // --- helpers ---------------------------------------------------------------------------------

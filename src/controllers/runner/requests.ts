@@ -127,10 +127,10 @@ export function attribute(
 }
 
 /** The operator's own idle stop, as a request (pure). */
-export function operatorStop(now: number, idleSince: string | undefined, idleTimeout: string): Attribution {
+export function operatorStop(now: number, idleSince: string | undefined, idleTimeout: string, why?: { via: string; message: string }): Attribution {
   return {
-    request: { action: 'stop', source: 'operator', by: MANAGED_BY, via: 'idle-timeout', at: new Date(now).toISOString() },
-    message: `stopped by the operator: idle since ${idleSince ?? 'an unknown time'} (idleTimeout ${idleTimeout})`,
+    request: { action: 'stop', source: 'operator', by: MANAGED_BY, via: why?.via ?? 'idle-timeout', at: new Date(now).toISOString() },
+    message: why?.message ?? `stopped by the operator: idle since ${idleSince ?? 'an unknown time'} (idleTimeout ${idleTimeout})`,
   };
 }
 
@@ -183,10 +183,10 @@ export class RequestLog {
    * The operator's idle stop, for the status write that records it (with autoStopped: kept only
    * with it, so a failed write leaves nothing behind to mistake for a request).
    */
-  operatorStop(gs: Gitspace, idleSince: string | undefined, idleTimeout: string): LastRequest {
-    const a = operatorStop(this.now(), idleSince, idleTimeout);
+  operatorStop(gs: Gitspace, idleSince: string | undefined, idleTimeout: string, why?: { via: string; reason: string; message: string }): LastRequest {
+    const a = operatorStop(this.now(), idleSince, idleTimeout, why);
     this.unwritten.delete(keyOf(gs));
-    this.event(gs, 'AutoStopped', a.message);
+    this.event(gs, why?.reason ?? 'AutoStopped', a.message);
     return a.request;
   }
 

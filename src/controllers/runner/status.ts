@@ -62,7 +62,7 @@ export function composeStatus(
       createdAt: inst.createdAt,
       ...(old.instance?.pooled ? { pooled: true } : {}),
     };
-  } else if (old.instance?.name) {
+  } else if (old.instance?.name && d.phase !== 'Archived') {
     status.instance = { ...old.instance };
   }
   const upstream = inst?.privateIP ? `http://${inst.privateIP}:${inst.agentPort}` : undefined;
@@ -84,7 +84,21 @@ export function composeStatus(
   // To the minute: an active user must not turn every reconcile into a status write (each write
   // is an event that brings the next reconcile). Idle timeouts are 5 minutes or more.
   const activity = agent?.lastActivity ? toMinute(agent.lastActivity) : old.lastActivityTime;
-  if (activity) status.lastActivityTime = activity;
+  if (activity) {
+    status.lastActivityTime = activity;
+    const source = agent?.lastActivitySource ?? old.lastActivity?.source;
+    status.lastActivity = { at: activity, source: source ?? 'api' };
+  }
+  // What maxRunTime counts from, and when the operator will stop it (shown as the Stops column).
+  const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  if (d.phase === 'Running') status.startedAt = old.phase === 'Running' && old.startedAt ? old.startedAt : iso(ctx.now);
+  // To the minute, like lastActivity: the idle deadline moves with every keystroke.
+  if (d.phase === 'Running' && d.deadlines?.stopsAt !== undefined) status.stopsAt = iso(d.deadlines.stopsAt - (d.deadlines.stopsAt % 60_000));
+  if (d.phase === 'Failed') status.failedAt = old.phase === 'Failed' && old.failedAt ? old.failedAt : iso(ctx.now);
+  // What deleteAfterStopped counts from (a Failed Gitspace whose VM was stopped counts too), and when it ran out.
+  const stoppedNow = d.phase === 'Stopped' || d.phase === 'Archived' || (d.phase === 'Failed' && inst?.state === 'stopped');
+  if (stoppedNow) status.stoppedAt = old.stoppedAt && (old.phase === d.phase || old.phase === 'Stopped' || old.phase === 'Failed') ? old.stoppedAt : iso(ctx.now);
+  if (d.phase === 'Archived') status.archivedAt = old.archivedAt ?? iso(ctx.now);
   // The host key is on the VM's disk: what the agent said last holds while it cannot be asked.
   const hostKey = agent?.sshHostKey ?? old.sshHostKey;
   if (hostKey) status.sshHostKey = hostKey;

@@ -1,7 +1,7 @@
 // The runner's side of a VM's agent: what it says about itself (health), making an unclaimed VM
 // this Gitspace's (pool relabel, enrolment with the VM's one-time token, after checking the
 // cloud's labels and the agent's own word), and why a VM's agent never came up (its console).
-import { BOOT_FAILURE_PREFIX, GITSPACE_ANNOTATIONS, LABELS, isSshHostKey, type AgentHealth, type RepoCredentials, type Claim, type Gitspace } from '../../api/index.ts';
+import { BOOT_FAILURE_PREFIX, GITSPACE_ANNOTATIONS, LABELS, isActivitySource, isSshHostKey, type ActivitySource, type AgentHealth, type RepoCredentials, type Claim, type Gitspace } from '../../api/index.ts';
 import type { Instance, VmProvider } from '../../providers/types.ts';
 import { keyOf } from '../../runtime/informer.ts';
 import type { Enrolment } from '../enrolment.ts';
@@ -16,6 +16,8 @@ export interface AgentObservation {
   /** The folder the IDE links open (workspaceOf). */
   workspace?: string;
   lastActivity?: string;
+  /** What the last activity was (the agent says; checked against the known kinds). */
+  lastActivitySource?: ActivitySource;
   forwardPorts?: number[];
   extensionsFailed?: { id: string; error: string }[];
   /** The agent waits for its claim, and says it is this instance. */
@@ -118,9 +120,10 @@ export class VmAgent {
     // What the agent says goes into status: bounded, so a hostile VM cannot make the status write fail.
     const step = current ? { name: bounded(current.name, 64), ...(current.message ? { message: bounded(current.message, 1024) } : {}) } : undefined;
     return {
-      view: { reachable: true, state: h.state, ...(step ? { step } : {}), lastActivityTime: h.lastActivityTime },
+      view: { reachable: true, state: h.state, ...(step ? { step } : {}), lastActivityTime: h.lastActivityTime, ...(isActivitySource(h.lastActivitySource) ? { lastActivitySource: h.lastActivitySource } : {}) },
       ...(workspaceOf(h) ? { workspace: workspaceOf(h) } : {}),
       lastActivity: h.lastActivityTime,
+      ...(isActivitySource(h.lastActivitySource) ? { lastActivitySource: h.lastActivitySource } : {}),
       forwardPorts: Array.isArray(h.forwardPorts) ? h.forwardPorts.slice(0, 256) : [],
       extensionsFailed: h.ide.extensionsFailed ?? [],
       container: containerCondition(h.devcontainer),

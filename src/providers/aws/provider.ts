@@ -7,12 +7,13 @@
 import { createHash } from 'node:crypto';
 import {
   AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, GetConsoleOutputCommand, CreateTagsCommand, DeleteTagsCommand, DescribeInstancesCommand,
-  DescribeSecurityGroupsCommand, DescribeSubnetsCommand, EC2Client, RevokeSecurityGroupIngressCommand, RunInstancesCommand,
+  DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVolumesCommand, EC2Client, ModifyInstanceAttributeCommand, ModifyVolumeCommand,
+  RevokeSecurityGroupIngressCommand, RunInstancesCommand,
   StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand,
   type EC2ClientConfig, type Instance as Ec2Instance, type IpPermission, type _InstanceType, type Tag, type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { startupScript } from '../startup.ts';
-import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
+import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type ResizeRequest, type VmProvider } from '../types.ts';
 import { CapacityError, ec2Error } from './errors.ts';
 
 export const INSTANCE_NAME_TAG = 'gitspaces.dev/instance-name';
@@ -29,6 +30,16 @@ export interface AwsProviderOptions {
   agentSecurityGroupName?: string;
   /** Tags that mark the managed security group as ours. */
   tags?: Record<string, string>;
+}
+
+/** EC2's StateReason code of a spot instance it stopped on interruption (stop behaviour). */
+export const SPOT_STOP_CODE = 'Server.SpotInstanceShutdown';
+
+/** The time in a StateTransitionReason such as "… (2026-11-30 10:42:07 GMT)", if there is one. */
+export function transitionTime(reason: string | undefined): string | undefined {
+  const m = /\((\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)/.exec(reason ?? '');
+  const t = m ? Date.parse(`${m[1] ?? ''}T${m[2] ?? ''}Z`) : NaN;
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
 }
 
 function stateOf(s: string | undefined): InstanceState {
@@ -58,6 +69,13 @@ export class AwsProvider implements VmProvider {
   private readonly ec2: EC2Client;
   /** The managed security group's id, once known. */
   private agentGroupId: string | undefined;
+  /** Root EBS volume ids by instance id, from our last look (resize grows that volume). */
+  private readonly rootVolumes = new Map<string, string>();
+  /**
+   * Volume sizes once seen: only our ModifyVolume changes them, so a list asks DescribeVolumes only
+   * for volumes it has not seen (a size changed behind our back shows after an operator restart).
+   */
+  private readonly volumeSize = new Map<string, number>();
 
   constructor(o: AwsProviderOptions) {
     this.o = o;
@@ -66,8 +84,17 @@ export class AwsProvider implements VmProvider {
     this.ec2 = new EC2Client({ region: o.region, maxAttempts: 1, ...o.client });
   }
 
-  private toInstance(i: Ec2Instance): Instance {
+  /** The root device's EBS volume: the mapping named by RootDeviceName, else the only EBS mapping. */
+  private static rootVolume(i: Ec2Instance): string | undefined {
+    const ebs = (i.BlockDeviceMappings ?? []).filter((b) => b.Ebs?.VolumeId);
+    return (ebs.find((b) => b.DeviceName === i.RootDeviceName) ?? (ebs.length === 1 ? ebs[0] : undefined))?.Ebs?.VolumeId;
+  }
+
+  private toInstance(i: Ec2Instance, diskSizeGB?: number): Instance {
     const tags = Object.fromEntries((i.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+    // Interrupted: EC2 stopped it (StateReason), not we; StartInstances is refused until EC2 restarts it.
+    const preempted = i.State?.Name === 'stopped' && i.StateReason?.Code === SPOT_STOP_CODE;
+    const preemptedAt = preempted ? transitionTime(i.StateTransitionReason) : undefined;
     return {
       id: i.InstanceId ?? '',
       name: tags[INSTANCE_NAME_TAG] ?? '',
@@ -76,13 +103,15 @@ export class AwsProvider implements VmProvider {
       ...(i.PrivateIpAddress ? { privateIP: i.PrivateIpAddress } : {}),
       agentPort: this.o.agentPort,
       machineType: i.InstanceType ?? '',
+      ...(diskSizeGB !== undefined ? { diskSizeGB } : {}),
       createdAt: i.LaunchTime ? new Date(i.LaunchTime).toISOString() : '',
       labels: tags,
+      ...(preempted ? { stopReason: 'preempted' as const, ...(preemptedAt ? { preemptedAt } : {}) } : {}),
     };
   }
 
   private async describe(tags: Record<string, string>): Promise<Instance[]> {
-    const out: Instance[] = [];
+    const found: Ec2Instance[] = [];
     let NextToken: string | undefined;
     try {
       do {
@@ -92,13 +121,37 @@ export class AwsProvider implements VmProvider {
             ...(NextToken ? { NextToken } : {}),
           }),
         );
-        for (const res of r.Reservations ?? []) for (const i of res.Instances ?? []) out.push(this.toInstance(i));
+        for (const res of r.Reservations ?? []) for (const i of res.Instances ?? []) found.push(i);
         NextToken = r.NextToken;
       } while (NextToken);
     } catch (e) {
       throw ec2Error(e, 'describe instances');
     }
-    return out;
+    const sizes = await this.volumeSizes(found);
+    return found.map((i) => this.toInstance(i, sizes.get(this.rootVolumes.get(i.InstanceId ?? '') ?? '')));
+  }
+
+  /**
+   * Root volume sizes (DescribeInstances does not say them): one DescribeVolumes per 200 volumes
+   * not seen before. A filter, not VolumeIds: a volume deleted meanwhile is absent, not an error.
+   */
+  private async volumeSizes(instances: Ec2Instance[]): Promise<Map<string, number>> {
+    const unseen: string[] = [];
+    for (const i of instances) {
+      const v = AwsProvider.rootVolume(i);
+      if (!v || !i.InstanceId) continue;
+      this.rootVolumes.set(i.InstanceId, v);
+      if (!this.volumeSize.has(v)) unseen.push(v);
+    }
+    try {
+      for (let k = 0; k < unseen.length; k += 200) {
+        const r = await this.ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'volume-id', Values: unseen.slice(k, k + 200) }] }));
+        for (const v of r.Volumes ?? []) if (v.VolumeId && v.Size !== undefined) this.volumeSize.set(v.VolumeId, v.Size);
+      }
+    } catch (e) {
+      throw ec2Error(e, 'describe volumes');
+    }
+    return this.volumeSize;
   }
 
   async find(name: string): Promise<Instance | undefined> {
@@ -138,6 +191,8 @@ export class AwsProvider implements VmProvider {
             ...(profile ? { IamInstanceProfile: profile.startsWith('arn:') ? { Arn: profile } : { Name: profile } } : {}),
             UserData: Buffer.from(startupScript(req.agent)).toString('base64'),
             MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1 },
+            // Spot that stops (disk kept) on interruption: EC2 allows stop only for persistent requests.
+            ...(req.machineType.spot ? { InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'persistent', InstanceInterruptionBehavior: 'stop' } } } : {}),
             BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: req.machineType.diskSizeGB ?? 50, ...(req.machineType.diskType ? { VolumeType: req.machineType.diskType as VolumeType } : {}), DeleteOnTermination: true } }],
             TagSpecifications: [
               { ResourceType: 'instance', Tags: tags },
@@ -184,11 +239,41 @@ export class AwsProvider implements VmProvider {
   /** TerminateInstances returns at once; the instance is shutting-down for a while. */
   async delete(inst: Instance): Promise<DeleteOutcome> {
     await this.act(inst, 'terminate');
+    const volume = this.rootVolumes.get(inst.id);
+    if (volume) this.volumeSize.delete(volume);
+    this.rootVolumes.delete(inst.id);
     return 'going';
   }
 
   listOwned(labels: Record<string, string>): Promise<Instance[]> {
     return this.describe(labels);
+  }
+
+  /**
+   * ModifyInstanceAttribute (instance type), then ModifyVolume (size) of the root volume, each
+   * only when it changes something. EC2 itself refuses a type change unless the instance is
+   * stopped (IncorrectInstanceState) and a smaller volume; it also allows one volume modification
+   * per six hours.
+   */
+  async resize(inst: Instance, req: ResizeRequest): Promise<void> {
+    if (req.providerType !== undefined && req.providerType !== inst.machineType) {
+      try {
+        await this.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: inst.id, InstanceType: { Value: req.providerType } }));
+      } catch (e) {
+        throw ec2Error(e, `change the instance type of ${inst.name} (${inst.id}) to ${req.providerType}`);
+      }
+    }
+    if (req.diskSizeGB !== undefined && req.diskSizeGB !== inst.diskSizeGB) {
+      if (!this.rootVolumes.has(inst.id)) await this.find(inst.name);
+      const volume = this.rootVolumes.get(inst.id);
+      if (!volume) throw new ProviderError('Transient', `resize the root volume of ${inst.name} (${inst.id}): the instance has no root EBS volume to grow`);
+      try {
+        await this.ec2.send(new ModifyVolumeCommand({ VolumeId: volume, Size: req.diskSizeGB }));
+        this.volumeSize.set(volume, req.diskSizeGB);
+      } catch (e) {
+        throw ec2Error(e, `resize volume ${volume} of ${inst.name} (${inst.id}) to ${String(req.diskSizeGB)} GB`);
+      }
+    }
   }
 
   /** The infra's groups plus the managed agent group (looked up once if ensureNetwork has not run here). */

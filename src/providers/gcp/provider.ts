@@ -6,12 +6,13 @@
 // is a 409 that we treat as "found", and each mutating call carries a requestId derived from the
 // instance, zone and verb, so a retried call within GCE's retry window is the same operation.
 import { createHash } from 'node:crypto';
-import { FirewallsClient, GlobalOperationsClient, InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
+import { DisksClient, FirewallsClient, GlobalOperationsClient, InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
 import { LABELS } from '../../api/index.ts';
 import { startupScript } from '../startup.ts';
-import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type VmProvider } from '../types.ts';
+import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type ResizeRequest, type VmProvider } from '../types.ts';
 import { callError, CapacityError, operationError } from './errors.ts';
 import { gceLabelFilter, gceLabels, ourLabels } from './labels.ts';
+import { GcePreemptions, SPOT_SCHEDULING, type GceSchedulingView } from './preemption.ts';
 
 export interface GcpProviderOptions {
   project: string;
@@ -28,7 +29,7 @@ export interface GcpProviderOptions {
   operationTimeoutMs?: number;
 }
 
-interface GceInstance {
+interface GceInstance extends GceSchedulingView {
   id?: string | number | null;
   name?: string | null;
   zone?: string | null;
@@ -38,6 +39,7 @@ interface GceInstance {
   labels?: Record<string, string> | null;
   labelFingerprint?: string | null;
   networkInterfaces?: { networkIP?: string | null }[] | null;
+  disks?: { boot?: boolean | null; source?: string | null; diskSizeGb?: string | number | null }[] | null;
 }
 
 interface GceOperation {
@@ -81,6 +83,10 @@ export class GcpProvider implements VmProvider {
   private readonly operations: ZoneOperationsClient;
   private readonly firewalls: FirewallsClient;
   private readonly globalOperations: GlobalOperationsClient;
+  private readonly disks: DisksClient;
+  private readonly preemptions: GcePreemptions;
+  /** Boot disk names by zone/instance, from our last look (resize needs the disk's own name). */
+  private readonly bootDisks = new Map<string, string>();
 
   constructor(o: GcpProviderOptions) {
     this.o = o;
@@ -88,6 +94,8 @@ export class GcpProvider implements VmProvider {
     this.operations = new ZoneOperationsClient({ fallback: true, ...o.client });
     this.firewalls = new FirewallsClient({ fallback: true, ...o.client });
     this.globalOperations = new GlobalOperationsClient({ fallback: true, ...o.client });
+    this.disks = new DisksClient({ fallback: true, ...o.client });
+    this.preemptions = new GcePreemptions(this.operations, o.project);
   }
 
   private get networkTag(): string {
@@ -100,6 +108,9 @@ export class GcpProvider implements VmProvider {
 
   private toInstance(g: GceInstance): Instance {
     const ip = g.networkInterfaces?.[0]?.networkIP ?? undefined;
+    const boot = g.disks?.find((d) => d.boot);
+    const diskSize = Number(boot?.diskSizeGb ?? NaN);
+    if (boot?.source) this.bootDisks.set(`${last(g.zone)}/${g.name ?? ''}`, last(boot.source));
     return {
       id: String(g.id ?? ''),
       name: g.name ?? '',
@@ -108,6 +119,7 @@ export class GcpProvider implements VmProvider {
       ...(ip ? { privateIP: ip } : {}),
       agentPort: this.o.agentPort,
       machineType: last(g.machineType),
+      ...(Number.isFinite(diskSize) ? { diskSizeGB: diskSize } : {}),
       createdAt: g.creationTimestamp ?? '',
       labels: ourLabels(g.labels ?? {}, Object.values(LABELS)),
       ...(g.labelFingerprint ? { labelFingerprint: g.labelFingerprint } : {}),
@@ -119,7 +131,7 @@ export class GcpProvider implements VmProvider {
     for (const z of zones) {
       try {
         const [g] = await this.instances.get({ project: this.o.project, zone: z, instance: name });
-        return this.toInstance(g as GceInstance);
+        return await this.preemptions.annotate(g as GceInstance, this.toInstance(g as GceInstance));
       } catch (e) {
         const err = callError(e, `get instance ${name}`);
         if (err.code !== 'NotFound') throw err;
@@ -201,6 +213,8 @@ export class GcpProvider implements VmProvider {
       // No accessConfigs: no external IP. The gateway reaches the VM on its private address.
       networkInterfaces: [{ network, ...(sub ? { subnetwork: sub.name.includes('/') ? sub.name : `regions/${region}/subnetworks/${sub.name}` } : {}) }],
       metadata: { items: [{ key: 'startup-script', value: startupScript(req.agent) }] },
+      // Spot: stopped (disk kept), never deleted, when GCE reclaims it; GCE requires the other two.
+      ...(mt.spot ? { scheduling: SPOT_SCHEDULING } : {}),
       ...(this.o.serviceAccount ? { serviceAccounts: [{ email: this.o.serviceAccount, scopes: ['https://www.googleapis.com/auth/cloud-platform'] }] } : {}),
     };
     let op: GceOperation;
@@ -241,7 +255,49 @@ export class GcpProvider implements VmProvider {
   /** Waits for the delete operation: when it is done the instance is gone. */
   async delete(inst: Instance): Promise<DeleteOutcome> {
     await this.act(inst, 'delete');
+    this.bootDisks.delete(`${inst.zone}/${inst.name}`);
     return 'gone';
+  }
+
+  /**
+   * instances.setMachineType, then disks.resize of the boot disk, each only when it changes
+   * something. GCE itself refuses a machine type change on a running instance and a smaller disk.
+   */
+  async resize(inst: Instance, req: ResizeRequest): Promise<void> {
+    const base = { project: this.o.project, zone: inst.zone };
+    if (req.providerType !== undefined && req.providerType !== inst.machineType) {
+      const what = `set the machine type of ${inst.name} to ${req.providerType}`;
+      let op: GceOperation;
+      try {
+        op = GcpProvider.op(await this.instances.setMachineType({
+          ...base,
+          instance: inst.name,
+          requestId: requestId(inst.name, inst.zone, 'setMachineType', req.providerType, req.requestKey),
+          instancesSetMachineTypeRequestResource: { machineType: `zones/${inst.zone}/machineTypes/${req.providerType}` },
+        }));
+      } catch (e) {
+        throw callError(e, what);
+      }
+      await this.wait(inst.zone, op, what);
+    }
+    if (req.diskSizeGB !== undefined && req.diskSizeGB !== inst.diskSizeGB) {
+      const key = `${inst.zone}/${inst.name}`;
+      if (!this.bootDisks.has(key)) await this.find(inst.name, inst.zone);
+      const disk = this.bootDisks.get(key) ?? inst.name; // GCE names an unnamed boot disk after its instance
+      const what = `resize disk ${disk} of ${inst.name} to ${String(req.diskSizeGB)} GB`;
+      let op: GceOperation;
+      try {
+        op = GcpProvider.op(await this.disks.resize({
+          ...base,
+          disk,
+          requestId: requestId(disk, inst.zone, 'resize', String(req.diskSizeGB), req.requestKey),
+          disksResizeRequestResource: { sizeGb: req.diskSizeGB },
+        }));
+      } catch (e) {
+        throw callError(e, what);
+      }
+      await this.wait(inst.zone, op, what);
+    }
   }
 
   async listOwned(labels: Record<string, string>): Promise<Instance[]> {
@@ -249,7 +305,7 @@ export class GcpProvider implements VmProvider {
     try {
       const iterable = this.instances.aggregatedListAsync({ project: this.o.project, filter: gceLabelFilter(labels) }, { autoPaginate: false });
       for await (const [, scoped] of iterable) {
-        for (const g of (scoped as { instances?: GceInstance[] | null }).instances ?? []) out.push(this.toInstance(g));
+        for (const g of (scoped as { instances?: GceInstance[] | null }).instances ?? []) out.push(await this.preemptions.annotate(g, this.toInstance(g)));
       }
     } catch (e) {
       throw callError(e, 'list instances');
@@ -334,6 +390,6 @@ export class GcpProvider implements VmProvider {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.instances.close(), this.operations.close(), this.firewalls.close(), this.globalOperations.close()]);
+    await Promise.all([this.instances.close(), this.operations.close(), this.firewalls.close(), this.globalOperations.close(), this.disks.close()]);
   }
 }

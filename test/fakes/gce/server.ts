@@ -1,14 +1,18 @@
 // A fake of the Compute Engine v1 REST API, written from the public API reference (field names
 // checked against the compute.proto that @google-cloud/compute ships), for driving the real
 // client in tests. It keeps the semantics our provider relies on:
-// - instances insert/get/list/aggregatedList/delete/start/stop/setLabels, zone operations get/wait;
+// - instances insert/get/list/aggregatedList/delete/start/stop/setLabels/setMachineType, zone
+//   operations get/wait; disks get/resize of the boot disks (named after their instance);
+// - setMachineType only on a TERMINATED instance (400 otherwise), disks.resize only upward;
 // - firewalls insert/get/patch/delete, global operations get/wait;
 // - a second insert of a name in a zone is 409 alreadyExists; a repeated requestId returns the same
 //   operation and creates nothing;
 // - PROVISIONING → STAGING → RUNNING after `bootMs`; STOPPING → TERMINATED on stop (disk kept);
 // - label keys/values, machine types and images are validated as GCE does;
 // - capacity (ZONE_RESOURCE_POOL_EXHAUSTED) and quota errors arrive in the operation, as in GCE;
-// - faults on demand: 403 rateLimitExceeded / 429, 503, latency.
+// - faults on demand: 403 rateLimitExceeded / 429, 503, latency;
+// - spot VMs (spot.ts): an insert's scheduling checked as GCE does, preempt() as GCE reclaims one
+//   (a compute.instances.preempted zone operation, TERMINATED), zoneOperations.list with a filter.
 // With `startupScripts` it also "boots" each instance by running its startup-script metadata as a
 // local process (GITSPACES_ROOT, GITSPACES_AGENT, GITSPACES_LISTEN_ADDRESS set), so the whole path
 // from the operator to a real agent is exercised. With `containers` each instance is a container
@@ -21,6 +25,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { ContainerVms } from '../vm-host.ts';
+import { operationFilter, PREEMPTED_OPERATION, preemptible, schedulingError, schedulingOf, terminationAction } from './spot.ts';
 
 const BASE = 'https://www.googleapis.com/compute/v1';
 
@@ -61,6 +66,8 @@ export interface GceFakeOptions {
    */
   containers?: { vms: ContainerVms; network: string; addressPrefix: string; images: Record<string, string>; namePrefix: string };
   faults?: GceFaults;
+  /** Without containers: instances get `<addressPrefix>.x.y` (default 127.11), so concurrent test runs need not share addresses. */
+  addressPrefix?: string;
 }
 
 interface Inst {
@@ -73,6 +80,12 @@ interface Inst {
   labelFingerprint: string;
   networkIP: string;
   creationTimestamp: string;
+  /** As GCE reports them: when it last reached RUNNING, and last TERMINATED. */
+  lastStartTimestamp?: string;
+  lastStopTimestamp?: string;
+  /** The boot disk: its name and size. */
+  bootDisk: string;
+  diskSizeGb: number;
   pgid?: number;
   /** Container mode: the Docker actions on this instance, in order (create, start, stop, remove). */
   machine?: Promise<void>;
@@ -84,6 +97,9 @@ interface Op {
   zone: string;
   operationType: string;
   targetLink: string;
+  targetId?: string;
+  /** Who made it: the system, for a preemption. */
+  user?: string;
   status: 'PENDING' | 'RUNNING' | 'DONE';
   insertTime: string;
   doneAt: number;
@@ -200,6 +216,8 @@ export class GceFake {
     if (a === 'global') return this.global(method, r.slice(1), q, body, res);
     if (a !== 'zones' || !zone) return this.notFound(res, r.join('/'));
     if (b === 'operations' && name) return this.getOperation(method, name, action, res);
+    if (b === 'operations' && method === 'GET') return this.listOperations(zone, q.get('filter'), res);
+    if (b === 'disks' && name) return this.disk(method, zone, name, action, q.get('requestId'), body, res);
     if (b !== 'instances') return this.notFound(res, r.join('/'));
     if (!name) {
       if (method === 'GET') {
@@ -234,6 +252,7 @@ export class GceFake {
       return this.operation(res, zone, 'stop', inst, q.get('requestId'), this.o.stopMs ?? 300, () => {
         this.kill(inst);
         inst.status = 'TERMINATED';
+        inst.lastStopTimestamp = new Date().toISOString();
       });
     }
     if (action === 'start' && method === 'POST') {
@@ -241,8 +260,17 @@ export class GceFake {
       inst.status = 'STAGING';
       return this.operation(res, zone, 'start', inst, q.get('requestId'), this.o.bootMs ?? 300, () => {
         inst.status = 'RUNNING';
+        inst.lastStartTimestamp = new Date().toISOString();
         this.boot(inst);
       });
+    }
+    if (action === 'setMachineType' && method === 'POST') {
+      const mt = typeof body.machineType === 'string' ? body.machineType : '';
+      const short = mt.split('/').pop() ?? '';
+      if (inst.status !== 'TERMINATED') return this.error(res, 400, 'invalidResourceUsage', `Invalid resource usage: 'The instance '${name}' must be stopped before its machine type can be changed (it is ${inst.status}).'`);
+      if (!MACHINE_TYPE.test(short)) return this.error(res, 400, 'invalid', `Invalid value for field 'resource.machineType': '${mt}'. Machine type with name '${short}' does not exist in zone '${zone}'.`);
+      inst.body = { ...inst.body, machineType: mt };
+      return this.operation(res, zone, 'setMachineType', inst, q.get('requestId'), 100);
     }
     if (action === 'setLabels' && method === 'POST') {
       if (body.labelFingerprint !== inst.labelFingerprint) return this.error(res, 412, 'conditionNotMet', 'Labels fingerprint either invalid or resource labels have changed');
@@ -254,6 +282,27 @@ export class GceFake {
       return this.operation(res, zone, 'setLabels', inst, q.get('requestId'), 0);
     }
     return this.error(res, 405, 'methodNotAllowed', 'Method not allowed');
+  }
+
+  /** A boot disk: get, and resize (only upward, as GCE; allowed on a running instance too, as GCE). */
+  private disk(method: string, zone: string, name: string, action: string | undefined, requestId: string | null, body: Record<string, unknown>, res: ServerResponse): void {
+    const inst = [...this.instances.values()].find((i) => i.zone === zone && i.bootDisk === name);
+    const link = `${BASE}/projects/${this.o.project}/zones/${zone}/disks/${name}`;
+    if (!inst) return this.notFound(res, `projects/${this.o.project}/zones/${zone}/disks/${name}`);
+    if (!action && method === 'GET') {
+      return this.json(res, 200, { kind: 'compute#disk', name, zone: `${BASE}/projects/${this.o.project}/zones/${zone}`, sizeGb: String(inst.diskSizeGb), status: 'READY', users: [`${BASE}/projects/${this.o.project}/zones/${zone}/instances/${inst.name}`], selfLink: link });
+    }
+    if (action !== 'resize' || method !== 'POST') return this.error(res, 405, 'methodNotAllowed', 'Method not allowed');
+    const reuse = this.sameRequest(requestId);
+    if (reuse) return this.json(res, 200, this.opView(reuse));
+    const size = Number(body.sizeGb);
+    if (!Number.isInteger(size) || size <= 0 || size > 65536) return this.error(res, 400, 'invalid', `Invalid value for field 'sizeGb': '${String(body.sizeGb)}'.`);
+    if (size <= inst.diskSizeGb) return this.error(res, 400, 'invalid', `Invalid value for field 'sizeGb': '${String(size)}'. New disk size '${String(size)}' GB must be larger than existing size '${String(inst.diskSizeGb)}' GB.`);
+    // Applied at once (the operation only reports it): a look right after the operation sees it.
+    inst.diskSizeGb = size;
+    const op = this.newOp(zone, 'resizeDisk', link, requestId, 100);
+    setTimeout(() => { op.status = 'DONE'; }, 100);
+    this.json(res, 200, this.opView(op));
   }
 
   /** Zone and global operations: get, and wait (returns when done or after at most 2 s, as GCE does). */
@@ -321,12 +370,12 @@ export class GceFake {
     if (!NAME.test(name)) return this.error(res, 400, 'invalid', `Invalid value for field 'resource.name': '${name}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'`);
     const mt = str(body.machineType).split('/').pop() ?? '';
     if (!MACHINE_TYPE.test(mt)) return this.error(res, 400, 'invalid', `Invalid value for field 'resource.machineType': '${str(body.machineType)}'. Machine type with name '${mt}' does not exist in zone '${zone}'.`);
-    const disks = (body.disks ?? []) as { initializeParams?: { sourceImage?: string } }[];
+    const disks = (body.disks ?? []) as { initializeParams?: { sourceImage?: string; diskSizeGb?: string | number; diskName?: string } }[];
     const image = disks[0]?.initializeParams?.sourceImage ?? '';
     const imagePath = image.replace(`${BASE}/`, '');
     if (!this.images.has(imagePath)) return this.error(res, 404, 'notFound', `The resource '${imagePath}' was not found`);
     const labels = (body.labels ?? {}) as Record<string, string>;
-    const bad = this.badLabels(labels);
+    const bad = this.badLabels(labels) ?? schedulingError(schedulingOf(body));
     if (bad) return this.error(res, 400, 'invalid', bad);
     if (this.instances.has(`${zone}/${name}`)) return this.error(res, 409, 'alreadyExists', `The resource 'projects/${this.o.project}/zones/${zone}/instances/${name}' already exists`);
     if (this.faults.exhaustedZones?.has(zone) || this.faults.quotaExceeded) {
@@ -348,8 +397,11 @@ export class GceFake {
       body,
       labels,
       labelFingerprint: Buffer.from(String(Date.now())).toString('base64'),
-      networkIP: `${this.o.containers?.addressPrefix ?? '127.11'}.${n >> 8}.${n & 255}`,
+      networkIP: `${this.o.containers?.addressPrefix ?? this.o.addressPrefix ?? '127.11'}.${n >> 8}.${n & 255}`,
       creationTimestamp: new Date().toISOString(),
+      // GCE names a boot disk after its instance unless told otherwise; 10 GB is its usual image size.
+      bootDisk: disks[0]?.initializeParams?.diskName ?? name,
+      diskSizeGb: Number(disks[0]?.initializeParams?.diskSizeGb ?? 10),
     };
     this.instances.set(`${zone}/${name}`, inst);
     const c = this.o.containers;
@@ -365,6 +417,7 @@ export class GceFake {
     this.operation(res, zone, 'insert', inst, requestId, bootMs, () => {
       if (this.instances.get(`${zone}/${name}`) !== inst || inst.status === 'TERMINATED') return;
       inst.status = 'RUNNING';
+      inst.lastStartTimestamp = new Date().toISOString();
       this.boot(inst);
     });
   }
@@ -424,6 +477,8 @@ export class GceFake {
       ...(op.zone ? { zone: `${BASE}/projects/${this.o.project}/zones/${op.zone}` } : {}),
       operationType: op.operationType,
       targetLink: op.targetLink,
+      ...(op.targetId ? { targetId: op.targetId } : {}),
+      ...(op.user ? { user: op.user } : {}),
       status: done ? 'DONE' : op.status,
       progress: done ? 100 : 50,
       insertTime: op.insertTime,
@@ -445,9 +500,50 @@ export class GceFake {
       labels: i.labels,
       labelFingerprint: i.labelFingerprint,
       creationTimestamp: i.creationTimestamp,
+      ...(i.lastStartTimestamp ? { lastStartTimestamp: i.lastStartTimestamp } : {}),
+      ...(i.lastStopTimestamp ? { lastStopTimestamp: i.lastStopTimestamp } : {}),
       networkInterfaces: nics.map((n, k) => ({ ...n, name: `nic${k}`, networkIP: k === 0 ? i.networkIP : `127.12.0.${k}` })),
+      // As GCE shows attached disks: the source disk and its size, not the insert's initializeParams.
+      disks: [{ kind: 'compute#attachedDisk', type: 'PERSISTENT', mode: 'READ_WRITE', source: `${BASE}/projects/${this.o.project}/zones/${i.zone}/disks/${i.bootDisk}`, deviceName: 'persistent-disk-0', index: 0, boot: true, autoDelete: true, interface: 'SCSI', diskSizeGb: String(i.diskSizeGb) }],
       selfLink: `${BASE}/projects/${this.o.project}/zones/${i.zone}/instances/${i.name}`,
     };
+  }
+
+  /** zoneOperations.list with the filter terms spot.ts understands. */
+  private listOperations(zone: string, filter: string | null, res: ServerResponse): void {
+    const match = operationFilter(filter);
+    if (typeof match === 'string') return this.error(res, 400, 'invalid', match);
+    const items = [...this.ops.values()].filter((op) => op.zone === zone).map((op) => this.opView(op)).filter(match);
+    this.json(res, 200, { kind: 'compute#operationList', id: `projects/${this.o.project}/zones/${zone}/operations`, items });
+  }
+
+  /**
+   * Test hook: GCE reclaims a spot VM. As in GCE, the system makes a compute.instances.preempted
+   * operation on it and the instance goes STOPPING → TERMINATED (its disk kept) — or, with
+   * instanceTerminationAction DELETE, is deleted. Only SPOT or preemptible instances are preempted.
+   */
+  preempt(zone: string, name: string): void {
+    const inst = this.instances.get(`${zone}/${name}`);
+    if (!inst) throw new Error(`gce fake: no instance ${zone}/${name}`);
+    const s = schedulingOf(inst.body);
+    if (!preemptible(s)) throw new Error(`gce fake: ${name} is not a Spot or preemptible VM; GCE preempts only those`);
+    if (inst.status !== 'RUNNING' && inst.status !== 'STAGING') throw new Error(`gce fake: ${name} is ${inst.status}; only a running VM is preempted`);
+    const ms = this.o.stopMs ?? 300;
+    const op = this.newOp(zone, PREEMPTED_OPERATION, `${BASE}/projects/${this.o.project}/zones/${zone}/instances/${name}`, null, ms);
+    op.targetId = inst.id;
+    op.user = 'system';
+    inst.status = 'STOPPING';
+    setTimeout(() => {
+      op.status = 'DONE';
+      if (terminationAction(s) === 'DELETE') {
+        this.kill(inst, true);
+        this.instances.delete(`${zone}/${name}`);
+        return;
+      }
+      this.kill(inst);
+      inst.status = 'TERMINATED';
+      inst.lastStopTimestamp = new Date().toISOString();
+    }, ms);
   }
 
   // --- booting instances: local processes, or containers --------------------------------------
