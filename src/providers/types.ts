@@ -46,6 +46,12 @@ export interface CreateRequest {
    * rely on the cloud's idempotency (GCE 409 + requestId, EC2 ClientToken).
    */
   observedAbsent?: boolean;
+  /**
+   * Tells a new create of this name (an archived Gitspace started again) from a retry of the last
+   * one: part of the cloud's idempotency key (GCE requestId, EC2 ClientToken), which would
+   * otherwise answer with the deleted instance.
+   */
+  requestKey?: string;
 }
 
 /** What resize changes; a field left out stays as it is. */

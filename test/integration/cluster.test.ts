@@ -109,7 +109,7 @@ describe('the test cluster', () => {
   it('prints the documented columns (kubectl get)', async () => {
     const g = await create(gitspace('columns', 'default', 'carol@example.com'));
     await c().request('PATCH', `${resourcePath(g, true)}/status`, {
-      body: { status: { phase: 'Running', urls: { ide: 'https://columns--default.gitspaces.localhost/' } } },
+      body: { status: { phase: 'Running', stopsAt: '2026-11-30T11:42:00Z', urls: { ide: 'https://columns--default.gitspaces.localhost/' } } },
       headers: { 'content-type': 'application/merge-patch+json' },
     });
     const r = await c().request('GET', resourcePath(g, true), {
@@ -117,9 +117,9 @@ describe('the test cluster', () => {
     });
     const table = r.json as { columnDefinitions: { name: string; priority: number }[]; rows: { cells: unknown[] }[] };
     const names = table.columnDefinitions.filter((d) => d.priority === 0).map((d) => d.name);
-    expect(names).to.deep.equal(['Name', 'Phase', 'Owner', 'Machine', 'URL', 'Age']);
-    expect(table.rows[0]!.cells.slice(0, 5)).to.deep.equal([
-      'columns', 'Running', 'carol@example.com', 'small', 'https://columns--default.gitspaces.localhost/',
+    expect(names).to.deep.equal(['Name', 'Phase', 'Owner', 'Machine', 'Stops', 'URL', 'Age']);
+    expect(table.rows[0]!.cells.slice(0, 6)).to.deep.equal([
+      'columns', 'Running', 'carol@example.com', 'small', '2026-11-30T11:42:00Z', 'https://columns--default.gitspaces.localhost/',
     ]);
     await c().request('DELETE', resourcePath(g, true));
   });

@@ -62,4 +62,18 @@ describe('runner: idle timeout, run-time limit, failed VMs', () => {
     expect(decide({ ...base, failedStopAfterMs: 30 * M, now: T0 + 30 * M })).to.include({ action: 'autoStop', stopReason: 'Failed', phase: 'Failed' });
     expect(decide({ ...base, failedStopAfterMs: 0, now: T0 + 300 * M })).to.include({ action: 'none', phase: 'Failed' });
   });
+
+  it('archives a Gitspace stopped past deleteAfterStopped, and stays Archived while the cloud finishes the delete', () => {
+    const H = 3_600_000;
+    const base = { desired: 'Stopped' as const, idleTimeoutMs: 0, deleteAfterStoppedMs: 48 * H, stoppedSince: T0 };
+    const before = decide({ ...base, instance: { state: 'stopped' }, now: T0 + 47 * H });
+    expect(before).to.include({ action: 'none', phase: 'Stopped', archiveAt: T0 + 48 * H, archiveWarnAt: T0 + 48 * H - 4.8 * H });
+    expect(decide({ ...base, instance: { state: 'stopped' }, now: T0 + 48 * H })).to.include({ action: 'archive', phase: 'Archived' });
+    for (const state of ['stopping', 'terminated'] as const) expect(decide({ ...base, archived: true, instance: { state }, now: T0 + 49 * H }), state).to.include({ action: 'none', phase: 'Archived' });
+    expect(decide({ ...base, archived: true, now: T0 + 49 * H })).to.include({ action: 'none', phase: 'Archived' });
+    // Started again: a new VM.
+    expect(decide({ ...base, desired: 'Running', archived: true, now: T0 + 49 * H })).to.include({ action: 'create', phase: 'Provisioning' });
+    // Without retention nothing is archived.
+    expect(decide({ ...base, deleteAfterStoppedMs: 0, instance: { state: 'stopped' }, now: T0 + 4800 * H })).to.include({ action: 'none', phase: 'Stopped' });
+  });
 });

@@ -78,13 +78,14 @@ function conds(ip: CondOut, ir: CondOut, ide: CondOut, ready: CondOut): Decision
 export function decide(i: DecideInput): Decision {
   const state = i.instance?.state === 'terminated' ? undefined : i.instance?.state;
   const keep = i.deleteAfterStoppedMs ?? 0;
-  if (i.desired === 'Stopped' && state === undefined && i.archived) {
+  // Archived: the VM is gone, or still going (a cloud's delete takes a while).
+  if (i.desired === 'Stopped' && i.archived && (state === undefined || state === 'stopping')) {
     const why = `archived: its VM and disk were deleted after ${human(keep)} stopped; start it again to get a new VM from the repository`;
     return { action: 'none', phase: 'Archived', message: why, conditions: conds(F('Archived', 'no instance'), F('Archived'), F('Archived'), F('Archived', why)) };
   }
-  if (i.desired === 'Stopped' && state === 'stopped' && keep > 0 && i.stoppedSince !== undefined) {
-    const archiveAt = i.stoppedSince + keep;
-    if (i.now >= archiveAt) {
+  if (i.desired === 'Stopped' && state === 'stopped' && (i.archived || (keep > 0 && i.stoppedSince !== undefined))) {
+    const archiveAt = (i.stoppedSince ?? i.now) + keep;
+    if (i.archived || i.now >= archiveAt) {
       return { action: 'archive', phase: 'Archived', message: `archiving: deleting its VM and disk after ${human(keep)} stopped`, conditions: conds(F('Archived', 'deleting the instance'), F('Archived'), F('Archived'), F('Archived', 'archiving')), requeueAfterMs: FAST_POLL_MS };
     }
     const stopped = decide({ ...i, deleteAfterStoppedMs: 0 });

@@ -278,6 +278,8 @@ export class RunnerReconciler implements Reconciler {
           agent: boot.facts,
           // `inst` came from the shared list just now: the provider need not look again.
           observedAbsent: true,
+          // After an archive the name is used again: a start request makes it a new create.
+          ...(gs.status?.lastRequest?.action === 'start' ? { requestKey: gs.status.lastRequest.at } : {}),
         });
         this.d.observer.put(infraName, name, inst);
         this.event(gs, 'Normal', 'InfraProvisioningCompleted', `instance ${inst.name} created in ${inst.zone}`);
@@ -309,6 +311,12 @@ export class RunnerReconciler implements Reconciler {
         return undefined;
       }
       case 'archive':
+        // Intent first: once status says Archived, every later pass deletes the VM (a status write
+        // lost after the delete would have left a Gitspace that forgot it was archived).
+        if (!gs.status?.archivedAt) {
+          await this.statusWriter.write(gs, composeStatus(gs, infra, decision, inst, agent, this.statusContext(gs)), decision.phase);
+          return undefined;
+        }
         if (inst) {
           this.mustBeOurs(gs, inst, 'archiving');
           this.event(gs, 'Normal', 'Archived', `deleting instance ${inst.name} and its disk: stopped longer than deleteAfterStopped; the Gitspace stays, and starting it creates a new VM from the repository`);

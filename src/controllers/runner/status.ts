@@ -98,7 +98,8 @@ export function composeStatus(
   // What deleteAfterStopped counts from (a Failed Gitspace whose VM was stopped counts too), and when it ran out.
   const stoppedNow = d.phase === 'Stopped' || d.phase === 'Archived' || (d.phase === 'Failed' && inst?.state === 'stopped');
   if (stoppedNow) status.stoppedAt = old.stoppedAt && (old.phase === d.phase || old.phase === 'Stopped' || old.phase === 'Failed') ? old.stoppedAt : iso(ctx.now);
-  if (d.phase === 'Archived') status.archivedAt = old.archivedAt ?? iso(ctx.now);
+  // Archived until it is started again (a start's Provisioning is what clears it).
+  if (d.phase === 'Archived' || (old.archivedAt && d.phase === 'Stopping')) status.archivedAt = old.archivedAt ?? iso(ctx.now);
   // The host key is on the VM's disk: what the agent said last holds while it cannot be asked.
   const hostKey = agent?.sshHostKey ?? old.sshHostKey;
   if (hostKey) status.sshHostKey = hostKey;

@@ -185,7 +185,7 @@ export class AwsProvider implements VmProvider {
             InstanceType: req.machineType.providerType as _InstanceType,
             MinCount: 1,
             MaxCount: 1,
-            ClientToken: clientToken(req.name, s.zone),
+            ClientToken: clientToken(req.name, s.zone, ...(req.requestKey ? [req.requestKey] : [])),
             SubnetId: s.subnetId,
             SecurityGroupIds: groups,
             ...(profile ? { IamInstanceProfile: profile.startsWith('arn:') ? { Arn: profile } : { Name: profile } } : {}),

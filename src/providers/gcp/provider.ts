@@ -219,7 +219,7 @@ export class GcpProvider implements VmProvider {
     };
     let op: GceOperation;
     try {
-      op = GcpProvider.op(await this.instances.insert({ project: this.o.project, zone, requestId: requestId(req.name, zone, 'insert'), instanceResource }));
+      op = GcpProvider.op(await this.instances.insert({ project: this.o.project, zone, requestId: requestId(req.name, zone, 'insert', ...(req.requestKey ? [req.requestKey] : [])), instanceResource }));
     } catch (e) {
       const err = callError(e, `insert instance ${req.name} in ${zone}`);
       if (/already exists/i.test(err.message)) return; // created by an earlier attempt
