@@ -50,6 +50,12 @@ export const DELEGATE_ANNOTATIONS = {
 
 /** The field manager of the delegate's writes: managedFields then tell its changes from others'. */
 export const DELEGATE_FIELD_MANAGER = 'gitspaces-delegate';
+/**
+ * The field managers of the operator's and the gateway's other writes (from their User-Agent), so
+ * managedFields show that neither ever writes a Gitspace's or an infra's spec.
+ */
+export const OPERATOR_FIELD_MANAGER = 'gitspaces-operator';
+export const GATEWAY_FIELD_MANAGER = 'gitspaces-gateway';
 
 /** status.lastRequest: what was asked, and who asked as far as it can honestly be known. */
 export const REQUEST_ACTIONS = ['start', 'stop', 'delete'] as const;

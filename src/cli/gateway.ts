@@ -1,5 +1,6 @@
 // `gitspaces gateway`: the authenticated gateway in front of every Gitspace (and, with
 // --agent-bundles DIR or $GITSPACES_AGENT_BUNDLES, the agent bundles VMs download at boot).
+import { GATEWAY_FIELD_MANAGER } from '../api/index.ts';
 import { Gateway } from '../gateway/server.ts';
 import { KubeClient } from '../runtime/kube.ts';
 import { createLogger } from '../runtime/log.ts';
@@ -15,7 +16,7 @@ export async function runGateway(argv: string[]): Promise<void> {
   const trusted = flag(argv, '--trusted-proxies') ?? process.env.GITSPACES_TRUSTED_PROXIES;
   const num = (name: string) => (flag(argv, name) !== undefined ? Number(flag(argv, name)) : undefined);
   const gw = new Gateway({
-    client: KubeClient.fromDefault(),
+    client: KubeClient.fromDefault({ userAgent: GATEWAY_FIELD_MANAGER }),
     log,
     namespace: podNamespace(),
     port: num('--port') ?? (cert ? 8443 : 8080),

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import type { BundleManifest } from '../api/index.ts';
-import { createOperator, type OperatorOptions } from '../controllers/operator.ts';
+import { OPERATOR_FIELD_MANAGER, type BundleManifest } from '../api/index.ts';
+import { createOperator, OPERATOR_VERSION, type OperatorOptions } from '../controllers/operator.ts';
 import { KubeClient } from '../runtime/kube.ts';
 import { createLogger } from '../runtime/log.ts';
 import { flag, hasFlag, podNamespace, secretFrom } from './flags.ts';
@@ -38,7 +38,7 @@ export function agentBundleOption(dir: string | undefined): Pick<OperatorOptions
 
 export async function runOperator(argv: string[]): Promise<void> {
   const log = createLogger({ component: 'operator' });
-  const client = KubeClient.fromDefault();
+  const client = KubeClient.fromDefault({ userAgent: `${OPERATOR_FIELD_MANAGER}/${OPERATOR_VERSION}` });
   const localDir = flag(argv, '--local-dir') ?? process.env.GITSPACES_LOCAL_DIR ?? join(process.env.GITSPACES_CACHE ?? join(homedir(), '.cache', 'gitspaces'), 'local-instances');
   // The agent is this same program: `<node> <this script> agent …`.
   const agentCommand = [process.execPath, ...process.execArgv, process.argv[1] ?? ''];

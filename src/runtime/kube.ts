@@ -88,9 +88,15 @@ export class KubeClient {
   private readonly agent: Agent | HttpAgent;
   /** Counts requests by verb (status writes as `PATCH/status`), for benchmarks and metrics. */
   readonly calls = new Map<string, number>();
+  /**
+   * Sent on every request. The API server names a write's field manager after it (the part before
+   * the first "/"), so managedFields tell this program's writes from a GitOps tool's.
+   */
+  private readonly userAgent: string | undefined;
 
-  constructor(access: ClusterAccess) {
+  constructor(access: ClusterAccess, opts: { userAgent?: string } = {}) {
     this.access = access;
+    this.userAgent = opts.userAgent;
     this.server = new URL(access.server);
     const agentOpts = { keepAlive: true, maxSockets: 64 };
     this.agent =
@@ -100,8 +106,8 @@ export class KubeClient {
   }
 
   /** From $KUBECONFIG / ~/.kube/config, or the in-cluster service account. */
-  static fromDefault(): KubeClient {
-    return new KubeClient(loadDefault());
+  static fromDefault(opts: { userAgent?: string } = {}): KubeClient {
+    return new KubeClient(loadDefault(), opts);
   }
 
   private open(method: string, path: string, init: RequestInit = {}): Promise<IncomingMessage> {
@@ -122,6 +128,7 @@ export class KubeClient {
           headers: {
             ...(token ? { authorization: `Bearer ${token}` } : {}),
             accept: 'application/json',
+            ...(this.userAgent ? { 'user-agent': this.userAgent } : {}),
             // Content-Length always: Node does not chunk a DELETE body, so without it the body would
             // be read as the next request on the kept-alive connection.
             ...(payload !== undefined ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}),

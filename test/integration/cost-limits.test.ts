@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GITSPACE_ANNOTATIONS, type Gitspace } from '../../src/api/index.ts';
+import { GITSPACE_ANNOTATIONS, OPERATOR_FIELD_MANAGER, type Gitspace } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { LocalProvider } from '../../src/providers/local/provider.ts';
 import { testCluster } from '../cluster/current.ts';
@@ -101,10 +101,12 @@ describe('cost controls: run-time limit, stop time, failed VMs', function () {
     const again = await k8s.waitPhase(m, 'Running', 60_000);
     expect(Date.parse(again.status?.startedAt ?? '')).to.be.greaterThan(startedAt + 120 * M);
 
-    // The operator never wrote the spec (Argo CD would fight it): every spec write bumps the
-    // generation, and only the test's own apply made one. (Its field manager cannot tell: the
-    // operator's client and the test's both show as "unknown".)
-    const full = (await testCluster().request('GET', '/apis/gitspaces.dev/v1alpha1/namespaces/default/gitspaces/bounded')).json as Gitspace;
+    // The operator never wrote the spec (Argo CD would fight it): its writes (named by its
+    // User-Agent) own no spec field, and only the test's own apply moved the generation.
+    const full = (await testCluster().request('GET', '/apis/gitspaces.dev/v1alpha1/namespaces/default/gitspaces/bounded')).json as Gitspace & { metadata: { managedFields?: { manager: string; operation: string; subresource?: string; fieldsV1?: Record<string, unknown> }[] } };
+    const mine = (full.metadata.managedFields ?? []).filter((f) => f.manager === OPERATOR_FIELD_MANAGER);
+    expect(mine.some((f) => f.subresource === 'status'), 'the operator wrote status under its own name').to.equal(true);
+    for (const f of mine) expect(Object.keys(f.fieldsV1 ?? {}), `${f.operation} ${f.subresource ?? ''}`).to.not.include('f:spec');
     expect(full.metadata.generation).to.equal(1);
     expect(full.spec).to.deep.include({ state: 'Running', maxRunTime: '2h', idleTimeout: '3h' });
     await k8s.deleteAndWait(m);

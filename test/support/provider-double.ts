@@ -1,7 +1,7 @@
 // An in-memory VmProvider double: instances "boot" at once; `failures` queues errors for the next
 // creates. Used by tests of the runner's error handling and by the reconcile benchmark (so what
 // is measured is the controller and the API, not VM boot).
-import { AGENT_HTTP_PORT, AGENT_SSH_PORT, type AgentHealth } from '../../src/api/index.ts';
+import { AGENT_HTTP_PORT, AGENT_SSH_PORT, OPERATOR_FIELD_MANAGER, type AgentHealth } from '../../src/api/index.ts';
 import { createOperator, type Operator } from '../../src/controllers/operator.ts';
 import type { AgentClaim, AgentProbe } from '../../src/controllers/runner/agent-probe.ts';
 import type { SweepOptions } from '../../src/controllers/sweep/orphans.ts';
@@ -165,7 +165,7 @@ export function testCreateRequest(name: string, over: Partial<CreateRequest> = {
  */
 export async function startInProcessOperator(o: { provider: VmProvider; realAgent?: boolean; agent?: AgentDouble; now?: () => number; sweep?: SweepOptions | false; client?: KubeClient; logLevel?: 'warn' | 'error' }): Promise<Operator> {
   const op = createOperator({
-    client: o.client ?? new KubeClient(testCluster().access()),
+    client: o.client ?? new KubeClient(testCluster().access(), { userAgent: OPERATOR_FIELD_MANAGER }),
     log: createLogger({ component: 'operator' }, o.logLevel ?? (process.env.TEST_LOG_LEVEL as 'warn' | undefined) ?? 'error'),
     providerFor: () => o.provider,
     ...(o.agent ? { probe: o.agent.probe, claim: o.agent.claim } : o.realAgent ? {} : { probe: () => Promise.resolve({ ok: true as const, health: readyHealth() }) }),
