@@ -1,12 +1,16 @@
 // The clock-driven cost policies against both cloud fakes — the real @google-cloud/compute client
 // against our GCE fake, and the real @aws-sdk/client-ec2 against moto — with the operator's clock
 // moved: the run-time limit stops the VM in the cloud (kept), retention deletes it there (EC2's
-// delete is asynchronous) and shows Archived, and a start makes a new VM. The agent is the double.
+// delete is asynchronous) and shows Archived, and a start makes a new VM; a Failed Gitspace's VM is
+// stopped (kept) after the default failedStopAfter; a namespace quota holds concurrent creates to
+// exactly its count of instances in the cloud. The agent is a probe double that can report a
+// failed set-up step.
 import { expect } from 'chai';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { PassThroughClient } from 'google-auth-library';
 import { AGENT_HTTP_PORT, type Gitspace } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
+import type { AgentProbe } from '../../src/controllers/runner/agent-probe.ts';
 import { AwsProvider } from '../../src/providers/aws/provider.ts';
 import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import type { VmProvider } from '../../src/providers/types.ts';
@@ -14,7 +18,7 @@ import { GceFake } from '../fakes/gce/server.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { MOTO_CREDENTIALS, MOTO_REGION, motoNetwork, startMoto, type Moto } from '../support/moto.ts';
-import { startInProcessOperator } from '../support/provider-double.ts';
+import { readyHealth, startInProcessOperator } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -25,6 +29,8 @@ interface Cloud {
   start(): Promise<{ provider: VmProvider; infra: Record<string, unknown> }>;
   /** The instance's state in the cloud, or undefined when it is gone. */
   state(id: string): Promise<string | undefined>;
+  /** How many instances exist in the cloud (not deleted). */
+  count(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -48,6 +54,7 @@ const gce = (): Cloud => {
       return { provider, infra };
     },
     state: (id) => Promise.resolve([...fake.instances.values()].find((i) => i.id === id)?.status),
+    count: () => Promise.resolve(fake.instances.size),
     stop: () => fake.stop(),
   };
 };
@@ -67,6 +74,10 @@ const moto = (): Cloud => {
       const s = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.State?.Name;
       return s === 'terminated' ? undefined : s;
     },
+    async count() {
+      const r = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }));
+      return (r.Reservations ?? []).reduce((n, x) => n + (x.Instances?.length ?? 0), 0);
+    },
     async stop() {
       ec2.destroy();
       await m.stop();
@@ -84,6 +95,14 @@ for (const make of [gce, moto]) {
     let offsetMs = 0;
     const key = makeSshKey();
     let last: Gitspace | undefined;
+    // Agents at these addresses report a failed set-up step; all others are ready.
+    const failing = new Set<string>();
+    const probe: AgentProbe = (address) => Promise.resolve({
+      ok: true as const,
+      health: failing.has(address)
+        ? { ...readyHealth(), state: 'failed' as const, steps: [{ name: 'postCreateCommand' as const, status: 'failed' as const, message: 'exit status 3' }] }
+        : readyHealth(),
+    });
     const pokeUntil = (what: string, m: Manifest, ok: (g: Gitspace) => boolean) =>
       eventually(what, 30_000, async () => {
         await k8s.patch(m, { metadata: { annotations: { poke: String(Date.now()) } } });
@@ -98,7 +117,7 @@ for (const make of [gce, moto]) {
         apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: INFRA },
         spec: { ...infra, allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] }, maxRunTime: '8h', deleteAfterStopped: '72h' },
       });
-      op = await startInProcessOperator({ provider, sweep: false, now: () => Date.now() + offsetMs, logLevel: 'warn' });
+      op = await startInProcessOperator({ provider, sweep: false, now: () => Date.now() + offsetMs, logLevel: 'warn', probe });
     });
 
     after(async () => {
@@ -148,6 +167,67 @@ for (const make of [gce, moto]) {
       const again = await k8s.waitPhase(m, 'Running', 30_000);
       expect(again.status?.instance?.id).to.not.equal(id);
       await k8s.deleteAndWait(m);
+    });
+
+    it('stops the VM of a Failed Gitspace after the default failedStopAfter (30m); the instance and its disk stay', async () => {
+      offsetMs = 0;
+      const m = gitspaceManifest(`${INFRA}-broken`, { infra: INFRA, repo: '/nowhere', key, idleTimeout: '0' });
+      await k8s.apply(m);
+      const running = await k8s.waitPhase(m, 'Running', 30_000);
+      const id = running.status!.instance!.id!;
+      failing.add(running.status!.instance!.privateIP!);
+      const failed = await pokeUntil('Failed', m, (g) => g.status?.phase === 'Failed');
+      expect(failed.status?.message).to.include('postCreateCommand: exit status 3');
+      const failedAt = Date.parse(failed.status!.failedAt!);
+      offsetMs = 29 * M;
+      await pokeUntil('still running at 29 minutes', m, (g) => g.status?.phase === 'Failed');
+      expect(await cloud.state(id), 'kept running for a look').to.be.oneOf(['running', 'RUNNING']);
+
+      offsetMs = failedAt - Date.now() + 30 * M + 5_000;
+      const stopped = await pokeUntil('its VM stopped', m, (g) => g.status?.autoStopped?.reason === 'Failed' && g.status.conditions?.some((c) => c.type === 'InstanceReady' && c.reason === 'Stopped') === true);
+      expect(stopped.status?.phase).to.equal('Failed');
+      expect(stopped.status?.message).to.include('disk is kept');
+      await eventually('the instance stopped in the cloud', 30_000, async () => ['stopped', 'TERMINATED'].includes((await cloud.state(id)) ?? '') || undefined);
+      expect(await k8s.eventReasons(stopped)).to.include('FailedVMStopped');
+      expect(await op.manager.metrics.registry.metrics()).to.match(new RegExp(`gitspaces_failed_vms_stopped_total\\{infra="${INFRA}"\\} 1`));
+      for (let k = 0; k < 3; k++) {
+        await k8s.patch(m, { metadata: { annotations: { poke: `f${String(k)}` } } });
+        await new Promise((r) => setTimeout(r, 700));
+        expect((await k8s.get(m))?.status?.phase, 'still Failed, not restarted').to.equal('Failed');
+      }
+      expect(await cloud.state(id), 'the instance (and its disk) is kept').to.be.oneOf(['stopped', 'TERMINATED']);
+      failing.clear();
+      await k8s.deleteAndWait(m);
+    });
+
+    it('holds 6 concurrent creates to a namespace quota of 2 instances in the cloud; a delete lets one more start', async () => {
+      offsetMs = 0;
+      await k8s.patch({ apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: INFRA } }, { spec: { quotas: { perNamespace: { maxRunning: 2 } } } });
+      const before = await cloud.count();
+      const ms = Array.from({ length: 6 }, (_, i) => gitspaceManifest(`${INFRA}-q${String(i)}`, { infra: INFRA, repo: '/nowhere', key, idleTimeout: '0' }));
+      try {
+        await Promise.all(ms.map((m) => k8s.apply(m)));
+        const phases = async () => Promise.all(ms.map(async (m) => k8s.get(m)));
+        await eventually('2 running, 4 waiting with QuotaExceeded', 45_000, async () => {
+          const gs = await phases();
+          const running = gs.filter((g) => g?.status?.phase === 'Running').length;
+          const waiting = gs.filter((g) => g?.status?.conditions?.some((c) => c.reason === 'QuotaExceeded')).length;
+          return (running === 2 && waiting === 4) || undefined;
+        });
+        const waiting = (await phases()).find((g) => g?.status?.phase !== 'Running');
+        expect(waiting?.status?.conditions?.find((c) => c.reason === 'QuotaExceeded')?.message).to.include('may run 2 Gitspace(s) at once').and.include('and 2 run (');
+        await new Promise((r) => setTimeout(r, 2_000));
+        expect((await cloud.count()) - before, 'instances in the cloud').to.equal(2);
+
+        const first = (await phases()).find((g) => g?.status?.phase === 'Running')!;
+        await k8s.deleteAndWait(ms.find((m) => m.metadata.name === first.metadata.name)!);
+        await eventually('one more running', 45_000, async () => (await phases()).filter((g) => g?.status?.phase === 'Running').length === 2 || undefined);
+        await new Promise((r) => setTimeout(r, 2_000));
+        expect((await phases()).filter((g) => g?.status?.phase === 'Running').length, 'still 2').to.equal(2);
+      } finally {
+        await Promise.all(ms.map((m) => k8s.deleteAndWait(m)));
+        await k8s.patch({ apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: INFRA } }, { spec: { quotas: null } });
+      }
     });
   });
 }

@@ -163,12 +163,12 @@ export function testCreateRequest(name: string, over: Partial<CreateRequest> = {
  * The real operator in this process, with the given provider (and, unless `realAgent`, an agent
  * that is always ready), against the test cluster. Started; stop it with `op.manager.stop()`.
  */
-export async function startInProcessOperator(o: { provider: VmProvider; realAgent?: boolean; agent?: AgentDouble; now?: () => number; sweep?: SweepOptions | false; client?: KubeClient; logLevel?: 'warn' | 'error' }): Promise<Operator> {
+export async function startInProcessOperator(o: { provider: VmProvider; realAgent?: boolean; agent?: AgentDouble; probe?: AgentProbe; now?: () => number; sweep?: SweepOptions | false; client?: KubeClient; logLevel?: 'warn' | 'error' }): Promise<Operator> {
   const op = createOperator({
     client: o.client ?? new KubeClient(testCluster().access(), { userAgent: OPERATOR_FIELD_MANAGER }),
     log: createLogger({ component: 'operator' }, o.logLevel ?? (process.env.TEST_LOG_LEVEL as 'warn' | undefined) ?? 'error'),
     providerFor: () => o.provider,
-    ...(o.agent ? { probe: o.agent.probe, claim: o.agent.claim } : o.realAgent ? {} : { probe: () => Promise.resolve({ ok: true as const, health: readyHealth() }) }),
+    ...(o.agent ? { probe: o.agent.probe, claim: o.agent.claim } : o.realAgent ? {} : { probe: o.probe ?? (() => Promise.resolve({ ok: true as const, health: readyHealth() })) }),
     ...(o.now ? { now: o.now } : {}),
     ...(o.sweep !== undefined ? { sweep: o.sweep } : {}),
   });
