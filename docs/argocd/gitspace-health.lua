@@ -25,7 +25,8 @@ local NEEDS_ACTION = {
   CredentialsSecretInvalid = true,  -- ... or one without a password or token key
   CredentialsSecretRefused = true,  -- ... or one not of type gitspaces.dev/git-credentials
   EnrolmentRefused = true,          -- the VM's cloud labels or its agent do not name this Gitspace
-  QuotaExceeded = true,             -- the cloud quota is used up
+  QuotaExceeded = true,             -- the cloud's quota or capacity, or the infra's spec.quotas, is used up:
+                                    -- someone must stop a Gitspace or raise the quota
 }
 
 local function condition(status, ctype)

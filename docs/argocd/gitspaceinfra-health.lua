@@ -5,7 +5,8 @@
 --   status.conditions   CredentialsValid, NetworkReady, PoolReady, GatewayReady and Ready, where
 --                       Ready is False exactly when CredentialsValid or NetworkReady is False
 --                       (then it carries that condition's reason and message), else True;
---                       GatewayReady is False when the gateway's certificate or /readyz is not right
+--                       GatewayReady is False when the gateway's certificate or /readyz is not right;
+--                       PoolReady is False with reason BadSchedule when a pool schedule cannot be read
 --   status.observedGeneration
 -- While the infra is being deleted and Gitspaces still use it, Ready is False with reason InUse.
 -- Argo CD runs custom checks in Lua 5.1 with the base and table libraries only (no string library),
@@ -52,8 +53,10 @@ local function health()
     local gateway = condition(status, "GatewayReady")
     if gateway ~= nil and gateway.status == "False" then return "Degraded", describe(gateway) end
     -- A warm pool that is filling (or failing to fill) does not stop Gitspaces from running:
-    -- still Healthy, but say so.
+    -- still Healthy, but say so. A pool schedule that cannot be read is a spec error only a
+    -- person can fix (the pool keeps its entry's own minReady meanwhile).
     local pool = condition(status, "PoolReady")
+    if pool ~= nil and pool.status == "False" and pool.reason == "BadSchedule" then return "Degraded", describe(pool) end
     if pool ~= nil and pool.status == "False" then return "Healthy", "Ready; " .. describe(pool) end
     return "Healthy", ready.message or "Ready"
   end

@@ -268,6 +268,12 @@ const gitspaceCases: Case<Gitspace>[] = [
     message: "QuotaExceeded: Quota 'CPUS' exceeded",
   },
   {
+    name: "over the infra's own quota (spec.quotas)",
+    obj: gitspace({ status: waiting({}, 'QuotaExceeded', 'quota: namespace "team-a" may run 2 Gitspace(s) at once on infra "gcp" and 2 run (a, b); waiting for one to stop', 'Pending') }),
+    status: 'Degraded',
+    message: 'QuotaExceeded: quota: namespace "team-a" may run 2 Gitspace(s) at once',
+  },
+  {
     name: 'repository credentials Secret missing',
     obj: gitspace({ status: waiting({}, 'CredentialsSecretNotFound', 'spec.repository.credentialsSecretRef: Secret "git" not found in namespace team-a', 'Pending') }),
     status: 'Degraded',
@@ -395,6 +401,12 @@ const infraCases: Case<GitspaceInfra>[] = [
     obj: infra({ status: infraStatus([credsOK, netOK, { type: 'PoolReady', status: 'False', reason: 'CreateFailed', message: 'standard/europe-west1-b: 0 ready, 0 booting; last create failed: quota' }, gatewayUnknown]) }),
     status: 'Healthy',
     message: 'PoolReady (CreateFailed)',
+  },
+  {
+    name: 'ready, but a pool schedule cannot be read (a spec error)',
+    obj: infra({ status: infraStatus([credsOK, netOK, { type: 'PoolReady', status: 'False', reason: 'BadSchedule', message: 'pool entry small/europe-west1-b: schedules[0].timezone: unknown time zone "Europe/Berln"' }, gatewayUnknown]) }),
+    status: 'Degraded',
+    message: 'PoolReady (BadSchedule): pool entry small/europe-west1-b: schedules[0].timezone: unknown time zone',
   },
   {
     name: 'credentials invalid',
