@@ -5,7 +5,7 @@
 // only ever dial this machine.
 import { expect } from 'chai';
 import {
-  DescribeInstancesCommand, EC2Client,
+  DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client,
 } from '@aws-sdk/client-ec2';
 import { AGENT_HTTP_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
@@ -117,10 +117,31 @@ describe('AWS provider against moto', function () {
     p.close();
   });
 
-  it('names the field to fix when the instance profile does not exist', async () => {
+  it("maps the disk onto the AMI's own root device (/dev/sda1 or /dev/xvda), so the root disk gets the size and no second volume is made", async () => {
+    const images = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images ?? [];
+    const p = provider();
+    for (const root of ['/dev/sda1', '/dev/xvda']) {
+      const image = images.find((i) => i.RootDeviceName === root)?.ImageId ?? '';
+      const name = `gs-aws-root${root.replace(/\//g, '-')}`;
+      const inst = await p.create(testCreateRequest(name, { machineType: { providerType: 't3.medium', diskSizeGB: 40 }, image }));
+      const [vm] = await byName(name);
+      expect(vm?.RootDeviceName, image).to.equal(root);
+      expect(vm?.BlockDeviceMappings?.map((b) => b.DeviceName), 'one volume, the root').to.deep.equal([root]);
+      const volumeId = vm?.BlockDeviceMappings?.[0]?.Ebs?.VolumeId ?? '';
+      expect((await ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }))).Volumes?.[0]?.Size).to.equal(40);
+      expect((await p.find(name))?.diskSizeGB).to.equal(40);
+      await p.delete(inst);
+    }
+    p.close();
+  });
+
+  it('names the field to fix when the image or the instance profile does not exist', async () => {
     const req = (image: string) => testCreateRequest('gs-aws-bad', { machineType: { providerType: 't3.medium' }, image });
     const failure = (p: AwsProvider, image: string) => p.create(req(image)).then(() => undefined, (e: unknown) => e as Error & { code?: string });
-    // (moto accepts any AMI id, so the spec.image path is covered by the error-mapping unit test)
+    const badImage = await failure(provider(), 'ami-0123456789abcdef0');
+    expect(badImage?.code).to.equal('InvalidConfig');
+    expect(badImage?.message).to.match(/^spec\.image: .*ami-0123456789abcdef0/);
+    expect(await byName('gs-aws-bad'), 'nothing was run').to.have.length(0);
     const badProfile = await failure(provider('no-such-profile'), ami);
     expect(badProfile?.code).to.equal('InvalidConfig');
     expect(badProfile?.message).to.match(/^spec\.provider\.aws\.instanceProfile: .*no-such-profile/);

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import {
   AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, GetConsoleOutputCommand, CreateTagsCommand, DeleteTagsCommand, DescribeInstancesCommand,
-  DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVolumesCommand, EC2Client, ModifyInstanceAttributeCommand, ModifyVolumeCommand,
+  DescribeImagesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVolumesCommand, EC2Client, ModifyInstanceAttributeCommand, ModifyVolumeCommand,
   RevokeSecurityGroupIngressCommand, RunInstancesCommand,
   StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand,
   type EC2ClientConfig, type Instance as Ec2Instance, type IpPermission, type _InstanceType, type Tag, type VolumeType,
@@ -76,6 +76,8 @@ export class AwsProvider implements VmProvider {
    * for volumes it has not seen (a size changed behind our back shows after an operator restart).
    */
   private readonly volumeSize = new Map<string, number>();
+  /** Root device names by AMI (an AMI's never changes). */
+  private readonly rootDevices = new Map<string, string>();
 
   constructor(o: AwsProviderOptions) {
     this.o = o;
@@ -88,6 +90,25 @@ export class AwsProvider implements VmProvider {
   private static rootVolume(i: Ec2Instance): string | undefined {
     const ebs = (i.BlockDeviceMappings ?? []).filter((b) => b.Ebs?.VolumeId);
     return (ebs.find((b) => b.DeviceName === i.RootDeviceName) ?? (ebs.length === 1 ? ebs[0] : undefined))?.Ebs?.VolumeId;
+  }
+
+  /**
+   * The AMI's root device name, which the disk size and type must be mapped onto: Amazon Linux
+   * says /dev/xvda, Ubuntu and Debian /dev/sda1. A mapping under another name would add a second,
+   * empty volume and leave the root disk at the AMI's own size.
+   */
+  private async rootDevice(image: string): Promise<string> {
+    const known = this.rootDevices.get(image);
+    if (known) return known;
+    let found;
+    try {
+      found = (await this.ec2.send(new DescribeImagesCommand({ ImageIds: [image] }))).Images?.[0];
+    } catch (e) {
+      throw ec2Error(e, `describe image ${image}`);
+    }
+    if (!found?.RootDeviceName) throw new ProviderError('InvalidConfig', `spec.image: AMI ${image} is not available in ${this.o.region}${found ? ' (it names no root device)' : ''}`, { field: 'spec.image' });
+    this.rootDevices.set(image, found.RootDeviceName);
+    return found.RootDeviceName;
   }
 
   private toInstance(i: Ec2Instance, diskSizeGB?: number): Instance {
@@ -177,6 +198,7 @@ export class AwsProvider implements VmProvider {
     let capacity: ProviderError | undefined;
     // Once, not per zone tried: the groups do not depend on the subnet.
     const groups = await this.securityGroups().catch((e: unknown) => { throw ec2Error(e, `run instance ${req.name}`); });
+    const root = await this.rootDevice(req.image);
     for (const s of subnets) {
       try {
         const r = await this.ec2.send(
@@ -193,7 +215,7 @@ export class AwsProvider implements VmProvider {
             MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1 },
             // Spot that stops (disk kept) on interruption: EC2 allows stop only for persistent requests.
             ...(req.machineType.spot ? { InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'persistent', InstanceInterruptionBehavior: 'stop' } } } : {}),
-            BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: req.machineType.diskSizeGB ?? 50, ...(req.machineType.diskType ? { VolumeType: req.machineType.diskType as VolumeType } : {}), DeleteOnTermination: true } }],
+            BlockDeviceMappings: [{ DeviceName: root, Ebs: { VolumeSize: req.machineType.diskSizeGB ?? 50, ...(req.machineType.diskType ? { VolumeType: req.machineType.diskType as VolumeType } : {}), DeleteOnTermination: true } }],
             TagSpecifications: [
               { ResourceType: 'instance', Tags: tags },
               { ResourceType: 'volume', Tags: tags },
