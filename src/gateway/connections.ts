@@ -11,6 +11,8 @@ import type { BridgeHooks } from './ssh-bridge.ts';
 
 /** A session counts as active on a Gitspace this long after its last request or byte. */
 const ACTIVE_MS = 5 * 60_000;
+/** How often one connection marks its Gitspace as used, at most. */
+const USE_MARK_MS = 1_000;
 
 interface Open {
   session: string | undefined;
@@ -93,6 +95,9 @@ export class Connections {
     let bytesIn = 0;
     let bytesOut = 0;
     let entry: Open | undefined;
+    // Use is marked at most once a second per connection, not per chunk: the marks are read by the
+    // minute (idle stop) and over 5 minutes (sessions_active), and a busy terminal sends thousands.
+    let usedAt = 0;
     return {
       idleMs,
       onOpen: (close) => {
@@ -112,10 +117,12 @@ export class Connections {
       },
       onData: (n) => {
         bytesIn += n;
-        if (!anonymous) {
-          this.o.onUse(m, kind);
-          this.seen(m, id);
-        }
+        if (anonymous) return;
+        const now = Date.now();
+        if (now - usedAt < USE_MARK_MS) return;
+        usedAt = now;
+        this.o.onUse(m, kind);
+        this.seen(m, id);
       },
       onDataOut: (n) => {
         bytesOut += n;
