@@ -187,7 +187,7 @@ export class Access {
     if (isSessionId(token) && this.o.sso) {
       // A single sign-on session (the cookie holds its id; a JWT always has dots).
       const s = await this.o.sso.identity(token);
-      if (!s || s.session === undefined || this.o.sso.sessions.byHash(s.session)?.infra !== t.infra) {
+      if (!s || s.infra !== t.infra) {
         this.refuse('no_session');
         this.limiter.fail(client);
         return 401;

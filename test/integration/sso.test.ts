@@ -25,6 +25,8 @@ const ARTIFACTS = join(ROOT, 'test-artifacts');
 const NS = 'sso';
 const TOKEN_TTL_SEC = 10;
 const OWNER = 'dev@example.com';
+/** Another infra's domain (*.localhost resolves to this machine). */
+const OTHER_DOMAIN = 'other.localhost';
 const PASSWORD = 'correct horse';
 
 interface Line { audit: string; event: string; time: string; [k: string]: unknown }
@@ -79,6 +81,7 @@ describe('single sign-on at the gateway (oidc-provider, Chromium)', function () 
   let idp: Idp;
   let browser: Browser;
   let a: OpenedGitspace;
+  let repo: string;
   let gatewayPort: number;
   const host = (id: string) => `${id}--${NS}.${DOMAIN}`;
   const url = (id: string, path = '/') => `http://${host(id)}:${String(gatewayPort)}${path}`;
@@ -110,7 +113,7 @@ describe('single sign-on at the gateway (oidc-provider, Chromium)', function () 
       ports: { controlPlane: await freePort(), gateway: gatewayPort, operatorHealth: await freePort() },
     });
     await stack.start();
-    const repo = makeRepo(work);
+    repo = makeRepo(work);
     a = await stack.createGitspace('ssoa', `file://${repo}`, makeSshKey().publicLine);
     // The second Gitspace, shared with a group: applied straight to Kubernetes.
     const b = {
@@ -189,6 +192,38 @@ describe('single sign-on at the gateway (oidc-provider, Chromium)', function () 
     expect(visited.filter((v) => v.startsWith(idp.url))).to.deep.equal([]);
     expect(idp.grants.authorization_code ?? 0).to.equal(codes);
     await page.close();
+  });
+
+  it("does not open another infra's Gitspace with this infra's session, even for the same user at the same provider", async () => {
+    // Infra sso-other: the same provider and user, its own domain (its own sign-in).
+    const base = (await testCluster().request('GET', '/apis/gitspaces.dev/v1alpha1/gitspaceinfras/sso')).json as { spec: { gateway: Record<string, unknown> } & Record<string, unknown> };
+    const other = { apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: 'sso-other' }, spec: { ...base.spec, gateway: { ...base.spec.gateway, domain: OTHER_DOMAIN } } };
+    expect((await testCluster().request('POST', '/apis/gitspaces.dev/v1alpha1/gitspaceinfras', { body: other })).status).to.equal(201);
+    const c = {
+      apiVersion: 'gitspaces.dev/v1alpha1', kind: 'Gitspace', metadata: { name: 'ssoc', namespace: NS },
+      spec: { infraRef: { name: 'sso-other' }, owner: OWNER, repository: { url: `file://${repo}` }, machineType: 'small', ide: { type: 'ssh' } },
+    };
+    expect((await testCluster().request('POST', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces`, { body: c })).status).to.equal(201);
+    try {
+      await eventually('Gitspace ssoc to run', 120_000, async () => ((await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/ssoc`)).json as { status?: { phase?: string } }).status?.phase === 'Running' || undefined);
+      const sid = (await owner.context().cookies()).find((k) => k.name === 'gitspaces_session' && k.domain === host(a.id))?.value ?? '';
+      const get = (h: string, accept: string) => new Promise<{ status: number; location?: string }>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: gatewayPort, path: '/healthz', headers: { host: `${h}:${String(gatewayPort)}`, cookie: `gitspaces_session=${sid}`, accept } }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, ...(res.headers.location ? { location: res.headers.location } : {}) });
+        }).on('error', reject).end();
+      });
+      expect((await get(host(a.id), 'application/json')).status, 'the session on its own infra (code-server\'s /healthz)').to.equal(200);
+      const otherHost = `ssoc--${NS}.${OTHER_DOMAIN}`;
+      expect((await get(otherHost, 'application/json')).status, 'a script on the other infra').to.equal(401);
+      const nav = await get(otherHost, 'text/html');
+      expect(nav.status, 'a page on the other infra').to.equal(303);
+      expect(nav.location, 'sent to the other infra\'s own sign-in').to.match(new RegExp(`^http://${OTHER_DOMAIN.replace(/\./g, '\\.')}:${String(gatewayPort)}/`));
+    } finally {
+      await testCluster().request('DELETE', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/ssoc`);
+      await eventually('ssoc to be gone', 60_000, async () => (await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/ssoc`)).status === 404 || undefined);
+      await testCluster().request('DELETE', '/apis/gitspaces.dev/v1alpha1/gitspaceinfras/sso-other');
+    }
   });
 
   it('answers 403 after sign-in to a user who is neither owner nor shared with, and admits a member of a shared group', async () => {

@@ -184,7 +184,7 @@ export class Login {
     // Signed in already (another Gitspace of this infra): hand the session over, no new login.
     const sid = readCookie(req, ssoCookie(secure));
     const id = sid ? await this.o.sso.identity(sid) : undefined;
-    if (sid && id?.session && this.o.sso.sessions.byHash(id.session)?.infra === infra.metadata.name) {
+    if (sid && id?.infra === infra.metadata.name) {
       redirect(res, this.handoff(sid, rd, m));
       return;
     }
@@ -258,7 +258,7 @@ export class Login {
     const now = Date.now();
     for (const [n, exp] of this.used) if (exp < now) this.used.delete(n);
     const id = h && h.host === m.host && h.cookiePath === m.cookiePath && !this.used.has(h.n) ? await this.o.sso.identity(h.sid) : undefined;
-    if (!h || !id?.session) {
+    if (!h || !id) {
       this.o.loginFailures.inc({ reason: 'bad_handoff' });
       page(res, 400, 'Sign-in expired', 'This sign-in link has expired or was used already: open the Gitspace again.');
       return true;

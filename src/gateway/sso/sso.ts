@@ -41,6 +41,12 @@ export interface SingleSignOnOptions {
   onError: (e: unknown) => void;
 }
 
+/** Who a session stands for, and the infra whose sign-in made it (it opens that infra's Gitspaces only). */
+export interface SessionIdentity extends Identity {
+  session: string;
+  infra: string;
+}
+
 export class SingleSignOn {
   readonly sessions: SessionStore;
   private readonly o: SingleSignOnOptions;
@@ -105,7 +111,7 @@ export class SingleSignOn {
    * Who a session cookie stands for, refreshing a stale session first; undefined when the session
    * is gone, past its end, or stale and cannot be refreshed.
    */
-  async identity(sid: string): Promise<Identity | undefined> {
+  async identity(sid: string): Promise<SessionIdentity | undefined> {
     let s = await this.sessions.get(sid);
     if (!s) return undefined;
     const now = Date.now();
@@ -117,7 +123,7 @@ export class SingleSignOn {
     if (now >= staleAt(s)) s = await this.refresh(s);
     else if (now >= refreshDue(s)) void this.refresh(s).catch(() => undefined);
     if (!s || Date.now() >= staleAt(s)) return undefined;
-    return { sub: s.user, groups: s.groups, exp: Math.floor(s.expiresAt / 1000), session: s.id };
+    return { sub: s.user, groups: s.groups, exp: Math.floor(s.expiresAt / 1000), session: s.id, infra: s.infra };
   }
 
   /** Whether the session by this hash may still carry traffic (connections check it). */
