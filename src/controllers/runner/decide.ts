@@ -75,6 +75,22 @@ function conds(ip: CondOut, ir: CondOut, ide: CondOut, ready: CondOut): Decision
   return { InstanceProvisioned: ip, InstanceReady: ir, IDEReady: ide, Ready: ready };
 }
 
+/**
+ * A VM the operator stopped, and that stays stopped, reads by why it was stopped; an idle stop
+ * reads as any stopped Gitspace.
+ */
+const HELD: Partial<Record<AutoStopReason, (i: DecideInput) => Decision>> = {
+  Failed: (i) => {
+    const why = `set-up failed; its VM was stopped after ${human(i.failedStopAfterMs ?? 0)} and its disk is kept for inspection: change the spec or wake it to try again`;
+    return { action: 'none', phase: 'Failed', message: why, conditions: conds(T('Provisioned'), F('Stopped'), F('StepFailed'), F('StepFailed', why)) };
+  },
+  Preempted: (i) => preemptedDecision(i.preemptedAt),
+  MaxRunTime: (i) => {
+    const why = `stopped at its run-time limit (${human(i.maxRunTimeMs ?? 0)}); start it again to resume (the disk is kept)`;
+    return { action: 'none', phase: 'Stopped', message: why, conditions: conds(T('Provisioned'), F('Stopped'), F('Stopped'), F('MaxRunTime', why)) };
+  },
+};
+
 export function decide(i: DecideInput): Decision {
   const state = i.instance?.state === 'terminated' ? undefined : i.instance?.state;
   const keep = i.deleteAfterStoppedMs ?? 0;
@@ -93,15 +109,8 @@ export function decide(i: DecideInput): Decision {
     const next = Math.min(FAR_POLL_MS, (i.now < warnAt ? warnAt : archiveAt) - i.now + 50);
     return { ...stopped, archiveAt, archiveWarnAt: warnAt, requeueAfterMs: Math.min(stopped.requeueAfterMs ?? next, next) };
   }
-  if (i.desired === 'Stopped' && i.hold === 'Failed' && state === 'stopped') {
-    const why = `set-up failed; its VM was stopped after ${human(i.failedStopAfterMs ?? 0)} and its disk is kept for inspection: change the spec or wake it to try again`;
-    return { action: 'none', phase: 'Failed', message: why, conditions: conds(T('Provisioned'), F('Stopped'), F('StepFailed'), F('StepFailed', why)) };
-  }
-  if (i.desired === 'Stopped' && i.hold === 'Preempted' && state === 'stopped') return preemptedDecision(i.preemptedAt);
-  if (i.desired === 'Stopped' && i.hold === 'MaxRunTime' && state === 'stopped') {
-    const why = `stopped at its run-time limit (${human(i.maxRunTimeMs ?? 0)}); start it again to resume (the disk is kept)`;
-    return { action: 'none', phase: 'Stopped', message: why, conditions: conds(T('Provisioned'), F('Stopped'), F('Stopped'), F('MaxRunTime', why)) };
-  }
+  const held = i.desired === 'Stopped' && state === 'stopped' && i.hold ? HELD[i.hold]?.(i) : undefined;
+  if (held) return held;
   if (i.desired === 'Stopped') {
     if (state === undefined) {
       return { action: 'none', phase: 'Stopped', message: 'stopped; no instance was created', conditions: conds(F('Stopped', 'no instance'), F('Stopped'), F('Stopped'), F('Stopped', 'the Gitspace is stopped')) };
