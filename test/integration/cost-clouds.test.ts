@@ -7,15 +7,14 @@
 // failed set-up step.
 import { expect } from 'chai';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { PassThroughClient } from 'google-auth-library';
 import { AGENT_HTTP_PORT, type Gitspace } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import type { AgentProbe } from '../../src/controllers/runner/agent-probe.ts';
 import { AwsProvider } from '../../src/providers/aws/provider.ts';
-import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import type { VmProvider } from '../../src/providers/types.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeSshKey } from '../support/fixtures.ts';
+import { gceImage, gceInfraSpec, gceProvider } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { MOTO_CREDENTIALS, MOTO_REGION, motoNetwork, startMoto, type Moto } from '../support/moto.ts';
 import { readyHealth, startInProcessOperator } from '../support/provider-double.ts';
@@ -41,17 +40,10 @@ const gce = (): Cloud => {
     name: 'GCE fake',
     async start() {
       fake = new GceFake({ project: PROJECT, bootMs: 200, stopMs: 100, addressPrefix: '127.48' });
-      fake.images.add(`projects/${PROJECT}/global/images/family/gitspaces`);
+      fake.images.add(gceImage(PROJECT));
       const port = await fake.start();
-      const provider = new GcpProvider({
-        project: PROJECT, zones: ['europe-west1-b'], network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], networkTag: 'gitspaces-cost-gcp',
-        agentPort: AGENT_HTTP_PORT, client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
-      });
-      const infra = {
-        provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: ['europe-west1-b'] } },
-        image: `projects/${PROJECT}/global/images/family/gitspaces`, machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
-      };
-      return { provider, infra };
+      const provider = gceProvider({ project: PROJECT, zones: ['europe-west1-b'], port, networkTag: 'gitspaces-cost-gcp' });
+      return { provider, infra: gceInfraSpec({ project: PROJECT, zones: ['europe-west1-b'] }) };
     },
     state: (id) => Promise.resolve([...fake.instances.values()].find((i) => i.id === id)?.status),
     count: () => Promise.resolve(fake.instances.size),

@@ -8,36 +8,24 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThroughClient } from 'google-auth-library';
 import type { BootFacts, GitspaceInfra } from '../../src/api/index.ts';
 import { AGENT_HTTP_PORT, AGENT_SSH_PORT, CLAIM_PATH } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
 import { ROOT, type Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-devenvs';
-const IMAGE = `projects/${PROJECT}/global/images/family/gitspaces`;
+const IMAGE = gceImage(PROJECT);
 const ZONE = 'europe-west1-b';
 const INFRA = 'gcp-pool';
 const RULE = `gitspaces-${INFRA}-agents`;
 
-const infraManifest = (): Manifest => ({
-  apiVersion: 'gitspaces.dev/v1alpha1',
-  kind: 'GitspaceInfra',
-  metadata: { name: INFRA },
-  spec: {
-    provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: [ZONE] } },
-    image: IMAGE,
-    machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
-    allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
-    pool: [{ machineType: 'small', zone: ZONE, minReady: 2, max: 3 }],
-  },
-});
+const infraManifest = (): Manifest => gceInfra(INFRA, { project: PROJECT, zones: [ZONE], pool: [{ machineType: 'small', zone: ZONE, minReady: 2, max: 3 }] });
 
 const condition = (i: GitspaceInfra | undefined, type: string) => i?.status?.conditions?.find((c) => c.type === type);
 
@@ -62,10 +50,7 @@ describe('GCP infra: firewall rule, credentials and warm pool against the GCE fa
     fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200, startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
     fake.images.add(IMAGE);
     const port = await fake.start();
-    const gcp = new GcpProvider({
-      project: PROJECT, zones: [ZONE], network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], networkTag: `gitspaces-${INFRA}`,
-      agentPort: AGENT_HTTP_PORT, client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
-    });
+    const gcp = gceProvider({ project: PROJECT, zones: [ZONE], port, networkTag: `gitspaces-${INFRA}` });
     await k8s.apply(infraManifest());
     op = await startInProcessOperator({ provider: gcp, realAgent: true, sweep: false });
   });

@@ -6,41 +6,34 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThroughClient } from 'google-auth-library';
-import { AGENT_HTTP_PORT, type Gitspace } from '../../src/api/index.ts';
+import type { Gitspace } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import { ProviderError } from '../../src/providers/types.ts';
 import { testCluster } from '../cluster/current.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, type SshKey } from '../support/fixtures.ts';
+import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
-import { ROOT, type Manifest } from '../support/resources.ts';
+import { ROOT } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-resize';
-const IMAGE = `projects/${PROJECT}/global/images/family/gitspaces`;
+const IMAGE = gceImage(PROJECT);
 const ZONE = 'europe-west1-b';
 const INFRA = 'gcp-resize';
 
-const infra: Manifest = {
-  apiVersion: 'gitspaces.dev/v1alpha1',
-  kind: 'GitspaceInfra',
-  metadata: { name: INFRA },
-  spec: {
-    provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: [ZONE] } },
-    image: IMAGE,
-    machineTypes: [
-      { name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 },
-      { name: 'large', providerType: 'e2-standard-4', diskSizeGB: 40 },
-      { name: 'large-thin', providerType: 'e2-standard-4', diskSizeGB: 20 },
-      // Allowed by the schema, unknown to GCE: the cloud refuses it.
-      { name: 'mega', providerType: 'e2-mega-4', diskSizeGB: 20 },
-    ],
-    allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
-  },
-};
+const infra = gceInfra(INFRA, {
+  project: PROJECT,
+  zones: [ZONE],
+  machineTypes: [
+    { name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 },
+    { name: 'large', providerType: 'e2-standard-4', diskSizeGB: 40 },
+    { name: 'large-thin', providerType: 'e2-standard-4', diskSizeGB: 20 },
+    // Allowed by the schema, unknown to GCE: the cloud refuses it.
+    { name: 'mega', providerType: 'e2-mega-4', diskSizeGB: 20 },
+  ],
+});
 
 /** The Gitspace's Events as [reason, note]. */
 async function events(g: Gitspace): Promise<[string, string][]> {
@@ -59,11 +52,7 @@ describe('Resize on GCP (GCE fake)', function () {
   let port: number;
   let op: Operator;
 
-  const provider = () =>
-    new GcpProvider({
-      project: PROJECT, zones: [ZONE], network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], agentPort: AGENT_HTTP_PORT,
-      client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
-    });
+  const provider = () => gceProvider({ project: PROJECT, zones: [ZONE], port });
   const vm = (g: Gitspace) => fake.instances.get(`${ZONE}/${g.status?.instance?.name ?? ''}`)!;
   const vmType = (g: Gitspace) => String(vm(g).body.machineType).split('/').pop();
   const setMachineTypeCalls = () => fake.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/setMachineType'));

@@ -6,14 +6,13 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThroughClient } from 'google-auth-library';
 import type { GitspaceInfra } from '../../src/api/index.ts';
-import { AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
+import { AGENT_SSH_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import { testCluster } from '../cluster/current.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startOperator, type OperatorProcess } from '../support/operator.ts';
 import { startInProcessOperator, testCreateRequest } from '../support/provider-double.ts';
@@ -21,22 +20,10 @@ import { ROOT, type Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-devenvs';
-const IMAGE = `projects/${PROJECT}/global/images/family/gitspaces`;
+const IMAGE = gceImage(PROJECT);
 const ZONES = ['europe-west1-b', 'europe-west1-c'];
 
-function gcpInfra(name: string): Manifest {
-  return {
-    apiVersion: 'gitspaces.dev/v1alpha1',
-    kind: 'GitspaceInfra',
-    metadata: { name },
-    spec: {
-      provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: ZONES } },
-      image: IMAGE,
-      machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }],
-      allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
-    },
-  };
-}
+const gcpInfra = (name: string): Manifest => gceInfra(name, { project: PROJECT, zones: ZONES });
 
 describe('GCP provider against the GCE fake', function () {
   this.timeout(120_000);
@@ -47,15 +34,7 @@ describe('GCP provider against the GCE fake', function () {
   let port: number;
   let op: Operator;
 
-  const provider = () =>
-    new GcpProvider({
-      project: PROJECT,
-      zones: ZONES,
-      network: 'gitspaces',
-      subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }],
-      agentPort: AGENT_HTTP_PORT,
-      client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
-    });
+  const provider = () => gceProvider({ project: PROJECT, zones: ZONES, port });
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'gitspaces-gcp-'));

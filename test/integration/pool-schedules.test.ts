@@ -6,52 +6,44 @@
 // fall-back day a start in the repeated hour happens once. The spec is written only by "Argo CD":
 // the operator's writes show no spec field in managedFields and the generation never moves.
 import { expect } from 'chai';
-import { PassThroughClient } from 'google-auth-library';
 import type { GitspaceInfra } from '../../src/api/index.ts';
-import { AGENT_HTTP_PORT } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import { testCluster } from '../cluster/current.ts';
 import { GceFake } from '../fakes/gce/server.ts';
+import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
 import { k8s } from '../support/gitspaces.ts';
 import { AgentDouble, startInProcessOperator } from '../support/provider-double.ts';
 import { resourcePath, statusMessage, type Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-devenvs';
-const IMAGE = `projects/${PROJECT}/global/images/family/gitspaces`;
+const IMAGE = gceImage(PROJECT);
 const ZONE = 'europe-west1-b';
 const INFRA = 'gcp-scheduled-pool';
 /** The field manager of the GitOps tool that owns the spec. */
 const GITOPS = 'argocd-controller';
 
-const infraManifest = (over: { schedules?: unknown[]; max?: number } = {}): Manifest => ({
-  apiVersion: 'gitspaces.dev/v1alpha1',
-  kind: 'GitspaceInfra',
-  metadata: { name: INFRA },
-  spec: {
-    provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: [ZONE] } },
-    image: IMAGE,
-    machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }, { name: 'night', providerType: 'e2-standard-4', diskSizeGB: 20 }],
-    allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
-    pool: [
-      {
-        machineType: 'small', zone: ZONE, minReady: 0, max: over.max ?? 4,
-        schedules: over.schedules ?? [
-          { cron: '0 8 * * 1-5', timezone: 'Europe/Berlin', minReady: 3 },
-          { cron: '0 18 * * 1-5', timezone: 'Europe/Berlin', minReady: 1 },
-        ],
-      },
-      {
-        // 01:00 to 02:30 every night; 02:30 does not exist on 2026-03-29 and happens twice on 2026-10-25.
-        machineType: 'night', zone: ZONE, minReady: 0, max: 2,
-        schedules: [
-          { cron: '0 1 * * *', timezone: 'Europe/Berlin', minReady: 2 },
-          { cron: '30 2 * * *', timezone: 'Europe/Berlin', minReady: 0 },
-        ],
-      },
-    ],
-  },
+const infraManifest = (over: { schedules?: unknown[]; max?: number } = {}): Manifest => gceInfra(INFRA, {
+  project: PROJECT,
+  zones: [ZONE],
+  machineTypes: [{ name: 'small', providerType: 'e2-standard-2', diskSizeGB: 20 }, { name: 'night', providerType: 'e2-standard-4', diskSizeGB: 20 }],
+  pool: [
+    {
+      machineType: 'small', zone: ZONE, minReady: 0, max: over.max ?? 4,
+      schedules: over.schedules ?? [
+        { cron: '0 8 * * 1-5', timezone: 'Europe/Berlin', minReady: 3 },
+        { cron: '0 18 * * 1-5', timezone: 'Europe/Berlin', minReady: 1 },
+      ],
+    },
+    {
+      // 01:00 to 02:30 every night; 02:30 does not exist on 2026-03-29 and happens twice on 2026-10-25.
+      machineType: 'night', zone: ZONE, minReady: 0, max: 2,
+      schedules: [
+        { cron: '0 1 * * *', timezone: 'Europe/Berlin', minReady: 2 },
+        { cron: '30 2 * * *', timezone: 'Europe/Berlin', minReady: 0 },
+      ],
+    },
+  ],
 });
 
 type Pool = NonNullable<NonNullable<GitspaceInfra['status']>['pool']>[number];
@@ -89,10 +81,7 @@ describe('Scheduled warm pools against the GCE fake, with the operator\'s clock 
     fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200 });
     fake.images.add(IMAGE);
     const port = await fake.start();
-    const gcp = new GcpProvider({
-      project: PROJECT, zones: [ZONE], network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], networkTag: `gitspaces-${INFRA}`,
-      agentPort: AGENT_HTTP_PORT, client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
-    });
+    const gcp = gceProvider({ project: PROJECT, zones: [ZONE], port, networkTag: `gitspaces-${INFRA}` });
     const agent = new AgentDouble((address) => Promise.resolve([...fake.instances.values()].find((i) => i.networkIP === address && i.status === 'RUNNING')?.name));
     // Friday 2026-03-27, 07:59:50 in Berlin (CET): ten seconds before the weekday window opens.
     setClock('2026-03-27T06:59:50Z');

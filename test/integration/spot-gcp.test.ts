@@ -7,19 +7,18 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThroughClient } from 'google-auth-library';
-import { AGENT_HTTP_PORT, AGENT_SSH_PORT, GITSPACE_ANNOTATIONS } from '../../src/api/index.ts';
+import { AGENT_SSH_PORT, GITSPACE_ANNOTATIONS } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
+import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
 import { ROOT, type Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-spot';
-const IMAGE = `projects/${PROJECT}/global/images/family/gitspaces`;
+const IMAGE = gceImage(PROJECT);
 const ZONE = 'europe-west1-b';
 
 describe('spot VMs on GCP (GCE fake)', function () {
@@ -30,17 +29,11 @@ describe('spot VMs on GCP (GCE fake)', function () {
   let fake: GceFake;
   let op: Operator;
 
-  const infra: Manifest = {
-    apiVersion: 'gitspaces.dev/v1alpha1',
-    kind: 'GitspaceInfra',
-    metadata: { name: 'spot-gcp' },
-    spec: {
-      provider: { gcp: { project: PROJECT, network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], zones: [ZONE] } },
-      image: IMAGE,
-      machineTypes: [{ name: 'spot', providerType: 'e2-standard-2', diskSizeGB: 20, spot: true }, { name: 'standard', providerType: 'e2-standard-2' }],
-      allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.com', egressRanges: ['127.0.0.0/8'] },
-    },
-  };
+  const infra = gceInfra('spot-gcp', {
+    project: PROJECT,
+    zones: [ZONE],
+    machineTypes: [{ name: 'spot', providerType: 'e2-standard-2', diskSizeGB: 20, spot: true }, { name: 'standard', providerType: 'e2-standard-2' }],
+  });
   // Each poke is one reconcile; the shared instance list is at most a second old.
   const pokeUntil = <T>(what: string, m: Manifest, probe: () => Promise<T | undefined | false>) =>
     eventually(what, 30_000, async () => {
@@ -57,10 +50,7 @@ describe('spot VMs on GCP (GCE fake)', function () {
     fake.images.add(IMAGE);
     const port = await fake.start();
     await k8s.apply(infra);
-    const gcp = new GcpProvider({
-      project: PROJECT, zones: [ZONE], network: 'gitspaces', subnetworks: [{ region: 'europe-west1', name: 'gitspaces-ew1' }], agentPort: AGENT_HTTP_PORT,
-      client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
-    });
+    const gcp = gceProvider({ project: PROJECT, zones: [ZONE], port });
     op = await startInProcessOperator({ provider: gcp, realAgent: true, sweep: false, logLevel: 'warn' });
   });
 

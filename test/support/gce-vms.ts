@@ -4,13 +4,13 @@
 // behind the real GCE client (GcpProvider).
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { PassThroughClient } from 'google-auth-library';
-import { AGENT_HTTP_PORT, type BundleManifest } from '../../src/api/index.ts';
-import { GcpProvider } from '../../src/providers/gcp/provider.ts';
+import type { BundleManifest } from '../../src/api/index.ts';
+import type { GcpProvider } from '../../src/providers/gcp/provider.ts';
 import { ensureAgentBundle } from '../../scripts/bundle-agent.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { ContainerVms } from '../fakes/vm-host.ts';
 import { CACHE, type Docker } from './docker.ts';
+import { gceProvider } from './gce.ts';
 import { ROOT } from './resources.ts';
 
 export const STOCK_TAG = 'gitspaces-test/debian-12:stock';
@@ -102,9 +102,6 @@ export async function gceOnContainers(o: GceOnContainersOptions): Promise<{ gce:
   });
   for (const i of Object.keys(o.images)) gce.images.add(i);
   const port = await gce.start();
-  const gcp = new GcpProvider({
-    project: o.project, zones: [o.zone], network: 'gitspaces', subnetworks: [{ region: regionOf(o.zone), name: 'sub' }], agentPort: AGENT_HTTP_PORT,
-    client: { apiEndpoint: '127.0.0.1', port, protocol: 'http', fallback: true, authClient: new PassThroughClient() },
-  });
+  const gcp = gceProvider({ project: o.project, zones: [o.zone], port, subnetworks: [{ region: regionOf(o.zone), name: 'sub' }] });
   return { gce, gcp };
 }
