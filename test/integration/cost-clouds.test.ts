@@ -131,7 +131,7 @@ for (const make of [gce, moto]) {
       expect(running.status?.message).to.include('(run-time limit 8h)');
 
       offsetMs = 8 * 60 * M + 5_000;
-      const stopped = await pokeUntil('stopped at the limit', m, (g) => g.status?.phase === 'Stopped');
+      const stopped = await pokeUntil('stopped at the limit', m, (g) => g.status?.phase === 'Stopped' && g.status.message?.includes('(deleteAfterStopped 72h) unless started before then') === true);
       expect(stopped.status?.autoStopped?.reason).to.equal('MaxRunTime');
       expect(await cloud.state(id)).to.be.oneOf(['stopped', 'TERMINATED']);
 
@@ -143,7 +143,7 @@ for (const make of [gce, moto]) {
       }, 1_000);
       expect(await cloud.state(id), 'not yet').to.not.equal(undefined);
       offsetMs = stoppedAt - Date.now() + 72 * 60 * M + 5_000;
-      const archived = await pokeUntil('archived', m, (g) => g.status?.phase === 'Archived' && g.status.conditions?.some((c) => c.reason === 'Archived') === true);
+      const archived = await pokeUntil('archived', m, (g) => g.status?.phase === 'Archived' && g.status.conditions?.some((c) => c.reason === 'Archived') === true && g.status.instance === undefined);
       expect(archived.status?.instance).to.equal(undefined);
       await eventually('the VM to be gone from the cloud', 30_000, async () => (await cloud.state(id)) === undefined || undefined);
       expect(await k8s.eventReasons(archived)).to.include.members(['MaxRunTimeReached', 'ArchiveSoon', 'Archived']);

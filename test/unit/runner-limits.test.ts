@@ -68,6 +68,7 @@ describe('runner: idle timeout, run-time limit, failed VMs', () => {
     const base = { desired: 'Stopped' as const, idleTimeoutMs: 0, deleteAfterStoppedMs: 48 * H, stoppedSince: T0 };
     const before = decide({ ...base, instance: { state: 'stopped' }, now: T0 + 47 * H });
     expect(before).to.include({ action: 'none', phase: 'Stopped', archiveAt: T0 + 48 * H, archiveWarnAt: T0 + 48 * H - 4.8 * H });
+    expect(before.message).to.equal(`stopped; the instance and its disk are kept; deleted at ${new Date(T0 + 48 * H).toISOString().slice(11, 16)} UTC (deleteAfterStopped 48h) unless started before then`);
     expect(decide({ ...base, instance: { state: 'stopped' }, now: T0 + 48 * H })).to.include({ action: 'archive', phase: 'Archived' });
     for (const state of ['stopping', 'terminated'] as const) expect(decide({ ...base, archived: true, instance: { state }, now: T0 + 49 * H }), state).to.include({ action: 'none', phase: 'Archived' });
     expect(decide({ ...base, archived: true, now: T0 + 49 * H })).to.include({ action: 'none', phase: 'Archived' });

@@ -37,7 +37,7 @@ export function deadlines(i: DeadlineInput): Deadlines {
 }
 
 /** 10:42 UTC, or Nov 30 10:42 UTC when not today. */
-function clock(ms: number, now: number): string {
+export function clock(ms: number, now: number): string {
   const d = new Date(ms);
   const hm = `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')} UTC`;
   if (new Date(now).toISOString().slice(0, 10) === d.toISOString().slice(0, 10)) return hm;

@@ -3,7 +3,7 @@
 // to report, and when to look again. Table-tested in test/unit/runner-decide.test.ts.
 import type { ActivitySource, AutoStopReason, Phase } from '../../api/index.ts';
 import type { InstanceState } from '../../providers/types.ts';
-import { deadlines, human, runningSentence, type Deadlines } from './deadlines.ts';
+import { clock, deadlines, human, runningSentence, type Deadlines } from './deadlines.ts';
 import { preemptedDecision } from './preemption.ts';
 
 /** What the agent's /healthz said, reduced to what the decision needs. */
@@ -107,7 +107,8 @@ export function decide(i: DecideInput): Decision {
     const stopped = decide({ ...i, deleteAfterStoppedMs: 0 });
     const warnAt = archiveAt - archiveLeadMs(keep);
     const next = Math.min(FAR_POLL_MS, (i.now < warnAt ? warnAt : archiveAt) - i.now + 50);
-    return { ...stopped, archiveAt, archiveWarnAt: warnAt, requeueAfterMs: Math.min(stopped.requeueAfterMs ?? next, next) };
+    const message = `${stopped.message}; deleted at ${clock(archiveAt, i.now)} (deleteAfterStopped ${human(keep)}) unless started before then`;
+    return { ...stopped, message, archiveAt, archiveWarnAt: warnAt, requeueAfterMs: Math.min(stopped.requeueAfterMs ?? next, next) };
   }
   const held = i.desired === 'Stopped' && state === 'stopped' && i.hold ? HELD[i.hold]?.(i) : undefined;
   if (held) return held;

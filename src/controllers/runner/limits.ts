@@ -56,16 +56,20 @@ export class StopLimits {
     };
   }
 
-  /** The Event and lastRequest of a stop decided now; counts a failed Gitspace's VM. */
+  /** The Event and lastRequest of a stop decided now. */
   why(gs: Gitspace, infra: GitspaceInfra, reason: AutoStopReason): { via: string; reason: string; message: string } {
     const k = STOP_KINDS[reason];
-    if (reason === 'Failed') this.d.failedStopped?.inc({ infra: infra.metadata.name ?? '' });
     const message = reason === 'MaxRunTime'
       ? `stopped by the operator: running since ${gs.status?.startedAt ?? 'an unknown time'}, its run-time limit (${human(this.maxRunTimeMs(gs, infra))}) is reached`
       : reason === 'Failed'
         ? `stopped the VM of the failed Gitspace ${human(parseDuration(infra.spec.failedStopAfter ?? DEFAULT_FAILED_STOP_AFTER) ?? 0)} after it failed (the disk is kept for inspection)`
         : '';
     return { ...k, message };
+  }
+
+  /** Counts a stop whose intent is written (after the write: a conflict retried must not count twice). */
+  stopped(infra: GitspaceInfra, reason: AutoStopReason): void {
+    if (reason === 'Failed') this.d.failedStopped?.inc({ infra: infra.metadata.name ?? '' });
   }
 
   /** A warning Event once per run, when the run-time limit is near. */

@@ -308,6 +308,7 @@ export class RunnerReconciler implements Reconciler {
         const why = reason === 'Idle' ? undefined : this.limits.why(gs, infra, reason);
         status.lastRequest = this.requests.operatorStop(gs, (agent.view?.reachable ? agent.view.lastActivityTime : undefined) ?? status.lastActivityTime, idleTimeout, why);
         await this.statusWriter.write(gs, status, decision.phase);
+        this.limits.stopped(infra, reason);
         return undefined;
       }
       case 'archive':
