@@ -29,7 +29,7 @@ const DELEGATE_TOKEN = 'delegate-secret-0123456789';
 const ALICE = { token: 'alice-api-token', sub: 'alice@example.com' };
 const INFRA = 'cp-local';
 
-interface CpGitspace { id: string; state: string; deleted: boolean; revision: number; status: { phase?: string; urls?: { ide?: string } }; task?: string }
+interface CpGitspace { id: string; state: string; deleted: boolean; revision: number; status: { phase?: string; message?: string; urls?: { ide?: string }; stopsAt?: string; startedAt?: string; lastActivity?: { at: string; source?: string } }; task?: string }
 interface CpTask { id: string; state: string; outcome?: string; reason?: string; message?: string }
 
 describe('delegate controller and the reference control plane', function () {
@@ -122,6 +122,15 @@ describe('delegate controller and the reference control plane', function () {
       return r.json.status.phase === 'Running' ? r.json : undefined;
     });
     expect(seen.status.urls?.ide).to.include('alpha--default.gitspaces.localhost');
+    // Why it runs and when it stops, as kubectl describe says it.
+    const timed = await eventually('stop time in the control plane', 10_000, async () => {
+      const r = await api<CpGitspace>('GET', '/api/v1/gitspaces/alpha');
+      return r.json.status.stopsAt ? r.json : undefined;
+    });
+    expect(timed.status.stopsAt).to.equal((await k8s.get(manifest('alpha')))?.status?.stopsAt);
+    expect(timed.status.startedAt).to.be.a('string');
+    expect(timed.status.lastActivity?.source).to.equal('api');
+    expect(timed.status.message).to.match(/stops at \d\d:\d\d UTC \(idle timeout /);
     // The operator's Events for it come back through the delegate's status reports.
     const withEvents = await eventually('Events in the control plane', 10_000, async () => {
       const r = await api<CpGitspace & { status: { events?: { reason: string }[] } }>('GET', '/api/v1/gitspaces/alpha');

@@ -39,6 +39,12 @@ export interface StatusReport {
   conditions?: unknown[];
   urls?: unknown;
   instance?: unknown;
+  /** Why it runs and when it stops (a portal shows "stops at 11:42"), and the operator's own stop. */
+  lastActivity?: unknown;
+  startedAt?: string;
+  stopsAt?: string;
+  stoppedAt?: string;
+  autoStopped?: unknown;
   /** Events recorded for the Gitspace since the last report. */
   events?: ReportedEvent[];
   observedAt: string;

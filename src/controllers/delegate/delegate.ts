@@ -66,6 +66,13 @@ interface Pending {
   want: Want;
 }
 
+/** The fields of `o` that are set, of those named. */
+function pick<T extends object, K extends keyof T>(o: T | undefined, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o?.[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
 export class Delegate {
   readonly cp: ControlPlaneClient;
   private readonly o: DelegateOptions;
@@ -333,6 +340,7 @@ export class Delegate {
       conditions: g.status?.conditions ?? [],
       ...(g.status?.urls ? { urls: g.status.urls } : {}),
       ...(g.status?.instance ? { instance: g.status.instance } : {}),
+      ...pick(g.status, ['lastActivity', 'startedAt', 'stopsAt', 'stoppedAt', 'autoStopped']),
       observedAt: new Date().toISOString(),
     };
   }
