@@ -224,14 +224,14 @@ export const gitspaceStatusSchema = object(
     pendingChanges: array(
       object(
         {
-          field: enumeration(['machineType', 'diskSizeGB'] as const, { description: 'What differs from what spec.machineType names: the machine type, or the boot disk size.' }),
+          field: enumeration(['machineType', 'diskSizeGB', 'spot'] as const, { description: 'What differs from what spec.machineType names: the machine type, the boot disk size, or spot/standard (GCE; EC2 cannot change it).' }),
           from: string({ description: 'What the instance has now.', maxLength: 128 }),
           to: string({ description: 'What it gets.', maxLength: 128 }),
           message: string({ description: 'For humans: what changes and when.', maxLength: 512 }),
         },
         { description: 'A change waiting for the instance to stop.', required: ['field', 'from', 'to', 'message'] },
       ),
-      { description: 'Changes of spec.machineType (or of its entry in the infra) that the running instance does not have yet: they are applied when it next stops.', maxItems: 2, listType: 'map', listMapKeys: ['field'] },
+      { description: 'Changes of spec.machineType (or of its entry in the infra) that the running instance does not have yet: they are applied when it next stops.', maxItems: 3, listType: 'map', listMapKeys: ['field'] },
     ),
     lastRequest: object(
       {

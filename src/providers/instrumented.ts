@@ -28,6 +28,7 @@ export function outcomeOf(e: unknown): string {
 
 export class InstrumentedProvider implements VmProvider {
   readonly kind: VmProvider['kind'];
+  readonly spotChangeable: boolean | undefined;
   private readonly inner: VmProvider;
   /** None for the local provider: its instances are processes on this host, no cloud API to spare. */
   private readonly buckets: Record<BucketClass, TokenBucket> | undefined;
@@ -36,6 +37,7 @@ export class InstrumentedProvider implements VmProvider {
   constructor(inner: VmProvider, o: { calls?: ProviderOperationCounter; rates?: Partial<typeof DEFAULT_RATES> } = {}) {
     this.inner = inner;
     this.kind = inner.kind;
+    this.spotChangeable = inner.spotChangeable;
     this.calls = o.calls;
     const r = { ...DEFAULT_RATES, ...o.rates };
     this.buckets =

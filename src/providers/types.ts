@@ -27,6 +27,8 @@ export interface Instance {
   stopReason?: 'preempted';
   /** When the cloud preempted it (ISO time), when the cloud says. */
   preemptedAt?: string;
+  /** Whether it is a spot VM, when the cloud says (the local provider has no such thing). */
+  spot?: boolean;
 }
 
 export interface CreateRequest {
@@ -59,6 +61,8 @@ export interface ResizeRequest {
   providerType?: string;
   /** The boot disk's new size in GB: disks only grow (both clouds refuse to shrink one). */
   diskSizeGB?: number;
+  /** Spot or standard from now on (only where the provider says spotChangeable). */
+  spot?: boolean;
   /**
    * Tells this wish and attempt from earlier ones: a retried call is the same cloud request (GCE
    * requestId), a new attempt or a later wish a new one.
@@ -107,6 +111,11 @@ export type DeleteOutcome = 'gone' | 'going';
 
 export interface VmProvider {
   readonly kind: ProviderKind;
+  /**
+   * Whether resize can switch a stopped instance between spot and standard (GCE setScheduling);
+   * EC2 cannot change an instance's market, so there it takes a new VM.
+   */
+  readonly spotChangeable?: boolean;
   /** The instance with this name, in any non-terminated state, or undefined. */
   find(name: string, zone?: string): Promise<Instance | undefined>;
   /** Creates the instance, or returns the existing one of that name. */

@@ -4,7 +4,7 @@
 // these tests see EC2's refusals. moto boots nothing: an agent double answers for the VMs.
 import { expect } from 'chai';
 import { DescribeInstancesCommand, DescribeVolumesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { AGENT_HTTP_PORT, type Gitspace } from '../../src/api/index.ts';
+import { AGENT_HTTP_PORT, type Gitspace, type GitspaceInfra } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { AwsProvider } from '../../src/providers/aws/provider.ts';
 import { ProviderError } from '../../src/providers/types.ts';
@@ -58,6 +58,7 @@ describe('Resize on AWS (moto, EC2 rules in the proxy)', function () {
           { name: 'small', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3' },
           { name: 'large', providerType: 't3.large', diskSizeGB: 60, diskType: 'gp3' },
           { name: 'large-thin', providerType: 't3.large', diskSizeGB: 20, diskType: 'gp3' },
+          { name: 'spotty', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3', spot: true },
         ],
         allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
       },
@@ -151,6 +152,35 @@ describe('Resize on AWS (moto, EC2 rules in the proxy)', function () {
     expect(await cloud(id)).to.include({ type: 't3.large', size: 60 });
     expect(proxy.count('ModifyInstanceAttribute') + proxy.count('ModifyVolume')).to.equal(before);
     await k8s.deleteAndWait(m);
+  });
+
+  it('refuses to turn a spot instance standard (EC2 cannot change its market): ResizeRefused says it stays spot, and the stop changes nothing', async () => {
+    const m = gitspaceManifest('aws-resize-spot', { infra: INFRA, repo: '/nowhere', key, machineType: 'spotty' });
+    await k8s.apply(m);
+    const running = await k8s.waitPhase(m, 'Running', 30_000);
+    const id = running.status?.instance?.id ?? '';
+    const lifecycle = async () => (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.InstanceLifecycle;
+    expect(await lifecycle()).to.equal('spot');
+    const infra: Manifest = { apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name: INFRA } };
+    const types = (await k8s.get<GitspaceInfra>(infra))?.spec.machineTypes ?? [];
+    const before = proxy.count('ModifyInstanceAttribute') + proxy.count('ModifyVolume');
+    try {
+      await k8s.patch(infra, { spec: { machineTypes: types.map((t) => (t.name === 'spotty' ? { ...t, spot: false } : t)) } });
+      const refused = await k8s.waitFor(m, (g) => condition(g)?.reason === 'ResizeRefused', 20_000);
+      expect(condition(refused)?.message).to.equal('machine type spotty is now standard but this cloud cannot switch an existing instance between spot and standard: it stays spot until it is archived or re-created');
+      expect(refused.status?.pendingChanges).to.equal(undefined);
+      await k8s.patch(m, { spec: { state: 'Stopped' } });
+      await k8s.waitPhase(m, 'Stopped', 30_000);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect((await k8s.get(m))?.status?.phase, 'stays stopped, not stuck').to.equal('Stopped');
+      expect(await lifecycle()).to.equal('spot');
+      expect(proxy.count('ModifyInstanceAttribute') + proxy.count('ModifyVolume')).to.equal(before);
+      await k8s.patch(m, { spec: { state: 'Running' } });
+      await k8s.waitPhase(m, 'Running', 30_000);
+      await k8s.deleteAndWait(m);
+    } finally {
+      await k8s.patch(infra, { spec: { machineTypes: types } });
+    }
   });
 
   it('EC2 (the proxy\'s rules) refuses what the runner never asks: a type change on a running instance, a smaller volume', async () => {

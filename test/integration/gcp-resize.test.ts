@@ -32,8 +32,13 @@ const infra = gceInfra(INFRA, {
     { name: 'large-thin', providerType: 'e2-standard-4', diskSizeGB: 20 },
     // Allowed by the schema, unknown to GCE: the cloud refuses it.
     { name: 'mega', providerType: 'e2-mega-4', diskSizeGB: 20 },
+    // The spot test turns this one into spot and back.
+    { name: 'flex', providerType: 'e2-standard-2', diskSizeGB: 20 },
   ],
 });
+const machineTypes = (infra.spec as { machineTypes: Record<string, unknown>[] }).machineTypes;
+/** The infra with machine type flex spot or not (as a platform team would edit it). */
+const flexSpot = (spot: boolean) => k8s.patch(infra, { spec: { machineTypes: machineTypes.map((t) => (t.name === 'flex' ? { ...t, spot } : t)) } });
 
 /** The Gitspace's Events as [reason, note]. */
 async function events(g: Gitspace): Promise<[string, string][]> {
@@ -103,6 +108,39 @@ describe('Resize on GCP (GCE fake)', function () {
     expect(vm(again).status).to.equal('RUNNING');
     expect([...fake.instances.keys()].filter((k) => k.endsWith(running.status?.instance?.name ?? '-'))).to.have.length(1);
     await k8s.deleteAndWait(m);
+  });
+
+  it('turns a running standard VM into a spot VM at its next stop (setScheduling) when its machine type becomes spot, and back while stopped', async () => {
+    const m = gitspaceManifest('gcp-resize-spot', { infra: INFRA, repo, key });
+    (m.spec as Record<string, unknown>).machineType = 'flex';
+    await k8s.apply(m);
+    const running = await k8s.waitPhase(m, 'Running', 60_000);
+    const scheduling = (g: Gitspace) => vm(g).body.scheduling as { provisioningModel?: string; instanceTerminationAction?: string } | undefined;
+    expect(scheduling(running)?.provisioningModel ?? 'STANDARD').to.equal('STANDARD');
+    try {
+      await flexSpot(true);
+      const pending = await k8s.waitFor(m, (g) => (g.status?.pendingChanges?.length ?? 0) > 0, 20_000);
+      expect(pending.status?.pendingChanges).to.deep.equal([{ field: 'spot', from: 'standard', to: 'spot', message: 'standard → spot VM is applied at the next stop' }]);
+      expect(vm(pending).status, 'a running VM is left alone').to.equal('RUNNING');
+
+      await k8s.patch(m, { spec: { state: 'Stopped' } });
+      const stopped = await k8s.waitFor(m, (g) => g.status?.phase === 'Stopped' && condition(g)?.reason === 'Resized', 30_000);
+      expect(condition(stopped)?.message).to.equal('standard → spot');
+      expect(stopped.status?.pendingChanges).to.equal(undefined);
+      expect(scheduling(stopped)).to.include({ provisioningModel: 'SPOT', instanceTerminationAction: 'STOP' });
+      expect(fake.calls.filter((c) => c.path.endsWith(`/${running.status?.instance?.name ?? ''}/setScheduling`))).to.have.length(1);
+
+      // Back to standard while it is stopped: changed before it may start.
+      await flexSpot(false);
+      const standard = await k8s.waitFor(m, (g) => condition(g)?.message === 'spot → standard', 30_000);
+      expect(scheduling(standard)?.provisioningModel).to.equal('STANDARD');
+      await k8s.patch(m, { spec: { state: 'Running' } });
+      const again = await k8s.waitPhase(m, 'Running', 60_000);
+      expect(again.status?.instance?.id, 'the same instance').to.equal(running.status?.instance?.id);
+      await k8s.deleteAndWait(m);
+    } finally {
+      await flexSpot(false);
+    }
   });
 
   it('leaves a Running Gitspace alone, with pendingChanges, and resizes it at the next stop', async () => {

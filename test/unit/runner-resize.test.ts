@@ -30,6 +30,17 @@ describe('runner planResize()', () => {
     ['stopped, new type and smaller disk: the type changes, the disk stays', { instance: vm('stopped', 'e2-standard-4', 100), want: offered[2]!, offered }, {
       resize: { providerType: 'e2-standard-2' }, fields: ['machineType'], refused: /disks only grow: 100 → 20 GB/, summary: 'e2-standard-4 → e2-standard-2',
     }],
+    ['stopped standard VM, machine type now spot, GCE: made spot before it starts', { instance: { ...vm('stopped'), spot: false }, want: { ...offered[0]!, spot: true }, offered, spotChangeable: true }, {
+      resize: { spot: true }, fields: ['spot'], summary: 'standard → spot', when: /before the next start/,
+    }],
+    ['running spot VM, machine type now standard, GCE: pending', { instance: { ...vm('running'), spot: true }, want: offered[0]!, offered, spotChangeable: true }, { fields: ['spot'], when: /at the next stop/ }],
+    ['stopped spot VM, machine type now standard, EC2: refused, it stays spot', { instance: { ...vm('stopped'), spot: true }, want: offered[0]!, offered, spotChangeable: false }, {
+      fields: [], refused: /^machine type small is now standard but this cloud cannot switch an existing instance between spot and standard: it stays spot until it is archived or re-created$/,
+    }],
+    ['spot unknown on the instance (local): not compared', { instance: vm('stopped'), want: { ...offered[0]!, spot: true }, offered, spotChangeable: true }, { fields: [] }],
+    ['stopped, everything changes, EC2: type and disk resized, spot refused', { instance: { ...vm('stopped'), spot: false }, want: { ...large, spot: true }, offered, spotChangeable: false }, {
+      resize: { providerType: 'e2-standard-4', diskSizeGB: 100 }, fields: ['machineType', 'diskSizeGB'], refused: /cannot switch an existing instance between spot and standard/,
+    }],
     ['disk size unknown (not reported): only the type is compared', { instance: vm('stopped', 'e2-standard-2', null), want: large, offered }, { resize: { providerType: 'e2-standard-4' }, fields: ['machineType'] }],
   ];
   for (const [name, input, want] of rows) {
@@ -58,7 +69,8 @@ describe('runner planResize()', () => {
   it('fits the status schema (pendingChanges bounded)', () => {
     const json = gitspaceStatusSchema.json as { properties: { pendingChanges: { maxItems?: number; items?: { properties?: Record<string, { maxLength?: number }> } } } };
     const s = json.properties.pendingChanges;
-    const p = planResize({ instance: vm('running', 'x'.repeat(128), 65536), want: { name: 'y'.repeat(63), providerType: 'z'.repeat(128), diskSizeGB: 65536 }, offered: [] });
+    const p = planResize({ instance: { ...vm('running', 'x'.repeat(128), 1000), spot: true }, want: { name: 'y'.repeat(63), providerType: 'z'.repeat(128), diskSizeGB: 65536 }, offered: [], spotChangeable: true });
+    expect(p.pending).to.have.length(3);
     expect(p.pending.length).to.be.at.most(s.maxItems ?? 0);
     for (const c of p.pending) expect(c.message.length).to.be.at.most(s.items?.properties?.message?.maxLength ?? 0);
   });

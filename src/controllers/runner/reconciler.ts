@@ -252,7 +252,7 @@ export class RunnerReconciler implements Reconciler {
     }
 
     // spec.machineType changed since the VM was made: a stopped VM is resized before it may start.
-    const plan = () => planResize({ instance: inst, want: mt, offered: infra.spec.machineTypes });
+    const plan = () => planResize({ instance: inst, want: mt, offered: infra.spec.machineTypes, spotChangeable: provider.spotChangeable === true });
     if (inst?.state === 'stopped' && plan().resize) {
       this.mustBeOurs(gs, inst, 'resizing');
       const r = await this.resizer.apply(gs, infra, provider, inst, plan());

@@ -1,7 +1,8 @@
-// Resize as pure decisions: what the instance is (machine type, boot disk) against what the
-// Gitspace's spec.machineType names in its infra now. A stopped instance is resized at once; a
-// running one keeps what it has until it next stops, and status.pendingChanges says so; a smaller
-// disk is refused (both clouds only grow disks). Table-tested in test/unit/runner-resize.test.ts.
+// Resize as pure decisions: what the instance is (machine type, boot disk, spot or standard)
+// against what the Gitspace's spec.machineType names in its infra now. A stopped instance is
+// resized at once; a running one keeps what it has until it next stops, and status.pendingChanges
+// says so; a smaller disk is refused (both clouds only grow disks), and so is a change of spot on
+// EC2 (it cannot change an instance's market). Table-tested in test/unit/runner-resize.test.ts.
 import type { GitspaceStatus } from '../../api/index.ts';
 import type { InstanceState, ResizeRequest } from '../../providers/types.ts';
 import type { CondOut } from './decide.ts';
@@ -12,9 +13,11 @@ export const RESIZE_CONDITION = 'MachineUpToDate';
 export type PendingChange = NonNullable<GitspaceStatus['pendingChanges']>[number];
 
 export interface ResizeInput {
-  instance?: { state: InstanceState; machineType: string; diskSizeGB?: number };
+  instance?: { state: InstanceState; machineType: string; diskSizeGB?: number; spot?: boolean };
   /** The infra's entry spec.machineType names. */
-  want: { name: string; providerType: string; diskSizeGB?: number };
+  want: { name: string; providerType: string; diskSizeGB?: number; spot?: boolean };
+  /** Whether the provider can switch a stopped instance between spot and standard. */
+  spotChangeable?: boolean;
   /** The infra's machine types, to name the instance's current type in messages. */
   offered: readonly { name: string; providerType: string }[];
 }
@@ -24,7 +27,7 @@ export interface ResizePlan {
   resize?: Omit<ResizeRequest, 'requestKey'>;
   /** Changes not in effect yet (applied at the next stop, or now if stopped). */
   pending: PendingChange[];
-  /** A change that is never made: "disks only grow: 100 → 50 GB". */
+  /** Changes that are never made: "disks only grow: 100 → 50 GB". */
   refused?: string;
   /** What the resize does, for its Event: "e2-standard-2 → e2-standard-4, disk 50 → 100 GB". */
   summary: string;
@@ -46,13 +49,24 @@ export function planResize(i: ResizeInput): ResizePlan {
     parts.push(`${inst.machineType} → ${i.want.providerType}`);
     resize.providerType = i.want.providerType;
   }
-  let refused: string | undefined;
+  const refused: string[] = [];
+  // Unknown on the instance (the local provider): nothing to compare, nothing to change.
+  if (inst.spot !== undefined && inst.spot !== Boolean(i.want.spot)) {
+    const [from, to] = inst.spot ? ['spot', 'standard'] : ['standard', 'spot'];
+    if (i.spotChangeable) {
+      pending.push({ field: 'spot', from, to, message: `${from} → ${to} VM ${when}` });
+      parts.push(`${from} → ${to}`);
+      resize.spot = Boolean(i.want.spot);
+    } else {
+      refused.push(`machine type ${i.want.name} is now ${to} but this cloud cannot switch an existing instance between spot and standard: it stays ${from} until it is archived or re-created`);
+    }
+  }
   const have = inst.diskSizeGB;
   const wantDisk = i.want.diskSizeGB;
   // Unknown on either side: nothing to compare, nothing to change.
   if (have !== undefined && wantDisk !== undefined && have !== wantDisk) {
     if (wantDisk < have) {
-      refused = `disks only grow: ${String(have)} → ${String(wantDisk)} GB (machine type ${i.want.name}); the disk stays ${String(have)} GB`;
+      refused.push(`disks only grow: ${String(have)} → ${String(wantDisk)} GB (machine type ${i.want.name}); the disk stays ${String(have)} GB`);
     } else {
       pending.push({ field: 'diskSizeGB', from: String(have), to: String(wantDisk), message: `disk ${String(have)} → ${String(wantDisk)} GB ${when}` });
       parts.push(`disk ${String(have)} → ${String(wantDisk)} GB`);
@@ -62,7 +76,7 @@ export function planResize(i: ResizeInput): ResizePlan {
   return {
     ...(stopped && pending.length ? { resize } : {}),
     pending,
-    ...(refused ? { refused } : {}),
+    ...(refused.length ? { refused: refused.join('; ') } : {}),
     summary: parts.join(', '),
   };
 }

@@ -65,6 +65,8 @@ export function clientToken(...parts: string[]): string {
 
 export class AwsProvider implements VmProvider {
   readonly kind = 'aws' as const;
+  /** EC2 cannot change an instance between spot and on-demand. */
+  readonly spotChangeable = false;
   private readonly o: AwsProviderOptions;
   private readonly ec2: EC2Client;
   /** The managed security group's id, once known. */
@@ -128,6 +130,7 @@ export class AwsProvider implements VmProvider {
       createdAt: i.LaunchTime ? new Date(i.LaunchTime).toISOString() : '',
       labels: tags,
       ...(preempted ? { stopReason: 'preempted' as const, ...(preemptedAt ? { preemptedAt } : {}) } : {}),
+      spot: i.InstanceLifecycle === 'spot',
     };
   }
 

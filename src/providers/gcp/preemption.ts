@@ -30,6 +30,8 @@ interface OperationView {
 
 /** The scheduling block of a spot VM that stops (keeping its disk) when preempted. */
 export const SPOT_SCHEDULING = { provisioningModel: 'SPOT', instanceTerminationAction: 'STOP', automaticRestart: false, onHostMaintenance: 'TERMINATE' } as const;
+/** The scheduling block of a standard VM (GCE's defaults), for a spot VM made standard again. */
+export const STANDARD_SCHEDULING = { provisioningModel: 'STANDARD', automaticRestart: true, onHostMaintenance: 'MIGRATE', preemptible: false } as const;
 
 export function isSpot(g: GceSchedulingView): boolean {
   return g.scheduling?.provisioningModel === 'SPOT' || g.scheduling?.preemptible === true;

@@ -12,7 +12,7 @@ import { startupScript } from '../startup.ts';
 import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type ResizeRequest, type VmProvider } from '../types.ts';
 import { callError, CapacityError, operationError } from './errors.ts';
 import { gceLabelFilter, gceLabels, ourLabels } from './labels.ts';
-import { GcePreemptions, SPOT_SCHEDULING, type GceSchedulingView } from './preemption.ts';
+import { GcePreemptions, isSpot, SPOT_SCHEDULING, STANDARD_SCHEDULING, type GceSchedulingView } from './preemption.ts';
 
 export interface GcpProviderOptions {
   project: string;
@@ -78,6 +78,7 @@ export function requestId(...parts: string[]): string {
 
 export class GcpProvider implements VmProvider {
   readonly kind = 'gcp' as const;
+  readonly spotChangeable = true;
   private readonly o: GcpProviderOptions;
   private readonly instances: InstancesClient;
   private readonly operations: ZoneOperationsClient;
@@ -123,6 +124,7 @@ export class GcpProvider implements VmProvider {
       createdAt: g.creationTimestamp ?? '',
       labels: ourLabels(g.labels ?? {}, Object.values(LABELS)),
       ...(g.labelFingerprint ? { labelFingerprint: g.labelFingerprint } : {}),
+      spot: isSpot(g),
     };
   }
 
@@ -260,8 +262,9 @@ export class GcpProvider implements VmProvider {
   }
 
   /**
-   * instances.setMachineType, then disks.resize of the boot disk, each only when it changes
-   * something. GCE itself refuses a machine type change on a running instance and a smaller disk.
+   * instances.setMachineType, setScheduling (spot or standard), then disks.resize of the boot disk,
+   * each only when it changes something. GCE itself refuses a machine type or scheduling change on
+   * a running instance, and a smaller disk.
    */
   async resize(inst: Instance, req: ResizeRequest): Promise<void> {
     const base = { project: this.o.project, zone: inst.zone };
@@ -274,6 +277,21 @@ export class GcpProvider implements VmProvider {
           instance: inst.name,
           requestId: requestId(inst.name, inst.zone, 'setMachineType', req.providerType, req.requestKey),
           instancesSetMachineTypeRequestResource: { machineType: `zones/${inst.zone}/machineTypes/${req.providerType}` },
+        }));
+      } catch (e) {
+        throw callError(e, what);
+      }
+      await this.wait(inst.zone, op, what);
+    }
+    if (req.spot !== undefined && req.spot !== inst.spot) {
+      const what = `make ${inst.name} a ${req.spot ? 'spot' : 'standard'} VM`;
+      let op: GceOperation;
+      try {
+        op = GcpProvider.op(await this.instances.setScheduling({
+          ...base,
+          instance: inst.name,
+          requestId: requestId(inst.name, inst.zone, 'setScheduling', String(req.spot), req.requestKey),
+          schedulingResource: req.spot ? SPOT_SCHEDULING : STANDARD_SCHEDULING,
         }));
       } catch (e) {
         throw callError(e, what);

@@ -1,9 +1,9 @@
 // A fake of the Compute Engine v1 REST API, written from the public API reference (field names
 // checked against the compute.proto that @google-cloud/compute ships), for driving the real
 // client in tests. It keeps the semantics our provider relies on:
-// - instances insert/get/list/aggregatedList/delete/start/stop/setLabels/setMachineType, zone
+// - instances insert/get/list/aggregatedList/delete/start/stop/setLabels/setMachineType/setScheduling, zone
 //   operations get/wait; disks get/resize of the boot disks (named after their instance);
-// - setMachineType only on a TERMINATED instance (400 otherwise), disks.resize only upward;
+// - setMachineType and setScheduling only on a TERMINATED instance (400 otherwise), disks.resize only upward;
 // - firewalls insert/get/patch/delete, global operations get/wait;
 // - a second insert of a name in a zone is 409 alreadyExists; a repeated requestId returns the same
 //   operation and creates nothing;
@@ -271,6 +271,13 @@ export class GceFake {
       if (!MACHINE_TYPE.test(short)) return this.error(res, 400, 'invalid', `Invalid value for field 'resource.machineType': '${mt}'. Machine type with name '${short}' does not exist in zone '${zone}'.`);
       inst.body = { ...inst.body, machineType: mt };
       return this.operation(res, zone, 'setMachineType', inst, q.get('requestId'), 100);
+    }
+    if (action === 'setScheduling' && method === 'POST') {
+      if (inst.status !== 'TERMINATED') return this.error(res, 400, 'invalidResourceUsage', `Invalid resource usage: 'The instance '${name}' must be stopped before its scheduling can be changed (it is ${inst.status}).'`);
+      const bad = schedulingError(body);
+      if (bad) return this.error(res, 400, 'invalid', bad);
+      inst.body = { ...inst.body, scheduling: body };
+      return this.operation(res, zone, 'setScheduling', inst, q.get('requestId'), 100);
     }
     if (action === 'setLabels' && method === 'POST') {
       if (body.labelFingerprint !== inst.labelFingerprint) return this.error(res, 412, 'conditionNotMet', 'Labels fingerprint either invalid or resource labels have changed');
