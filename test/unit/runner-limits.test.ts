@@ -74,6 +74,11 @@ describe('runner: idle timeout, run-time limit, failed VMs', () => {
     expect(decide({ ...base, archived: true, now: T0 + 49 * H })).to.include({ action: 'none', phase: 'Archived' });
     // Started again: a new VM.
     expect(decide({ ...base, desired: 'Running', archived: true, now: T0 + 49 * H })).to.include({ action: 'create', phase: 'Provisioning' });
+    // A Failed Gitspace whose VM was stopped is kept for inspection, then archived the same way.
+    const failed = { ...base, hold: 'Failed' as const, failedStopAfterMs: 30 * M, instance: { state: 'stopped' as const } };
+    expect(decide({ ...failed, now: T0 + 47 * H })).to.include({ action: 'none', phase: 'Failed', archiveAt: T0 + 48 * H });
+    expect(decide({ ...failed, now: T0 + 47 * H }).message).to.match(/^set-up failed; .*; deleted at 10:00 UTC \(deleteAfterStopped 48h\) unless started before then$/);
+    expect(decide({ ...failed, now: T0 + 48 * H })).to.include({ action: 'archive', phase: 'Archived' });
     // Without retention nothing is archived.
     expect(decide({ ...base, deleteAfterStoppedMs: 0, instance: { state: 'stopped' }, now: T0 + 4800 * H })).to.include({ action: 'none', phase: 'Stopped' });
   });
