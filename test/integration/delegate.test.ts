@@ -10,7 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { LABELS, type Gitspace } from '../../src/api/index.ts';
+import { DELEGATE_FIELD_MANAGER, LABELS, OPERATOR_FIELD_MANAGER, type Gitspace } from '../../src/api/index.ts';
 import { Delegate } from '../../src/controllers/delegate/delegate.ts';
 import { GITSPACE_INFRAS, GITSPACES, NAMESPACES } from '../../src/controllers/resources.ts';
 import { Gateway } from '../../src/gateway/server.ts';
@@ -131,6 +131,11 @@ describe('delegate controller and the reference control plane', function () {
     expect(timed.status.startedAt).to.be.a('string');
     expect(timed.status.lastActivity?.source).to.equal('api');
     expect(timed.status.message).to.match(/stops at \d\d:\d\d UTC \(idle timeout /);
+    // Who wrote what, as the operator binary names itself: the delegate the spec, the operator only status and metadata.
+    const full = (await testCluster().request('GET', '/apis/gitspaces.dev/v1alpha1/namespaces/default/gitspaces/alpha')).json as { metadata: { managedFields?: { manager: string; subresource?: string; fieldsV1?: Record<string, unknown> }[] } };
+    const owners = (field: string) => (full.metadata.managedFields ?? []).filter((f) => Object.keys(f.fieldsV1 ?? {}).includes(field)).map((f) => `${f.manager}${f.subresource ? `/${f.subresource}` : ''}`).sort();
+    expect(owners('f:spec')).to.deep.equal([DELEGATE_FIELD_MANAGER]);
+    expect(owners('f:status')).to.deep.equal([`${OPERATOR_FIELD_MANAGER}/status`]);
     // The operator's Events for it come back through the delegate's status reports.
     const withEvents = await eventually('Events in the control plane', 10_000, async () => {
       const r = await api<CpGitspace & { status: { events?: { reason: string }[] } }>('GET', '/api/v1/gitspaces/alpha');
