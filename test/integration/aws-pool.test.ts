@@ -7,11 +7,11 @@ import { AuthorizeSecurityGroupIngressCommand, DescribeInstancesCommand, Describ
 import type { GitspaceInfra } from '../../src/api/index.ts';
 import { AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { AwsProvider, INSTANCE_NAME_TAG } from '../../src/providers/aws/provider.ts';
+import { INSTANCE_NAME_TAG } from '../../src/providers/aws/provider.ts';
 import type { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
-import { MOTO_CREDENTIALS as credentials, MOTO_REGION as REGION, motoPeer, type MotoPeer } from '../support/moto.ts';
+import { motoInfra, motoPeer, motoProvider, type MotoPeer } from '../support/moto.ts';
 import { AgentDouble, startInProcessOperator } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
@@ -41,25 +41,9 @@ describe('AWS infra: security group, credentials and warm pool against moto', fu
   before(async () => {
     peer = await motoPeer(60, ['eu-west-1a', 'eu-west-1b']);
     ({ proxy, ec2 } = peer);
-    const { endpoint } = peer;
-    const { subnets, securityGroupId: sg, ami } = peer.network;
-    infraM = {
-      apiVersion: 'gitspaces.dev/v1alpha1',
-      kind: 'GitspaceInfra',
-      metadata: { name: INFRA },
-      spec: {
-        provider: { aws: { region: REGION, subnets, securityGroupIds: [sg] } },
-        image: ami,
-        machineTypes: [{ name: 'small', providerType: 't3.medium' }],
-        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
-        pool: [{ machineType: 'small', zone: 'eu-west-1a', minReady: 2, max: 2 }],
-      },
-    };
+    infraM = motoInfra(INFRA, peer.network, { pool: [{ machineType: 'small', zone: 'eu-west-1a', minReady: 2, max: 2 }] });
     await k8s.apply(infraM);
-    const aws = new AwsProvider({
-      region: REGION, subnets, securityGroupIds: [sg], agentPort: AGENT_HTTP_PORT, client: { endpoint, credentials },
-      agentSecurityGroupName: GROUP, tags: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: INFRA },
-    });
+    const aws = motoProvider(peer.network, peer.endpoint, { agentSecurityGroupName: GROUP, tags: { [LABELS.managedBy]: MANAGED_BY, [LABELS.infra]: INFRA } });
     agent = new AgentDouble(async (address) => {
       const found = await instances([{ Name: 'private-ip-address', Values: [address] }]);
       return found[0] ? tagsOf(found[0])[INSTANCE_NAME_TAG] : undefined;

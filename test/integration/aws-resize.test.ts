@@ -4,15 +4,15 @@
 // these tests see EC2's refusals. moto boots nothing: an agent double answers for the VMs.
 import { expect } from 'chai';
 import { DescribeInstancesCommand, DescribeVolumesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { AGENT_HTTP_PORT, type Gitspace, type GitspaceInfra } from '../../src/api/index.ts';
+import type { Gitspace, GitspaceInfra } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { AwsProvider } from '../../src/providers/aws/provider.ts';
+import type { AwsProvider } from '../../src/providers/aws/provider.ts';
 import { ProviderError } from '../../src/providers/types.ts';
 import { testCluster } from '../cluster/current.ts';
 import type { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
-import { MOTO_CREDENTIALS, MOTO_REGION, motoPeer, type MotoPeer } from '../support/moto.ts';
+import { motoInfra, motoPeer, motoProvider, type MotoPeer } from '../support/moto.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
@@ -46,25 +46,15 @@ describe('Resize on AWS (moto, EC2 rules in the proxy)', function () {
   before(async () => {
     peer = await motoPeer(71, ['eu-west-1a']);
     ({ proxy, ec2 } = peer);
-    const { subnets, securityGroupId: sg, ami } = peer.network;
-    const infra: Manifest = {
-      apiVersion: 'gitspaces.dev/v1alpha1',
-      kind: 'GitspaceInfra',
-      metadata: { name: INFRA },
-      spec: {
-        provider: { aws: { region: MOTO_REGION, subnets, securityGroupIds: [sg] } },
-        image: ami,
-        machineTypes: [
-          { name: 'small', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3' },
-          { name: 'large', providerType: 't3.large', diskSizeGB: 60, diskType: 'gp3' },
-          { name: 'large-thin', providerType: 't3.large', diskSizeGB: 20, diskType: 'gp3' },
-          { name: 'spotty', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3', spot: true },
-        ],
-        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
-      },
-    };
-    await k8s.apply(infra);
-    provider = () => new AwsProvider({ region: MOTO_REGION, subnets, securityGroupIds: [sg], agentPort: AGENT_HTTP_PORT, client: { endpoint: peer.endpoint, credentials: MOTO_CREDENTIALS } });
+    await k8s.apply(motoInfra(INFRA, peer.network, {
+      machineTypes: [
+        { name: 'small', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3' },
+        { name: 'large', providerType: 't3.large', diskSizeGB: 60, diskType: 'gp3' },
+        { name: 'large-thin', providerType: 't3.large', diskSizeGB: 20, diskType: 'gp3' },
+        { name: 'spotty', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3', spot: true },
+      ],
+    }));
+    provider = () => motoProvider(peer.network, peer.endpoint);
     op = await startInProcessOperator({ provider: provider(), sweep: false });
   });
 

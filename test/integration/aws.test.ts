@@ -7,13 +7,13 @@ import { expect } from 'chai';
 import {
   DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client,
 } from '@aws-sdk/client-ec2';
-import { AGENT_HTTP_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
+import { LABELS, MANAGED_BY } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { AwsProvider, INSTANCE_NAME_TAG } from '../../src/providers/aws/provider.ts';
+import { INSTANCE_NAME_TAG, type AwsProvider } from '../../src/providers/aws/provider.ts';
 import { testCluster } from '../cluster/current.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
-import { motoNetwork, motoPeer, startMoto, type Moto, type MotoPeer } from '../support/moto.ts';
+import { MOTO_CREDENTIALS as credentials, MOTO_REGION as REGION, motoInfra, motoNetwork, motoPeer, motoProvider, startMoto, type Moto, type MotoNetwork, type MotoPeer } from '../support/moto.ts';
 import { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { startInProcessOperator, testCreateRequest } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
@@ -23,32 +23,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const REGION = 'eu-west-1';
-const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
-
 describe('AWS provider against moto', function () {
   this.timeout(120_000);
   let moto: Moto;
   let ec2: EC2Client;
-  let subnets: { zone: string; subnetId: string }[];
-  let sg: string;
-  let ami: string;
+  let net: MotoNetwork;
   let op: Operator;
   const key = makeSshKey();
 
-  const provider = (instanceProfile?: string) =>
-    new AwsProvider({ region: REGION, subnets, securityGroupIds: [sg], ...(instanceProfile ? { instanceProfile } : {}), agentPort: AGENT_HTTP_PORT, client: { endpoint: moto.endpoint, credentials } });
-  const infra = (): Manifest => ({
-    apiVersion: 'gitspaces.dev/v1alpha1',
-    kind: 'GitspaceInfra',
-    metadata: { name: 'aws' },
-    spec: {
-      provider: { aws: { region: REGION, subnets, securityGroupIds: [sg], instanceProfile: 'gitspace-vm' } },
-      image: ami,
-      machineTypes: [{ name: 'small', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3' }],
-      allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
-    },
-  });
+  const provider = (instanceProfile?: string) => motoProvider(net, moto.endpoint, instanceProfile ? { instanceProfile } : {});
   const byName = async (name: string) => {
     const r = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${INSTANCE_NAME_TAG}`, Values: [name] }] }));
     return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []);
@@ -57,8 +40,11 @@ describe('AWS provider against moto', function () {
   before(async () => {
     moto = await startMoto();
     ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint, credentials });
-    ({ subnets, securityGroupId: sg, ami } = await motoNetwork(ec2, 20, ['eu-west-1a', 'eu-west-1b']));
-    await k8s.apply(infra());
+    net = await motoNetwork(ec2, 20, ['eu-west-1a', 'eu-west-1b']);
+    await k8s.apply(motoInfra('aws', net, {
+      aws: { instanceProfile: 'gitspace-vm' },
+      machineTypes: [{ name: 'small', providerType: 't3.medium', diskSizeGB: 30, diskType: 'gp3' }],
+    }));
     const aws = provider();
     op = await startInProcessOperator({ provider: aws });
   });
@@ -84,8 +70,8 @@ describe('AWS provider against moto', function () {
     const [vm] = await byName(inst.name!);
     const tags: Record<string, string | undefined> = Object.fromEntries((vm?.Tags ?? []).map((t) => [t.Key ?? '', t.Value]));
     expect(tags).to.include({ [LABELS.gitspaceUID]: running.metadata.uid, [LABELS.infra]: 'aws', [LABELS.managedBy]: MANAGED_BY, Name: inst.name });
-    expect(vm?.SubnetId).to.equal(subnets[0]!.subnetId);
-    expect(vm?.SecurityGroups?.map((g) => g.GroupId)).to.deep.equal([sg]);
+    expect(vm?.SubnetId).to.equal(net.subnets[0]!.subnetId);
+    expect(vm?.SecurityGroups?.map((g) => g.GroupId)).to.deep.equal([net.securityGroupId]);
     expect(vm?.MetadataOptions?.HttpTokens).to.equal('required');
 
     await k8s.patch(m, { spec: { state: 'Stopped' } });
@@ -102,7 +88,7 @@ describe('AWS provider against moto', function () {
 
   it('finds its instance before creating, also when it is stopped (moto does not enforce ClientToken)', async () => {
     const p = provider();
-    const req = testCreateRequest('gs-aws-idem', { zone: 'eu-west-1b', machineType: { providerType: 't3.medium' }, image: ami, labels: { [LABELS.infra]: 'direct' } });
+    const req = testCreateRequest('gs-aws-idem', { zone: 'eu-west-1b', machineType: { providerType: 't3.medium' }, image: net.ami, labels: { [LABELS.infra]: 'direct' } });
     const a = await p.create(req);
     expect(a.zone).to.equal('eu-west-1b');
     await p.stop(a);
@@ -142,7 +128,7 @@ describe('AWS provider against moto', function () {
     expect(badImage?.code).to.equal('InvalidConfig');
     expect(badImage?.message).to.match(/^spec\.image: .*ami-0123456789abcdef0/);
     expect(await byName('gs-aws-bad'), 'nothing was run').to.have.length(0);
-    const badProfile = await failure(provider('no-such-profile'), ami);
+    const badProfile = await failure(provider('no-such-profile'), net.ami);
     expect(badProfile?.code).to.equal('InvalidConfig');
     expect(badProfile?.message).to.match(/^spec\.provider\.aws\.instanceProfile: .*no-such-profile/);
   });
@@ -159,18 +145,7 @@ describe('AWS provider: operator killed (-9) right after RunInstances', function
   before(async () => {
     moto = await startMoto();
     ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint, credentials });
-    const { subnets, securityGroupId: sg, ami } = await motoNetwork(ec2, 30, ['eu-west-1a']);
-    m0 = {
-      apiVersion: 'gitspaces.dev/v1alpha1',
-      kind: 'GitspaceInfra',
-      metadata: { name: 'aws-crash' },
-      spec: {
-        provider: { aws: { region: REGION, subnets, securityGroupIds: [sg] } },
-        image: ami,
-        machineTypes: [{ name: 'small', providerType: 't3.medium' }],
-        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
-      },
-    };
+    m0 = motoInfra('aws-crash', await motoNetwork(ec2, 30, ['eu-west-1a']));
     await k8s.apply(m0);
     work = mkdtempSync(join(tmpdir(), 'gitspaces-aws-crash-'));
   });
@@ -230,22 +205,10 @@ describe('AWS provider through a fault-injecting proxy in front of moto', functi
   before(async () => {
     peer = await motoPeer(40, ['eu-west-1a', 'eu-west-1b']);
     ({ proxy, ec2 } = peer);
-    const { endpoint } = peer;
-    const { subnets, securityGroupId: sg, ami } = peer.network;
-    proxy.faults.noCapacitySubnets = new Set([subnets[0]!.subnetId]);
-    infraM = {
-      apiVersion: 'gitspaces.dev/v1alpha1',
-      kind: 'GitspaceInfra',
-      metadata: { name: 'aws-faults' },
-      spec: {
-        provider: { aws: { region: REGION, subnets, securityGroupIds: [sg] } },
-        image: ami,
-        machineTypes: [{ name: 'small', providerType: 't3.medium' }],
-        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
-      },
-    };
+    proxy.faults.noCapacitySubnets = new Set([peer.network.subnets[0]!.subnetId]);
+    infraM = motoInfra('aws-faults', peer.network);
     await k8s.apply(infraM);
-    const aws = new AwsProvider({ region: REGION, subnets, securityGroupIds: [sg], agentPort: AGENT_HTTP_PORT, client: { endpoint, credentials } });
+    const aws = motoProvider(peer.network, peer.endpoint);
     op = await startInProcessOperator({ provider: aws, sweep: false });
   });
 

@@ -7,16 +7,15 @@
 // failed set-up step.
 import { expect } from 'chai';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { AGENT_HTTP_PORT, type Gitspace } from '../../src/api/index.ts';
+import type { Gitspace } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import type { AgentProbe } from '../../src/controllers/runner/agent-probe.ts';
-import { AwsProvider } from '../../src/providers/aws/provider.ts';
 import type { VmProvider } from '../../src/providers/types.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gceImage, gceInfraSpec, gceProvider } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
-import { MOTO_CREDENTIALS, MOTO_REGION, motoNetwork, startMoto, type Moto } from '../support/moto.ts';
+import { MOTO_CREDENTIALS, MOTO_REGION, motoInfraSpec, motoNetwork, motoProvider, startMoto, type Moto } from '../support/moto.ts';
 import { readyHealth, startInProcessOperator } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
@@ -58,9 +57,8 @@ const moto = (): Cloud => {
     async start() {
       m = await startMoto();
       ec2 = new EC2Client({ region: MOTO_REGION, endpoint: m.endpoint, credentials: MOTO_CREDENTIALS });
-      const { subnets, securityGroupId, ami } = await motoNetwork(ec2, 49, ['eu-west-1a']);
-      const provider = new AwsProvider({ region: MOTO_REGION, subnets, securityGroupIds: [securityGroupId], agentPort: AGENT_HTTP_PORT, client: { endpoint: m.endpoint, credentials: MOTO_CREDENTIALS } });
-      return { provider, infra: { provider: { aws: { region: MOTO_REGION, subnets, securityGroupIds: [securityGroupId] } }, image: ami, machineTypes: [{ name: 'small', providerType: 't3.medium', diskSizeGB: 30 }] } };
+      const network = await motoNetwork(ec2, 49, ['eu-west-1a']);
+      return { provider: motoProvider(network, m.endpoint), infra: motoInfraSpec(network, { machineTypes: [{ name: 'small', providerType: 't3.medium', diskSizeGB: 30 }] }) };
     },
     async state(id) {
       const s = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.State?.Name;

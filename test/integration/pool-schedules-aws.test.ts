@@ -5,11 +5,11 @@
 // pool-schedules.test.ts.
 import { expect } from 'chai';
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { AGENT_HTTP_PORT, LABELS, type GitspaceInfra } from '../../src/api/index.ts';
+import { LABELS, type GitspaceInfra } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { AwsProvider, INSTANCE_NAME_TAG } from '../../src/providers/aws/provider.ts';
+import { INSTANCE_NAME_TAG } from '../../src/providers/aws/provider.ts';
 import { k8s } from '../support/gitspaces.ts';
-import { MOTO_CREDENTIALS, MOTO_REGION, motoPeer, type MotoPeer } from '../support/moto.ts';
+import { motoInfra, motoPeer, motoProvider, type MotoPeer } from '../support/moto.ts';
 import { AgentDouble, startInProcessOperator } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
@@ -47,29 +47,19 @@ describe('A scheduled warm pool on EC2 (moto), with the operator\'s clock moved'
   before(async () => {
     peer = await motoPeer(63, ['eu-west-1a']);
     ec2 = peer.ec2;
-    const { subnets, securityGroupId: sg, ami } = peer.network;
-    infraM = {
-      apiVersion: 'gitspaces.dev/v1alpha1',
-      kind: 'GitspaceInfra',
-      metadata: { name: INFRA },
-      spec: {
-        provider: { aws: { region: MOTO_REGION, subnets, securityGroupIds: [sg] } },
-        image: ami,
-        machineTypes: [{ name: 'small', providerType: 't3.medium' }],
-        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
-        pool: [{
-          machineType: 'small', zone: 'eu-west-1a', minReady: 0, max: 3,
-          schedules: [
-            { cron: '0 8 * * 1-5', timezone: 'Europe/Berlin', minReady: 3 },
-            { cron: '0 18 * * 1-5', timezone: 'Europe/Berlin', minReady: 1 },
-          ],
-        }],
-      },
-    };
+    infraM = motoInfra(INFRA, peer.network, {
+      pool: [{
+        machineType: 'small', zone: 'eu-west-1a', minReady: 0, max: 3,
+        schedules: [
+          { cron: '0 8 * * 1-5', timezone: 'Europe/Berlin', minReady: 3 },
+          { cron: '0 18 * * 1-5', timezone: 'Europe/Berlin', minReady: 1 },
+        ],
+      }],
+    });
     // Friday 2026-03-27, 07:59:50 in Berlin (CET): ten seconds before the weekday window opens.
     setClock('2026-03-27T06:59:50Z');
     await k8s.apply(infraM);
-    const aws = new AwsProvider({ region: MOTO_REGION, subnets, securityGroupIds: [sg], agentPort: AGENT_HTTP_PORT, client: { endpoint: peer.endpoint, credentials: MOTO_CREDENTIALS } });
+    const aws = motoProvider(peer.network, peer.endpoint);
     const agent = new AgentDouble(async (address) => {
       const found = (await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'private-ip-address', Values: [address] }, { Name: 'instance-state-name', Values: ['running'] }] }))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
       return found[0]?.Tags?.find((t) => t.Key === INSTANCE_NAME_TAG)?.Value;

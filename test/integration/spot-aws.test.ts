@@ -5,12 +5,11 @@
 // The agent is a double: moto boots nothing.
 import { expect } from 'chai';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { AGENT_HTTP_PORT, GITSPACE_ANNOTATIONS } from '../../src/api/index.ts';
+import { GITSPACE_ANNOTATIONS } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
-import { AwsProvider } from '../../src/providers/aws/provider.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
-import { interruptSpot, MOTO_CREDENTIALS, MOTO_REGION, motoNetwork, spotCapacityReturns, spotMarketOptions, startMoto, type Moto } from '../support/moto.ts';
+import { interruptSpot, MOTO_CREDENTIALS, MOTO_REGION, motoInfra, motoNetwork, motoProvider, spotCapacityReturns, spotMarketOptions, startMoto, type Moto } from '../support/moto.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
@@ -40,19 +39,9 @@ describe('spot VMs on AWS (moto)', function () {
   before(async () => {
     moto = await startMoto();
     ec2 = new EC2Client({ region: MOTO_REGION, endpoint: moto.endpoint, credentials: MOTO_CREDENTIALS });
-    const { subnets, securityGroupId, ami } = await motoNetwork(ec2, 48, ['eu-west-1a']);
-    await k8s.apply({
-      apiVersion: 'gitspaces.dev/v1alpha1',
-      kind: 'GitspaceInfra',
-      metadata: { name: 'spot-aws' },
-      spec: {
-        provider: { aws: { region: MOTO_REGION, subnets, securityGroupIds: [securityGroupId] } },
-        image: ami,
-        machineTypes: [{ name: 'spot', providerType: 't3.medium', diskSizeGB: 30, spot: true }],
-        allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
-      },
-    });
-    const aws = new AwsProvider({ region: MOTO_REGION, subnets, securityGroupIds: [securityGroupId], agentPort: AGENT_HTTP_PORT, client: { endpoint: moto.endpoint, credentials: MOTO_CREDENTIALS } });
+    const network = await motoNetwork(ec2, 48, ['eu-west-1a']);
+    await k8s.apply(motoInfra('spot-aws', network, { machineTypes: [{ name: 'spot', providerType: 't3.medium', diskSizeGB: 30, spot: true }] }));
+    const aws = motoProvider(network, moto.endpoint);
     op = await startInProcessOperator({ provider: aws, sweep: false, logLevel: 'warn' });
   });
 

@@ -4,9 +4,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { dirname, join } from 'node:path';
+import { AGENT_HTTP_PORT } from '../../src/api/index.ts';
+import { AwsProvider, type AwsProviderOptions } from '../../src/providers/aws/provider.ts';
 import { freePort } from '../cluster/cluster.ts';
 import { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
-import { ROOT } from './resources.ts';
+import { ROOT, type Manifest } from './resources.ts';
 import { eventually } from './wait.ts';
 
 export interface Moto {
@@ -63,6 +65,53 @@ export async function motoNetwork(ec2: EC2Client, octet: number, zones: string[]
 
 export const MOTO_REGION = 'eu-west-1';
 export const MOTO_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+
+// The AwsProvider and the GitspaceInfra that the AWS tests point at moto: the region, subnets,
+// security group, client and gateway settings they all share live here, so each test says only
+// what differs (machine types, pools, an instance profile, the managed security group…).
+
+/**
+ * An AwsProvider in MOTO_REGION on `network`'s subnets and security group, talking to moto (or the
+ * fault proxy in front of it) at `endpoint` with MOTO_CREDENTIALS, agents on their HTTP port;
+ * `extra` adds to or replaces these (instanceProfile, agentSecurityGroupName, tags…).
+ */
+export function motoProvider(network: MotoNetwork, endpoint: string, extra: Partial<Omit<AwsProviderOptions, 'client'>> = {}): AwsProvider {
+  return new AwsProvider({
+    region: MOTO_REGION, subnets: network.subnets, securityGroupIds: [network.securityGroupId], agentPort: AGENT_HTTP_PORT, ...extra,
+    client: { endpoint, credentials: MOTO_CREDENTIALS },
+  });
+}
+
+export interface MotoInfraOptions {
+  /** More fields of spec.provider.aws (instanceProfile…). */
+  aws?: Record<string, unknown>;
+  /** Default: the network's AMI. */
+  image?: string;
+  /** Default: `small` only (t3.medium). */
+  machineTypes?: Record<string, unknown>[];
+  /** Any other spec field (pool, gateway, maxRunTime…), set as given. */
+  [field: string]: unknown;
+}
+
+/**
+ * A GitspaceInfra's spec in MOTO_REGION on `network` (its subnets, security group and AMI), open to
+ * every namespace, with the gateway at gitspaces.example.org reaching agents on loopback (where
+ * motoNetwork puts the instances); further fields of `o` are added or replace these.
+ */
+export function motoInfraSpec(network: MotoNetwork, { aws, image = network.ami, machineTypes, ...spec }: MotoInfraOptions = {}): Record<string, unknown> {
+  return {
+    provider: { aws: { region: MOTO_REGION, subnets: network.subnets, securityGroupIds: [network.securityGroupId], ...aws } },
+    image,
+    machineTypes: machineTypes ?? [{ name: 'small', providerType: 't3.medium' }],
+    allowedNamespaces: {}, gateway: { domain: 'gitspaces.example.org', egressRanges: ['127.0.0.0/8'] },
+    ...spec,
+  };
+}
+
+/** The GitspaceInfra `name` with motoInfraSpec(network, o). */
+export function motoInfra(name: string, network: MotoNetwork, o: MotoInfraOptions = {}): Manifest {
+  return { apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name }, spec: motoInfraSpec(network, o) };
+}
 
 /** moto with the recording fault proxy in front (`endpoint`), a direct client, and a network. */
 export interface MotoPeer {
