@@ -8,11 +8,12 @@ import type { GitspaceInfra } from '../../src/api/index.ts';
 import { AGENT_HTTP_PORT, AGENT_SSH_PORT, LABELS, MANAGED_BY } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { INSTANCE_NAME_TAG } from '../../src/providers/aws/provider.ts';
+import { ProviderError } from '../../src/providers/types.ts';
 import type { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { motoInfra, motoPeer, motoProvider, type MotoPeer } from '../support/moto.ts';
-import { AgentDouble, startInProcessOperator } from '../support/provider-double.ts';
+import { AgentDouble, startInProcessOperator, testCreateRequest } from '../support/provider-double.ts';
 import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -79,6 +80,24 @@ describe('AWS infra: security group, credentials and warm pool against moto', fu
     await eventually('the port range to be revoked', 20_000, async () => rules((await group())!).length === 2);
     expect(rules((await group())!)).to.deep.equal([`tcp:${AGENT_HTTP_PORT}-${AGENT_HTTP_PORT} 127.0.0.0/8`, `tcp:${AGENT_SSH_PORT}-${AGENT_SSH_PORT} 127.0.0.0/8`]);
     expect(await k8s.eventReasons((await k8s.get<GitspaceInfra>(infraM))!)).to.include.members(['NetworkRuleCreated', 'NetworkRuleCorrected']);
+  });
+
+  it('runs no instance before its managed security group exists (EC2 attaches groups at launch only), then runs it in both groups', async () => {
+    const name = 'gitspaces-aws-early-agents';
+    const p = motoProvider(peer.network, peer.endpoint, { agentSecurityGroupName: name });
+    const req = testCreateRequest('gs-aws-early', { machineType: { providerType: 't3.medium' }, image: peer.network.ami, labels: { [LABELS.infra]: 'early' } });
+    const early = await p.create(req).then(() => undefined, (e: unknown) => e as ProviderError);
+    expect(early).to.be.instanceOf(ProviderError);
+    expect(early?.code).to.equal('Transient');
+    expect(early?.message).to.include(`security group ${name} does not exist yet`);
+    expect(await instances([{ Name: `tag:${INSTANCE_NAME_TAG}`, Values: ['gs-aws-early'] }]), 'nothing run').to.have.length(0);
+
+    const { id } = await p.ensureNetwork({ name, sourceRanges: ['127.0.0.0/8'], ports: [AGENT_HTTP_PORT] });
+    const inst = await p.create(req);
+    const [vm] = await instances([{ Name: `tag:${INSTANCE_NAME_TAG}`, Values: ['gs-aws-early'] }]);
+    expect(vm?.SecurityGroups?.map((g) => g.GroupId).sort()).to.deep.equal([peer.network.securityGroupId, id].sort());
+    await p.delete(inst);
+    p.close();
   });
 
   it('keeps the pool filled; a new Gitspace claims a pooled instance (retagged, configured over the agent protocol) without RunInstances on its path', async () => {

@@ -79,7 +79,7 @@ export class AwsProvider implements VmProvider {
    */
   private readonly volumeSize = new Map<string, number>();
   /** Root device names by AMI (an AMI's never changes). */
-  private readonly rootDevices = new Map<string, string>();
+  private readonly rootDevices = new Map<string, Promise<string>>();
 
   constructor(o: AwsProviderOptions) {
     this.o = o;
@@ -99,9 +99,18 @@ export class AwsProvider implements VmProvider {
    * says /dev/xvda, Ubuntu and Debian /dev/sda1. A mapping under another name would add a second,
    * empty volume and leave the root disk at the AMI's own size.
    */
-  private async rootDevice(image: string): Promise<string> {
-    const known = this.rootDevices.get(image);
-    if (known) return known;
+  private rootDevice(image: string): Promise<string> {
+    // The promise is cached, so a burst of first creates asks once; a failure is not kept.
+    let known = this.rootDevices.get(image);
+    if (!known) {
+      known = this.describeRoot(image);
+      known.catch(() => this.rootDevices.delete(image));
+      this.rootDevices.set(image, known);
+    }
+    return known;
+  }
+
+  private async describeRoot(image: string): Promise<string> {
     let found;
     try {
       found = (await this.ec2.send(new DescribeImagesCommand({ ImageIds: [image] }))).Images?.[0];
@@ -109,7 +118,6 @@ export class AwsProvider implements VmProvider {
       throw ec2Error(e, `describe image ${image}`);
     }
     if (!found?.RootDeviceName) throw new ProviderError('InvalidConfig', `spec.image: AMI ${image} is not available in ${this.o.region}${found ? ' (it names no root device)' : ''}`, { field: 'spec.image' });
-    this.rootDevices.set(image, found.RootDeviceName);
     return found.RootDeviceName;
   }
 
@@ -301,11 +309,17 @@ export class AwsProvider implements VmProvider {
     }
   }
 
-  /** The infra's groups plus the managed agent group (looked up once if ensureNetwork has not run here). */
+  /**
+   * The infra's groups plus the managed agent group (looked up once if ensureNetwork has not run
+   * here). EC2 attaches groups at launch only, so an instance run before the infra controller made
+   * that group would never admit the gateway: until it exists, a create is retried, not run.
+   */
   private async securityGroups(): Promise<string[]> {
     const name = this.o.agentSecurityGroupName;
-    if (name && !this.agentGroupId) this.agentGroupId = (await this.findGroup(name, await this.vpcId()))?.GroupId;
-    return this.agentGroupId ? [...this.o.securityGroupIds, this.agentGroupId] : this.o.securityGroupIds;
+    if (!name) return this.o.securityGroupIds;
+    this.agentGroupId ??= (await this.findGroup(name, await this.vpcId()))?.GroupId;
+    if (!this.agentGroupId) throw new ProviderError('Transient', `security group ${name} does not exist yet (the infra controller creates it: condition NetworkReady); an instance without it would not admit the gateway`);
+    return [...this.o.securityGroupIds, this.agentGroupId];
   }
 
   /** CreateTags for the new set, DeleteTags for ours that are no longer in it. */
