@@ -6,15 +6,14 @@
 // is the same request for EC2. Instances require IMDSv2; tags go on the instance and its volumes.
 import { createHash } from 'node:crypto';
 import {
-  AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, GetConsoleOutputCommand, CreateTagsCommand, DeleteTagsCommand, DescribeInstancesCommand,
-  DescribeImagesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVolumesCommand, EC2Client, ModifyInstanceAttributeCommand, ModifyVolumeCommand,
-  RevokeSecurityGroupIngressCommand, RunInstancesCommand,
-  StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand,
-  type EC2ClientConfig, type Instance as Ec2Instance, type IpPermission, type _InstanceType, type Tag, type VolumeType,
+  CreateTagsCommand, DeleteTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSubnetsCommand, DescribeVolumesCommand, EC2Client,
+  GetConsoleOutputCommand, ModifyInstanceAttributeCommand, ModifyVolumeCommand, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand,
+  TerminateInstancesCommand, type EC2ClientConfig, type Instance as Ec2Instance, type _InstanceType, type Tag, type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { startupScript } from '../startup.ts';
 import { CONSOLE_TAIL, ProviderError, type CreateRequest, type DeleteOutcome, type Instance, type InstanceState, type NetworkRule, type NetworkState, type ResizeRequest, type VmProvider } from '../types.ts';
 import { CapacityError, ec2Error } from './errors.ts';
+import { AgentSecurityGroup } from './security-group.ts';
 
 export const INSTANCE_NAME_TAG = 'gitspaces.dev/instance-name';
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
@@ -69,8 +68,6 @@ export class AwsProvider implements VmProvider {
   readonly spotChangeable = false;
   private readonly o: AwsProviderOptions;
   private readonly ec2: EC2Client;
-  /** The managed security group's id, once known. */
-  private agentGroupId: string | undefined;
   /** Root EBS volume ids by instance id, from our last look (resize grows that volume). */
   private readonly rootVolumes = new Map<string, string>();
   /**
@@ -80,12 +77,14 @@ export class AwsProvider implements VmProvider {
   private readonly volumeSize = new Map<string, number>();
   /** Root device names by AMI (an AMI's never changes). */
   private readonly rootDevices = new Map<string, Promise<string>>();
+  private readonly groups: AgentSecurityGroup;
 
   constructor(o: AwsProviderOptions) {
     this.o = o;
     // One retry policy, ours (per-operation buckets, the controller's backoff): the SDK's own
     // retries would multiply calls behind the bucket's back.
     this.ec2 = new EC2Client({ region: o.region, maxAttempts: 1, ...o.client });
+    this.groups = new AgentSecurityGroup(this.ec2, { base: o.securityGroupIds, ...(o.agentSecurityGroupName ? { name: o.agentSecurityGroupName } : {}), ...(o.tags ? { tags: o.tags } : {}) }, () => this.vpcId());
   }
 
   /** The root device's EBS volume: the mapping named by RootDeviceName, else the only EBS mapping. */
@@ -208,7 +207,7 @@ export class AwsProvider implements VmProvider {
     const profile = this.o.instanceProfile;
     let capacity: ProviderError | undefined;
     // Once, not per zone tried: the groups do not depend on the subnet.
-    const groups = await this.securityGroups().catch((e: unknown) => { throw ec2Error(e, `run instance ${req.name}`); });
+    const groups = await this.groups.forLaunch().catch((e: unknown) => { throw ec2Error(e, `run instance ${req.name}`); });
     const root = await this.rootDevice(req.image);
     for (const s of subnets) {
       try {
@@ -309,19 +308,6 @@ export class AwsProvider implements VmProvider {
     }
   }
 
-  /**
-   * The infra's groups plus the managed agent group (looked up once if ensureNetwork has not run
-   * here). EC2 attaches groups at launch only, so an instance run before the infra controller made
-   * that group would never admit the gateway: until it exists, a create is retried, not run.
-   */
-  private async securityGroups(): Promise<string[]> {
-    const name = this.o.agentSecurityGroupName;
-    if (!name) return this.o.securityGroupIds;
-    this.agentGroupId ??= (await this.findGroup(name, await this.vpcId()))?.GroupId;
-    if (!this.agentGroupId) throw new ProviderError('Transient', `security group ${name} does not exist yet (the infra controller creates it: condition NetworkReady); an instance without it would not admit the gateway`);
-    return [...this.o.securityGroupIds, this.agentGroupId];
-  }
-
   /** CreateTags for the new set, DeleteTags for ours that are no longer in it. */
   async relabel(inst: Instance, labels: Record<string, string>): Promise<void> {
     const stale = Object.keys(inst.labels).filter((k) => k.startsWith('gitspaces.dev/') && k !== INSTANCE_NAME_TAG && !(k in labels));
@@ -370,53 +356,9 @@ export class AwsProvider implements VmProvider {
     await this.vpcId();
   }
 
-  private async findGroup(name: string, vpc: string) {
-    try {
-      const r = await this.ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [name] }, { Name: 'vpc-id', Values: [vpc] }] }));
-      return r.SecurityGroups?.[0];
-    } catch (e) {
-      throw ec2Error(e, `describe security group ${name}`);
-    }
-  }
-
   /** A security group in the subnets' VPC whose only ingress is the agent ports from rule.sourceRanges. */
-  async ensureNetwork(rule: NetworkRule): Promise<NetworkState> {
-    const vpc = await this.vpcId();
-    let group = await this.findGroup(rule.name, vpc);
-    let action: NetworkState['action'] = 'none';
-    try {
-      if (!group) {
-        const tags = Object.entries(this.o.tags ?? {}).map(([Key, Value]) => ({ Key, Value }));
-        const r = await this.ec2.send(new CreateSecurityGroupCommand({
-          GroupName: rule.name,
-          VpcId: vpc,
-          Description: 'Gitspaces: only the gateway and the operator may reach the VM agents',
-          ...(tags.length ? { TagSpecifications: [{ ResourceType: 'security-group', Tags: tags }] } : {}),
-        }));
-        group = { GroupId: r.GroupId, IpPermissions: [] };
-        action = 'created';
-      }
-      const id = group.GroupId ?? '';
-      const want = new Set(rule.ports.flatMap((p) => rule.sourceRanges.map((c) => `${p}|${c}`)));
-      // Single-port tcp rules from IPv4 ranges are compared pair by pair; anything else is revoked whole.
-      const isOther = (p: IpPermission) => p.IpProtocol !== 'tcp' || p.FromPort !== p.ToPort || Boolean((p.UserIdGroupPairs ?? []).length) || Boolean((p.Ipv6Ranges ?? []).length);
-      const other = (group.IpPermissions ?? []).filter(isOther);
-      const have = new Set((group.IpPermissions ?? []).filter((p) => !isOther(p)).flatMap((p) => (p.IpRanges ?? []).map((r) => `${p.FromPort ?? ''}|${r.CidrIp ?? ''}`)));
-      const perms = (pairs: string[]): IpPermission[] =>
-        pairs.map((k) => {
-          const [port = '0', cidr = ''] = k.split('|');
-          return { IpProtocol: 'tcp', FromPort: Number(port), ToPort: Number(port), IpRanges: [{ CidrIp: cidr, Description: 'gitspaces gateway' }] };
-        });
-      const add = [...want].filter((k) => !have.has(k));
-      const remove = [...have].filter((k) => !want.has(k));
-      if (add.length) await this.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: perms(add) }));
-      if (remove.length || other.length) await this.ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: [...perms(remove), ...other] }));
-      if (action === 'none' && (add.length || remove.length || other.length)) action = 'updated';
-      this.agentGroupId = id;
-      return { id, action };
-    } catch (e) {
-      throw ec2Error(e, `${action === 'created' ? 'create' : 'update'} security group ${rule.name}`);
-    }
+  ensureNetwork(rule: NetworkRule): Promise<NetworkState> {
+    return this.groups.ensure(rule);
   }
 
   close(): void {
