@@ -13,7 +13,7 @@ import type { AgentProbe } from '../../src/controllers/runner/agent-probe.ts';
 import type { VmProvider } from '../../src/providers/types.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeSshKey } from '../support/fixtures.ts';
-import { gceImage, gceInfraSpec, gceProvider } from '../support/gce.ts';
+import { gceInfraSpec, gceProvider, startGceFake } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { MOTO_CREDENTIALS, MOTO_REGION, motoInfraSpec, motoNetwork, motoProvider, startMoto, type Moto } from '../support/moto.ts';
 import { readyHealth, startInProcessOperator } from '../support/provider-double.ts';
@@ -38,9 +38,9 @@ const gce = (): Cloud => {
   return {
     name: 'GCE fake',
     async start() {
-      fake = new GceFake({ project: PROJECT, bootMs: 200, stopMs: 100, addressPrefix: '127.48' });
-      fake.images.add(gceImage(PROJECT));
-      const port = await fake.start();
+      const started = await startGceFake({ project: PROJECT, bootMs: 200, stopMs: 100, addressPrefix: '127.48' });
+      fake = started.fake;
+      const port = started.port;
       const provider = gceProvider({ project: PROJECT, zones: ['europe-west1-b'], port, networkTag: 'gitspaces-cost-gcp' });
       return { provider, infra: gceInfraSpec({ project: PROJECT, zones: ['europe-west1-b'] }) };
     },

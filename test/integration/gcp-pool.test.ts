@@ -13,14 +13,13 @@ import { AGENT_HTTP_PORT, AGENT_SSH_PORT, CLAIM_PATH } from '../../src/api/index
 import type { Operator } from '../../src/controllers/operator.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
-import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
+import { gceInfra, gceProvider, startGceFake } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
-import { ROOT, type Manifest } from '../support/resources.ts';
+import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-devenvs';
-const IMAGE = gceImage(PROJECT);
 const ZONE = 'europe-west1-b';
 const INFRA = 'gcp-pool';
 const RULE = `gitspaces-${INFRA}-agents`;
@@ -47,9 +46,9 @@ describe('GCP infra: firewall rule, credentials and warm pool against the GCE fa
     work = mkdtempSync(join(tmpdir(), 'gitspaces-gcp-pool-'));
     repo = makeRepo(work);
     key = makeSshKey();
-    fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200, startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
-    fake.images.add(IMAGE);
-    const port = await fake.start();
+    const started = await startGceFake({ project: PROJECT, bootMs: 300, stopMs: 200, agentsIn: join(work, 'vms') });
+    fake = started.fake;
+    const port = started.port;
     const gcp = gceProvider({ project: PROJECT, zones: [ZONE], port, networkTag: `gitspaces-${INFRA}` });
     await k8s.apply(infraManifest());
     op = await startInProcessOperator({ provider: gcp, realAgent: true, sweep: false });

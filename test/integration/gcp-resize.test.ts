@@ -12,14 +12,12 @@ import { ProviderError } from '../../src/providers/types.ts';
 import { testCluster } from '../cluster/current.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, type SshKey } from '../support/fixtures.ts';
-import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
+import { gceInfra, gceProvider, startGceFake } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
-import { ROOT } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-resize';
-const IMAGE = gceImage(PROJECT);
 const ZONE = 'europe-west1-b';
 const INFRA = 'gcp-resize';
 
@@ -66,9 +64,7 @@ describe('Resize on GCP (GCE fake)', function () {
     work = mkdtempSync(join(tmpdir(), 'gitspaces-gcp-resize-'));
     repo = makeRepo(work);
     key = makeSshKey();
-    fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200, startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
-    fake.images.add(IMAGE);
-    port = await fake.start();
+    ({ fake, port } = await startGceFake({ project: PROJECT, bootMs: 300, stopMs: 200, agentsIn: join(work, 'vms') }));
     await k8s.apply(infra);
     op = await startInProcessOperator({ provider: provider(), realAgent: true, sweep: false });
   });

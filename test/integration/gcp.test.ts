@@ -12,11 +12,11 @@ import type { Operator } from '../../src/controllers/operator.ts';
 import { testCluster } from '../cluster/current.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
-import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
+import { gceImage, gceInfra, gceProvider, startGceFake } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startOperator, type OperatorProcess } from '../support/operator.ts';
 import { startInProcessOperator, testCreateRequest } from '../support/provider-double.ts';
-import { ROOT, type Manifest } from '../support/resources.ts';
+import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-devenvs';
@@ -40,9 +40,7 @@ describe('GCP provider against the GCE fake', function () {
     work = mkdtempSync(join(tmpdir(), 'gitspaces-gcp-'));
     repo = makeRepo(work);
     key = makeSshKey();
-    fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200, startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
-    fake.images.add(IMAGE);
-    port = await fake.start();
+    ({ fake, port } = await startGceFake({ project: PROJECT, bootMs: 300, stopMs: 200, agentsIn: join(work, 'vms') }));
     const gcp = provider();
     await k8s.apply(gcpInfra('gcp'));
     op = await startInProcessOperator({ provider: gcp, realAgent: true, sweep: { intervalMs: 500, graceMs: 0 } });
@@ -205,9 +203,9 @@ describe('GCP provider: operator killed (-9) around the cloud create', function 
     repo = makeRepo(work);
     key = makeSshKey();
     // Slow operations widen the window between the insert call and the status write.
-    fake = new GceFake({ project: PROJECT, bootMs: 1_500, startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
-    fake.images.add(IMAGE);
-    endpoint = `http://127.0.0.1:${await fake.start()}`;
+    let port: number;
+    ({ fake, port } = await startGceFake({ project: PROJECT, bootMs: 1_500, agentsIn: join(work, 'vms') }));
+    endpoint = `http://127.0.0.1:${String(port)}`;
     await k8s.apply(gcpInfra('gcp-crash'));
   });
 

@@ -10,14 +10,13 @@ import type { GitspaceInfra } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { testCluster } from '../cluster/current.ts';
 import { GceFake } from '../fakes/gce/server.ts';
-import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
+import { gceInfra, gceProvider, startGceFake } from '../support/gce.ts';
 import { k8s } from '../support/gitspaces.ts';
 import { AgentDouble, startInProcessOperator } from '../support/provider-double.ts';
 import { resourcePath, statusMessage, type Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-devenvs';
-const IMAGE = gceImage(PROJECT);
 const ZONE = 'europe-west1-b';
 const INFRA = 'gcp-scheduled-pool';
 /** The field manager of the GitOps tool that owns the spec. */
@@ -78,9 +77,9 @@ describe('Scheduled warm pools against the GCE fake, with the operator\'s clock 
   };
 
   before(async () => {
-    fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200 });
-    fake.images.add(IMAGE);
-    const port = await fake.start();
+    const started = await startGceFake({ project: PROJECT, bootMs: 300, stopMs: 200 });
+    fake = started.fake;
+    const port = started.port;
     const gcp = gceProvider({ project: PROJECT, zones: [ZONE], port, networkTag: `gitspaces-${INFRA}` });
     const agent = new AgentDouble((address) => Promise.resolve([...fake.instances.values()].find((i) => i.networkIP === address && i.status === 'RUNNING')?.name));
     // Friday 2026-03-27, 07:59:50 in Berlin (CET): ten seconds before the weekday window opens.

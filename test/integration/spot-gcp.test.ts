@@ -11,14 +11,13 @@ import { AGENT_SSH_PORT, GITSPACE_ANNOTATIONS } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, sshExec, type SshKey } from '../support/fixtures.ts';
-import { gceImage, gceInfra, gceProvider } from '../support/gce.ts';
+import { gceInfra, gceProvider, startGceFake } from '../support/gce.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
 import { startInProcessOperator } from '../support/provider-double.ts';
-import { ROOT, type Manifest } from '../support/resources.ts';
+import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const PROJECT = 'acme-spot';
-const IMAGE = gceImage(PROJECT);
 const ZONE = 'europe-west1-b';
 
 describe('spot VMs on GCP (GCE fake)', function () {
@@ -46,9 +45,9 @@ describe('spot VMs on GCP (GCE fake)', function () {
     work = mkdtempSync(join(tmpdir(), 'gitspaces-spot-gcp-'));
     repo = makeRepo(work);
     key = makeSshKey();
-    fake = new GceFake({ project: PROJECT, bootMs: 300, stopMs: 200, addressPrefix: '127.47', startupScripts: { rootDir: join(work, 'vms'), agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } });
-    fake.images.add(IMAGE);
-    const port = await fake.start();
+    const started = await startGceFake({ project: PROJECT, bootMs: 300, stopMs: 200, addressPrefix: '127.47', agentsIn: join(work, 'vms') });
+    fake = started.fake;
+    const port = started.port;
     await k8s.apply(infra);
     const gcp = gceProvider({ project: PROJECT, zones: [ZONE], port });
     op = await startInProcessOperator({ provider: gcp, realAgent: true, sweep: false, logLevel: 'warn' });

@@ -4,7 +4,9 @@
 import { PassThroughClient } from 'google-auth-library';
 import { AGENT_HTTP_PORT } from '../../src/api/index.ts';
 import { GcpProvider, type GcpProviderOptions } from '../../src/providers/gcp/provider.ts';
-import type { Manifest } from './resources.ts';
+import { join } from 'node:path';
+import { GceFake, type GceFakeOptions } from '../fakes/gce/server.ts';
+import { ROOT, type Manifest } from './resources.ts';
 
 const subnetworks = () => [{ region: 'europe-west1', name: 'gitspaces-ew1' }];
 
@@ -58,4 +60,19 @@ export function gceInfraSpec({ project, zones, image = gceImage(project), machin
 /** The GitspaceInfra `name` with gceInfraSpec(o). */
 export function gceInfra(name: string, o: GceInfraOptions): Manifest {
   return { apiVersion: 'gitspaces.dev/v1alpha1', kind: 'GitspaceInfra', metadata: { name }, spec: gceInfraSpec(o) };
+}
+
+export interface StartGceFakeOptions extends Omit<GceFakeOptions, 'startupScripts'> {
+  /** Boot each instance's startup script as a local process running our real agent, under this directory. */
+  agentsIn?: string;
+}
+
+/**
+ * A started GceFake for `project` with the image family gceImage(project) registered; with
+ * `agentsIn`, its instances run the real agent (this repository's CLI).
+ */
+export async function startGceFake({ agentsIn, ...o }: StartGceFakeOptions): Promise<{ fake: GceFake; port: number }> {
+  const fake = new GceFake({ ...o, ...(agentsIn ? { startupScripts: { rootDir: agentsIn, agentCommand: [process.execPath, join(ROOT, 'src/cli/main.ts')] } } : {}) });
+  fake.images.add(gceImage(o.project));
+  return { fake, port: await fake.start() };
 }
