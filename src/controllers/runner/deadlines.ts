@@ -36,6 +36,11 @@ export function deadlines(i: DeadlineInput): Deadlines {
   return { ...out, stopsAt: idleAt, reason: 'Idle' };
 }
 
+/** An ISO time to the second (2026-11-30T10:42:07Z), as status and messages show times. */
+export function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 /** 10:42 UTC, or Nov 30 10:42 UTC when not today. */
 export function clock(ms: number, now: number): string {
   const d = new Date(ms);

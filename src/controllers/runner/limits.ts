@@ -38,6 +38,10 @@ export class StopLimits {
     return parseDuration(gs.spec.maxRunTime ?? infra.spec.maxRunTime ?? '0') ?? 0;
   }
 
+  private static failedStopAfterMs(infra: GitspaceInfra): number {
+    return parseDuration(infra.spec.failedStopAfter ?? DEFAULT_FAILED_STOP_AFTER) ?? 0;
+  }
+
   /** decide()'s inputs for the limits, from spec, infra and status. */
   inputs(gs: Gitspace, infra: GitspaceInfra): Pick<DecideInput, 'maxRunTimeMs' | 'startedAt' | 'failedStopAfterMs' | 'failedSince' | 'hold' | 'deleteAfterStoppedMs' | 'stoppedSince' | 'archived'> {
     const s = gs.status;
@@ -49,7 +53,7 @@ export class StopLimits {
       ...(!Number.isNaN(stopped) ? { stoppedSince: stopped } : {}),
       ...(s?.archivedAt ? { archived: true } : {}),
       maxRunTimeMs: this.maxRunTimeMs(gs, infra),
-      failedStopAfterMs: parseDuration(infra.spec.failedStopAfter ?? DEFAULT_FAILED_STOP_AFTER) ?? 0,
+      failedStopAfterMs: StopLimits.failedStopAfterMs(infra),
       ...(s?.phase === 'Running' && !Number.isNaN(started) ? { startedAt: started } : {}),
       ...(s?.phase === 'Failed' && !Number.isNaN(failed) ? { failedSince: failed } : {}),
       ...(s?.autoStopped && autoStopHolds(gs) ? { hold: s.autoStopped.reason ?? 'Idle' } : {}),
@@ -62,7 +66,7 @@ export class StopLimits {
     const message = reason === 'MaxRunTime'
       ? `stopped by the operator: running since ${gs.status?.startedAt ?? 'an unknown time'}, its run-time limit (${human(this.maxRunTimeMs(gs, infra))}) is reached`
       : reason === 'Failed'
-        ? `stopped the VM of the failed Gitspace ${human(parseDuration(infra.spec.failedStopAfter ?? DEFAULT_FAILED_STOP_AFTER) ?? 0)} after it failed (the disk is kept for inspection)`
+        ? `stopped the VM of the failed Gitspace ${human(StopLimits.failedStopAfterMs(infra))} after it failed (the disk is kept for inspection)`
         : '';
     return { ...k, message };
   }

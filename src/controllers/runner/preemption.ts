@@ -7,6 +7,7 @@ import type { Counter } from 'prom-client';
 import { GITSPACE_ANNOTATIONS, type Gitspace, type GitspaceStatus, type Phase } from '../../api/index.ts';
 import { ProviderError, type Instance, type VmProvider } from '../../providers/types.ts';
 import type { Decision } from './decide.ts';
+import { isoSeconds } from './deadlines.ts';
 import type { RequestLog } from './requests.ts';
 import { Wait } from './wait.ts';
 
@@ -17,11 +18,6 @@ const UP_PHASES: ReadonlySet<Phase> = new Set<Phase>(['Provisioning', 'Starting'
 export const SPOT_RETRY_MS = 30_000;
 /** How often a held preempted VM is looked at: EC2 restarts an interrupted one by itself when capacity returns, and it is stopped again. */
 export const PREEMPTED_POLL_MS = 30_000;
-
-/** An ISO time to the second, as status and messages show times. */
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 export interface PreemptionInput {
   /** What the runner works towards (a hold that still stands counts as Stopped). */
@@ -44,9 +40,9 @@ export function newPreemption(i: PreemptionInput): string | undefined {
   if (i.desired !== 'Running' || inst?.state !== 'stopped' || inst.stopReason !== 'preempted') return undefined;
   if (!i.phase || !UP_PHASES.has(i.phase)) return undefined;
   const at = Date.parse(inst.preemptedAt ?? '');
-  if (Number.isNaN(at)) return iso(i.now); // the cloud did not say when: now, when it was seen
+  if (Number.isNaN(at)) return isoSeconds(i.now); // the cloud did not say when: now, when it was seen
   if ([i.wake, i.lastStart].some((t) => Date.parse(t ?? '') >= at)) return undefined;
-  return iso(at);
+  return isoSeconds(at);
 }
 
 /** The message and Ready reason of a Gitspace held stopped by a preemption. */

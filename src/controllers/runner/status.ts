@@ -5,6 +5,7 @@ import type { Instance } from '../../providers/types.ts';
 import { setCondition, type Condition } from '../../runtime/conditions.ts';
 import { providerKind } from '../resources.ts';
 import type { Decision } from './decide.ts';
+import { isoSeconds } from './deadlines.ts';
 import { checkoutPath, publishedPorts, route, userURLs } from './naming.ts';
 import type { AgentObservation } from './vm-agent.ts';
 
@@ -30,10 +31,9 @@ export function autoStopHolds(gs: Gitspace): boolean {
   return !(wake > Date.parse(a.at));
 }
 
-
 function toMinute(iso: string): string {
   const t = Date.parse(iso);
-  return Number.isNaN(t) ? iso : new Date(t - (t % 60_000)).toISOString().replace('.000Z', 'Z');
+  return Number.isNaN(t) ? iso : isoSeconds(t - (t % 60_000));
 }
 
 export function composeStatus(
@@ -90,16 +90,15 @@ export function composeStatus(
     status.lastActivity = { at: activity, source: source ?? 'api' };
   }
   // What maxRunTime counts from, and when the operator will stop it (shown as the Stops column).
-  const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  if (d.phase === 'Running') status.startedAt = old.phase === 'Running' && old.startedAt ? old.startedAt : iso(ctx.now);
+  if (d.phase === 'Running') status.startedAt = old.phase === 'Running' && old.startedAt ? old.startedAt : isoSeconds(ctx.now);
   // To the minute, like lastActivity: the idle deadline moves with every keystroke.
-  if (d.phase === 'Running' && d.deadlines?.stopsAt !== undefined) status.stopsAt = iso(d.deadlines.stopsAt - (d.deadlines.stopsAt % 60_000));
-  if (d.phase === 'Failed') status.failedAt = old.phase === 'Failed' && old.failedAt ? old.failedAt : iso(ctx.now);
+  if (d.phase === 'Running' && d.deadlines?.stopsAt !== undefined) status.stopsAt = isoSeconds(d.deadlines.stopsAt - (d.deadlines.stopsAt % 60_000));
+  if (d.phase === 'Failed') status.failedAt = old.phase === 'Failed' && old.failedAt ? old.failedAt : isoSeconds(ctx.now);
   // What deleteAfterStopped counts from (a Failed Gitspace whose VM was stopped counts too), and when it ran out.
   const stoppedNow = d.phase === 'Stopped' || d.phase === 'Archived' || (d.phase === 'Failed' && inst?.state === 'stopped');
-  if (stoppedNow) status.stoppedAt = old.stoppedAt && (old.phase === d.phase || old.phase === 'Stopped' || old.phase === 'Failed') ? old.stoppedAt : iso(ctx.now);
+  if (stoppedNow) status.stoppedAt = old.stoppedAt && (old.phase === d.phase || old.phase === 'Stopped' || old.phase === 'Failed') ? old.stoppedAt : isoSeconds(ctx.now);
   // Archived until it is started again (a start's Provisioning is what clears it).
-  if (d.phase === 'Archived' || (old.archivedAt && d.phase === 'Stopping')) status.archivedAt = old.archivedAt ?? iso(ctx.now);
+  if (d.phase === 'Archived' || (old.archivedAt && d.phase === 'Stopping')) status.archivedAt = old.archivedAt ?? isoSeconds(ctx.now);
   // The host key is on the VM's disk: what the agent said last holds while it cannot be asked.
   const hostKey = agent?.sshHostKey ?? old.sshHostKey;
   if (hostKey) status.sshHostKey = hostKey;
