@@ -1,6 +1,7 @@
 // Metrics for cost: VM time by infra, machine type and namespace (running VMs, accounted every
-// minute and at each scrape, from the cache), warm-pool hits and misses, and the time from a
-// create or start request to Running. What a platform team charges back and sizes pools with.
+// minute and at each scrape, from the cache), warm-pool hits and misses, the time from a create or
+// start request to Running, VMs of Failed Gitspaces stopped and spot VMs preempted. What a platform
+// team charges back and sizes pools with.
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Gitspace } from '../api/index.ts';
 import type { Informer } from '../runtime/informer.ts';
@@ -11,6 +12,8 @@ const BILLED = new Set(['Starting', 'Running', 'Stopping']);
 export interface CostMetrics {
   poolClaims: Counter<'infra' | 'machine_type' | 'result'>;
   timeToReady: Histogram<'infra' | 'pooled'>;
+  failedStopped: Counter<'infra'>;
+  preemptions: Counter<'infra' | 'machine_type'>;
   stop(): void;
 }
 
@@ -38,6 +41,8 @@ export function costMetrics(registry: Registry, gitspaces: Informer<Gitspace>, n
   return {
     poolClaims: new Counter({ name: 'gitspaces_pool_claims_total', help: 'Gitspace starts on a machine type with a warm pool: a ready pool VM claimed (hit) or none (miss)', labelNames: ['infra', 'machine_type', 'result'], registers }),
     timeToReady: new Histogram({ name: 'gitspaces_time_to_ready_seconds', help: 'From a create or start request to Running', labelNames: ['infra', 'pooled'], buckets: [5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600], registers }),
+    failedStopped: new Counter({ name: 'gitspaces_failed_vms_stopped_total', help: 'VMs of Failed Gitspaces stopped after failedStopAfter (disk kept)', labelNames: ['infra'], registers }),
+    preemptions: new Counter({ name: 'gitspaces_preemptions_total', help: 'Spot VMs of Gitspaces the cloud preempted while they ran (stopped, disk kept), by infra and machine type', labelNames: ['infra', 'machine_type'], registers }),
     stop: () => { clearInterval(timer); },
   };
 }

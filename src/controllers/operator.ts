@@ -123,8 +123,6 @@ export function createOperator(o: OperatorOptions): Operator {
       reconciler: new RunnerReconciler({
         client: o.client, gitspaces, infras, namespaces, providerFor, probe, pool, enrolment, observer, events, log: o.log, ...(o.claim ? { claim: o.claim } : {}), ...(o.now ? { now: o.now } : {}),
         cost,
-        failedStopped: new Counter({ name: 'gitspaces_failed_vms_stopped_total', help: 'VMs of Failed Gitspaces stopped after failedStopAfter (disk kept)', labelNames: ['infra'], registers: [manager.metrics.registry] }),
-        preemptions: new Counter({ name: 'gitspaces_preemptions_total', help: 'Spot VMs of Gitspaces the cloud preempted while they ran (stopped, disk kept), by infra and machine type', labelNames: ['infra', 'machine_type'], registers: [manager.metrics.registry] }),
       }),
     }),
   );

@@ -28,7 +28,6 @@ import { repoCredentials } from './gitspace-secrets.ts';
 import { Wait } from './wait.ts';
 import type { InstanceObserver } from './observer.ts';
 import { instanceName, parseDuration, vmLabels } from './naming.ts';
-import type { Counter } from 'prom-client';
 import type { CostMetrics } from '../cost-metrics.ts';
 import { RequestLog } from './requests.ts';
 import { StopLimits } from './limits.ts';
@@ -69,12 +68,8 @@ export interface RunnerDeps {
   now?: () => number;
   /** The VM user's home on cloud images. */
   vmHome?: string;
-  /** Counts VMs of Failed Gitspaces the runner stopped. */
-  failedStopped?: Counter<'infra'>;
-  /** Spot VMs the cloud preempted, by infra and machine type. */
-  preemptions?: Counter<'infra' | 'machine_type'>;
-  /** Pool hits and misses, time to Running. */
-  cost?: Pick<CostMetrics, 'poolClaims' | 'timeToReady'>;
+  /** Pool hits and misses, time to Running, failed VMs stopped, preemptions. */
+  cost?: Pick<CostMetrics, 'poolClaims' | 'timeToReady' | 'failedStopped' | 'preemptions'>;
   /** One list per infra per interval, shared by all its Gitspaces (and the warm pool). */
   observer: InstanceObserver;
 }
@@ -118,8 +113,8 @@ export class RunnerReconciler implements Reconciler {
     this.statusWriter = new StatusWriter({ client: d.client, gitspaces: d.gitspaces, now: this.now, requests: this.requests, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); }, ...(d.cost ? { cost: d.cost } : {}) });
     this.quotas = new Quotas({ gitspaces: d.gitspaces, now: this.now });
     this.resizer = new Resizer({ now: this.now, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); } });
-    this.preemptions = new Preemptions({ now: this.now, requests: this.requests, ...(d.preemptions ? { counter: d.preemptions } : {}) });
-    this.limits = new StopLimits({ now: this.now, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); }, ...(d.failedStopped ? { failedStopped: d.failedStopped } : {}) });
+    this.preemptions = new Preemptions({ now: this.now, requests: this.requests, ...(d.cost ? { counter: d.cost.preemptions } : {}) });
+    this.limits = new StopLimits({ now: this.now, event: (gs, type, reason, note) => { this.event(gs, type, reason, note); }, ...(d.cost ? { failedStopped: d.cost.failedStopped } : {}) });
   }
 
   async reconcile(key: string): Promise<Result | undefined> {
