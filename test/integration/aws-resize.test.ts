@@ -8,7 +8,6 @@ import type { Gitspace, GitspaceInfra } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import type { AwsProvider } from '../../src/providers/aws/provider.ts';
 import { ProviderError } from '../../src/providers/types.ts';
-import { testCluster } from '../cluster/current.ts';
 import type { Ec2FaultProxy } from '../fakes/ec2-proxy.ts';
 import { makeSshKey } from '../support/fixtures.ts';
 import { gitspaceManifest, k8s } from '../support/gitspaces.ts';
@@ -18,11 +17,6 @@ import type { Manifest } from '../support/resources.ts';
 import { eventually } from '../support/wait.ts';
 
 const INFRA = 'aws-resize';
-
-async function events(g: Gitspace): Promise<[string, string][]> {
-  const r = await testCluster().request('GET', `/apis/events.k8s.io/v1/namespaces/${g.metadata.namespace ?? 'default'}/events?fieldSelector=${encodeURIComponent(`regarding.uid=${g.metadata.uid ?? ''}`)}`);
-  return (r.json as { items: { reason: string; note?: string }[] }).items.map((e) => [e.reason, e.note ?? '']);
-}
 
 const condition = (g: Gitspace | undefined) => g?.status?.conditions?.find((c) => c.type === 'MachineUpToDate');
 
@@ -84,7 +78,7 @@ describe('Resize on AWS (moto, EC2 rules in the proxy)', function () {
     expect(resized.status?.pendingChanges).to.equal(undefined);
     expect(condition(resized)).to.include({ status: 'True', reason: 'Resized', message: 't3.medium → t3.large, disk 30 → 60 GB' });
     expect(await cloud(id)).to.include({ type: 't3.large', state: 'stopped', size: 60 });
-    await eventually('the Resized Event', 10_000, async () => (await events(resized)).some(([r, n]) => r === 'Resized' && n === 't3.medium → t3.large, disk 30 → 60 GB'));
+    await eventually('the Resized Event', 10_000, async () => (await k8s.events(resized)).some(([r, n]) => r === 'Resized' && n === 't3.medium → t3.large, disk 30 → 60 GB'));
 
     await k8s.patch(m, { spec: { state: 'Running' } });
     const again = await k8s.waitPhase(m, 'Running', 30_000);
@@ -135,7 +129,7 @@ describe('Resize on AWS (moto, EC2 rules in the proxy)', function () {
     const refused = await k8s.waitFor(m, (g) => condition(g)?.reason === 'ResizeRefused', 20_000);
     expect(condition(refused)?.message).to.match(/^disks only grow: 60 → 20 GB/);
     expect(refused.status?.pendingChanges).to.equal(undefined);
-    await eventually('the ResizeRefused Event', 10_000, async () => (await events(refused)).some(([r]) => r === 'ResizeRefused'));
+    await eventually('the ResizeRefused Event', 10_000, async () => (await k8s.events(refused)).some(([r]) => r === 'ResizeRefused'));
     await k8s.patch(m, { spec: { state: 'Stopped' } });
     await k8s.waitPhase(m, 'Stopped', 30_000);
     await new Promise((r) => setTimeout(r, 1_000));

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import type { Gitspace } from '../../src/api/index.ts';
 import type { Operator } from '../../src/controllers/operator.ts';
 import { ProviderError } from '../../src/providers/types.ts';
-import { testCluster } from '../cluster/current.ts';
 import { GceFake } from '../fakes/gce/server.ts';
 import { makeRepo, makeSshKey, type SshKey } from '../support/fixtures.ts';
 import { gceInfra, gceProvider, startGceFake } from '../support/gce.ts';
@@ -37,12 +36,6 @@ const infra = gceInfra(INFRA, {
 const machineTypes = (infra.spec as { machineTypes: Record<string, unknown>[] }).machineTypes;
 /** The infra with machine type flex spot or not (as a platform team would edit it). */
 const flexSpot = (spot: boolean) => k8s.patch(infra, { spec: { machineTypes: machineTypes.map((t) => (t.name === 'flex' ? { ...t, spot } : t)) } });
-
-/** The Gitspace's Events as [reason, note]. */
-async function events(g: Gitspace): Promise<[string, string][]> {
-  const r = await testCluster().request('GET', `/apis/events.k8s.io/v1/namespaces/${g.metadata.namespace ?? 'default'}/events?fieldSelector=${encodeURIComponent(`regarding.uid=${g.metadata.uid ?? ''}`)}`);
-  return (r.json as { items: { reason: string; note?: string }[] }).items.map((e) => [e.reason, e.note ?? '']);
-}
 
 const condition = (g: Gitspace | undefined, type = 'MachineUpToDate') => g?.status?.conditions?.find((c) => c.type === type);
 
@@ -96,7 +89,7 @@ describe('Resize on GCP (GCE fake)', function () {
     expect(vmType(resized)).to.equal('e2-standard-4');
     expect(vm(resized).diskSizeGb).to.equal(40);
     expect(vm(resized).status).to.equal('TERMINATED');
-    await eventually('the Resized Event', 10_000, async () => (await events(resized)).some(([r, n]) => r === 'Resized' && n === 'e2-standard-2 → e2-standard-4, disk 20 → 40 GB'));
+    await eventually('the Resized Event', 10_000, async () => (await k8s.events(resized)).some(([r, n]) => r === 'Resized' && n === 'e2-standard-2 → e2-standard-4, disk 20 → 40 GB'));
 
     await k8s.patch(m, { spec: { state: 'Running' } });
     const again = await k8s.waitPhase(m, 'Running', 60_000);
@@ -158,7 +151,7 @@ describe('Resize on GCP (GCE fake)', function () {
     expect(vmType(pending)).to.equal('e2-standard-2');
     expect(vm(pending).diskSizeGb).to.equal(20);
     expect(setMachineTypeCalls()).to.have.length(calls);
-    expect((await events(pending)).map(([r]) => r)).to.include('ResizePending');
+    expect((await k8s.events(pending)).map(([r]) => r)).to.include('ResizePending');
 
     await k8s.patch(m, { spec: { state: 'Stopped' } });
     const stopped = await k8s.waitFor(m, (g) => g.status?.phase === 'Stopped' && g.status.instance?.machineType === 'e2-standard-4', 30_000);
@@ -186,7 +179,7 @@ describe('Resize on GCP (GCE fake)', function () {
     expect(condition(refused)?.message).to.match(/^disks only grow: 40 → 20 GB/);
     expect(refused.status?.pendingChanges).to.equal(undefined);
     expect(refused.status?.phase).to.equal('Running');
-    await eventually('the ResizeRefused Event', 10_000, async () => (await events(refused)).some(([r, n]) => r === 'ResizeRefused' && n.startsWith('disks only grow: 40 → 20 GB')));
+    await eventually('the ResizeRefused Event', 10_000, async () => (await k8s.events(refused)).some(([r, n]) => r === 'ResizeRefused' && n.startsWith('disks only grow: 40 → 20 GB')));
 
     await k8s.patch(m, { spec: { state: 'Stopped' } });
     const stopped = await k8s.waitPhase(m, 'Stopped', 30_000);
@@ -217,7 +210,7 @@ describe('Resize on GCP (GCE fake)', function () {
     expect(setMachineTypeCalls().length - calls).to.be.within(1, 2);
     expect(vm(failed).status).to.equal('TERMINATED');
     expect((await k8s.get(m))?.status?.phase).to.equal('Stopped');
-    expect((await events(failed)).map(([r]) => r)).to.include('ResizeFailed');
+    expect((await k8s.events(failed)).map(([r]) => r)).to.include('ResizeFailed');
 
     await k8s.patch(m, { spec: { machineType: 'small' } });
     const back = await k8s.waitPhase(m, 'Running', 60_000);

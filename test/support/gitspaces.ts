@@ -96,9 +96,14 @@ export const k8s = {
     await k8s.deleteAndWait(infraManifest(name, ''));
   },
 
-  async eventReasons(o: Obj): Promise<string[]> {
+  /** The object's Events as [reason, note]. */
+  async events(o: Obj): Promise<[string, string][]> {
     const ns = o.metadata.namespace ?? 'default';
     const r = await testCluster().request('GET', `/apis/events.k8s.io/v1/namespaces/${ns}/events?fieldSelector=${encodeURIComponent(`regarding.uid=${o.metadata.uid ?? ''}`)}`);
-    return (r.json as { items: { reason: string }[] }).items.map((e) => e.reason);
+    return (r.json as { items: { reason: string; note?: string }[] }).items.map((e) => [e.reason, e.note ?? '']);
+  },
+
+  async eventReasons(o: Obj): Promise<string[]> {
+    return (await k8s.events(o)).map(([reason]) => reason);
   },
 };
