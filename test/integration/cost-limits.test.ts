@@ -68,7 +68,9 @@ describe('cost controls: run-time limit, stop time, failed VMs', function () {
     const seen = await k8s.waitFor(m, (g) => g.status?.lastActivity?.source === 'ssh', 20_000);
     const limitAt = startedAt + 120 * M;
     expect(seen.status?.stopsAt).to.equal(new Date(limitAt - (limitAt % M)).toISOString().replace('.000Z', 'Z'));
-    expect(seen.status?.message).to.match(/^idle since \d\d:\d\d UTC \(ssh\); stops at \d\d:\d\d UTC \(run-time limit 2h\)$/);
+    // (A time that is not today names its day: "Dec 1 00:11 UTC" when run after 22:00 UTC.)
+    const day = '(?:[A-Z][a-z]{2} \\d{1,2} )?';
+    expect(seen.status?.message).to.match(new RegExp(`^idle since ${day}\\d\\d:\\d\\d UTC \\(ssh\\); stops at ${day}${seen.status!.stopsAt!.slice(11, 16)} UTC \\(run-time limit 2h\\)$`));
     // kubectl get gs shows the Stops column.
     const table = await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/default/gitspaces/bounded`, { headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } });
     const t = table.json as { columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] };
@@ -158,7 +160,8 @@ describe('cost controls: run-time limit, stop time, failed VMs', function () {
 
     offsetMs = stoppedAt - Date.now() + 48 * 60 * M + 1000;
     await nudge(m);
-    const archived = await k8s.waitPhase(m, 'Archived', 30_000);
+    // (Archived with the instance still listed is the archive's intent, written before the delete.)
+    const archived = await k8s.waitFor(m, (g) => g.status?.phase === 'Archived' && g.status.instance === undefined, 30_000);
     expect(archived.status?.archivedAt).to.be.a('string');
     expect(archived.status?.instance).to.equal(undefined);
     expect(archived.status?.message).to.include('start it again to get a new VM');

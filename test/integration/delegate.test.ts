@@ -130,7 +130,7 @@ describe('delegate controller and the reference control plane', function () {
     expect(timed.status.stopsAt).to.equal((await k8s.get(manifest('alpha')))?.status?.stopsAt);
     expect(timed.status.startedAt).to.be.a('string');
     expect(timed.status.lastActivity?.source).to.equal('api');
-    expect(timed.status.message).to.match(/stops at \d\d:\d\d UTC \(idle timeout /);
+    expect(timed.status.message).to.match(/stops at (?:[A-Z][a-z]{2} \d{1,2} )?\d\d:\d\d UTC \(idle timeout /);
     // Who wrote what, as the operator binary names itself: the delegate the spec, the operator only status and metadata.
     const full = (await testCluster().request('GET', '/apis/gitspaces.dev/v1alpha1/namespaces/default/gitspaces/alpha')).json as { metadata: { managedFields?: { manager: string; subresource?: string; fieldsV1?: Record<string, unknown> }[] } };
     const owners = (field: string) => (full.metadata.managedFields ?? []).filter((f) => Object.keys(f.fieldsV1 ?? {}).includes(field)).map((f) => `${f.manager}${f.subresource ? `/${f.subresource}` : ''}`).sort();

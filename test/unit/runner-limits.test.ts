@@ -31,6 +31,9 @@ describe('runner: idle timeout, run-time limit, failed VMs', () => {
     expect(runningSentence(input, deadlines(input))).to.equal('idle since 09:42 UTC (ssh); stops at 10:42 UTC (idle timeout 1h)');
     const limit = { now: T0, idleTimeoutMs: 0, maxRunTimeMs: 90 * M, startedAt: T0 - 30 * M };
     expect(runningSentence(limit, deadlines(limit))).to.equal('stops at 11:00 UTC (run-time limit 1h30m)');
+    // A stop after midnight UTC names its day (CI once ran this at 22:11 UTC).
+    const late = { now: Date.parse('2026-11-30T22:11:00Z'), idleTimeoutMs: 0, maxRunTimeMs: 120 * M, startedAt: Date.parse('2026-11-30T22:11:00Z') };
+    expect(runningSentence(late, deadlines(late))).to.equal('stops at Dec 1 00:11 UTC (run-time limit 2h)');
   });
 
   it('stops a busy Gitspace at its run-time limit, and looks again at the warning time', () => {
