@@ -114,10 +114,11 @@ describe('cost controls: run-time limit, stop time, failed VMs', function () {
     await k8s.deleteAndWait(m);
   });
 
-  it('stops the VM of a Failed Gitspace after failedStopAfter, keeps its disk and phase, and counts it', async () => {
+  it('stops the VM of a Failed Gitspace after failedStopAfter, keeps its disk and phase, counts it, and archives it after deleteAfterStopped', async () => {
     offsetMs = 0;
     const repo = makeRepo(join(work, 'b'), JSON.stringify({ postCreateCommand: 'echo broken >&2; exit 3' }));
     const m = gitspaceManifest('broken', { infra: 'cost', repo, key });
+    Object.assign(m.spec as Record<string, unknown>, { deleteAfterStopped: '48h' });
     await k8s.apply(m);
     const failed = await k8s.waitPhase(m, 'Failed', 60_000);
     expect(failed.status?.failedAt).to.be.a('string');
@@ -137,6 +138,14 @@ describe('cost controls: run-time limit, stop time, failed VMs', function () {
     expect(metrics).to.match(/gitspaces_failed_vms_stopped_total\{infra="cost"\} 1/);
     await settle();
     expect((await k8s.get(m))?.status?.phase, 'still Failed, not restarted').to.equal('Failed');
+    expect((await k8s.get(m))?.status?.message).to.match(/; deleted at .* \(deleteAfterStopped 48h\) unless started before then$/);
+
+    // Kept for inspection as long as a stopped Gitspace's disk is, then archived the same way.
+    offsetMs = 31 * M + 48 * 60 * M + 1000;
+    await nudge(m);
+    const archived = await k8s.waitFor(m, (g) => g.status?.phase === 'Archived' && g.status.instance === undefined, 30_000);
+    expect(archived.status?.archivedAt).to.be.a('string');
+    expect(existsSync(disk), 'the disk is deleted').to.equal(false);
     await k8s.deleteAndWait(m);
   });
 
