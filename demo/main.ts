@@ -105,8 +105,8 @@ try {
   process.stdout.write(`
   Open it in a browser (*.localhost resolves to this machine) and sign in at the demo identity
   provider as ${DEMO_USER}, password ${DEMO_PASSWORD}:
-    ${g.url.replace(/\?token=.*$/, '')}
-  Sign out: ${g.url.replace(/\?token=.*$/, '')}.gitspaces/logout
+    ${g.link}
+  Sign out: ${new URL('/.gitspaces/logout', g.link).toString()}
 
   Or without signing in, with a one-time token (exchanged for a session cookie):
     ${g.url}

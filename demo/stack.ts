@@ -52,7 +52,9 @@ export interface OpenedGitspace {
   id: string;
   namespace: string;
   host: string;
-  /** Opens the Gitspace in a browser: the one-time token is exchanged for a session cookie. */
+  /** The link its status gives (what `kubectl get gs` and the control plane show): the web IDE, or the landing page. */
+  link: string;
+  /** The link with a one-time token, which the gateway exchanges for a session cookie. */
   url: string;
   token: string;
   sshCommand: string;
@@ -165,7 +167,8 @@ export class Stack {
         provider: { local: { baseDir: this.localDir } },
         // 'unpooled' is the same local VM without a warm pool (what a cold start gets).
         machineTypes: [{ name: 'small', providerType: 'local' }, { name: 'unpooled', providerType: 'local' }],
-        allowedNamespaces: {}, gateway: { domain: DOMAIN, ...(this.o.allowPublicPorts ? { allowPublicPorts: true } : {}) },
+        // The gateway's port goes into the links status gives (it is not http's own 80).
+        allowedNamespaces: {}, gateway: { domain: DOMAIN, port: this.o.ports.gateway, ...(this.o.allowPublicPorts ? { allowPublicPorts: true } : {}) },
         auth: {
           ...(this.o.issuer ? { issuer: this.o.issuer.url, audience: this.o.issuer.audience } : { issuer: this.controlPlaneURL, audience: 'gitspaces' }),
           ...(this.o.sso ? { oidc: { issuer: this.o.sso.issuer, clientSecretRef: { name: SSO_SECRET } } } : {}),
@@ -216,24 +219,30 @@ export class Stack {
       if (Date.now() > deadline) throw new Error(`Gitspace not Running after 120 s (phase ${phase}); operator log: ${this.logOf('operator')}`);
       await sleep(250);
     }
-    const token = await this.token(id);
+    const { token, urls } = await this.issue(id);
     const host = `${id}--${this.o.namespace}.${DOMAIN}`;
+    // The web IDE's link as status gives it; another IDE's link is not for a browser: its landing page.
+    const link = urls.ide?.startsWith('http') ? urls.ide : `http://${host}:${String(this.o.ports.gateway)}/`;
+    const url = new URL(link);
+    url.searchParams.set('token', token);
     const proxy = `${process.execPath} ${CLI} ssh --gateway ${this.gatewayURL} %h`;
     return {
       id,
       namespace: this.o.namespace,
       host,
       token,
-      url: `http://${host}:${String(this.o.ports.gateway)}/?token=${token}`,
+      link,
+      url: url.toString(),
       sshCommand: `GITSPACES_TOKEN=${token} ssh -o ProxyCommand='${proxy}' -o StrictHostKeyChecking=accept-new gitspace@${host}`,
       phase: last,
     };
   }
 
-  async token(id: string): Promise<string> {
+  /** A token for the Gitspace from the control plane, and the links its status gives. */
+  async issue(id: string): Promise<{ token: string; urls: { ide?: string } }> {
     const r = await this.api('POST', `/api/v1/gitspaces/${id}/token`);
     if (r.status !== 200) throw new Error(`no token: ${r.status} ${JSON.stringify(r.json)}`);
-    return (r.json as { token: string }).token;
+    return r.json as { token: string; urls: { ide?: string } };
   }
 
   async api(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {

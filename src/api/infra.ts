@@ -169,6 +169,12 @@ const gateway = object(
         required: ['name'],
       },
     ),
+    port: integer({
+      description:
+        "The port users reach the gateway on, when it is not the scheme's own (443 with tlsSecretRef, else 80): e.g. a NodePort, or a development gateway. Links in Gitspace status and the default agent bundle URL carry it.",
+      minimum: 1,
+      maximum: 65535,
+    }),
     allowPublicPorts: boolean({
       description: "Whether a Gitspace's ports may be public (reachable without a token). Off: a port marked public is served as shared (any valid token of the issuer).",
       default: false,

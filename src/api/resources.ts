@@ -16,6 +16,13 @@ export function gitspaceHost(name: string, namespace: string, domain: string): s
   return `${name}--${namespace}.${domain}`;
 }
 
+/** How users reach `host` through the infra's gateway: its scheme, and its port when not the scheme's own. */
+export function gatewayOrigin(gateway: { tlsSecretRef?: unknown; port?: number }, host: string): string {
+  const { tlsSecretRef, port } = gateway;
+  const scheme = tlsSecretRef ? 'https' : 'http';
+  return `${scheme}://${host}${port && port !== (tlsSecretRef ? 443 : 80) ? `:${String(port)}` : ''}`;
+}
+
 /** A forwarded port's host: <port>--<name>--<namespace>.<domain>. */
 export function portHost(port: number, name: string, namespace: string, domain: string): string {
   return `${String(port)}--${gitspaceHost(name, namespace, domain)}`;

@@ -10,6 +10,7 @@
 // Gitspace's UID under a second key (src/api/hop.ts), which the gateway may read and this one not.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { AGENT_BUNDLE_PATH, AGENT_HTTP_PORT, AGENT_SSH_PORT, HOP_KEY_FIELD, HOP_KEY_SECRET, hopToken, LABELS, type AgentBundleRef, type BootFacts, type Gitspace, type GitspaceInfra } from '../api/index.ts';
+import { gatewayOrigin } from '../api/resources.ts';
 import type { Instance } from '../providers/types.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { KubeClient } from '../runtime/kube.ts';
@@ -41,8 +42,7 @@ export function sha256hex(s: string): string {
 export function bundleBaseURL(infra: GitspaceInfra): string {
   const configured = infra.spec.vm?.agentBundleBaseURL;
   if (configured) return configured;
-  const scheme = infra.spec.gateway.tlsSecretRef ? 'https' : 'http';
-  return `${scheme}://${infra.spec.gateway.domain}${AGENT_BUNDLE_PATH}`;
+  return `${gatewayOrigin(infra.spec.gateway, infra.spec.gateway.domain)}${AGENT_BUNDLE_PATH}`;
 }
 
 export class Enrolment {

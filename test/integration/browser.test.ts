@@ -60,13 +60,13 @@ describe('npm start, opened in Chromium through the gateway', function () {
     for (const step of ['starting a Kubernetes API server', 'starting the control plane', 'applying GitspaceInfra', 'starting the operator', 'starting the gateway', 'Gitspace default/hello: Running']) {
       expect(out).to.include(step);
     }
-    expect(out).to.match(/Open it in a browser[^\n]*\n[^\n]*dev@example\.com, password gitspaces-demo:\n\s+http:\/\/hello--default\.gitspaces\.localhost:\d+\/\n/);
-    expect(out).to.match(/with a one-time token[^\n]*\n\s+http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?token=[\w.-]+/);
+    expect(out).to.match(/Open it in a browser[^\n]*\n[^\n]*dev@example\.com, password gitspaces-demo:\n\s+http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?folder=%2F[^\s&]+\n/);
+    expect(out).to.match(/with a one-time token[^\n]*\n\s+http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?folder=%2F[^\s&]+&token=[\w.-]+/);
     expect(out).to.match(/ssh -o ProxyCommand='[^']+ ssh --gateway http:\/\/127\.0\.0\.1:\d+ %h'.* gitspace@hello--default\.gitspaces\.localhost/);
   });
 
   it('opens the Gitspace with the token exchange and shows VS Code on the sample repository; refuses it without', async () => {
-    const url = /http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?token=[\w.-]+/.exec(out)?.[0] ?? '';
+    const url = /http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?folder=%2F[^\s&]+&token=[\w.-]+/.exec(out)?.[0] ?? '';
     const origin = new URL(url).origin;
 
     const page = await browser.newPage();
@@ -98,7 +98,7 @@ describe('npm start, opened in Chromium through the gateway', function () {
   });
 
   it('opens the bare Gitspace URL through the identity provider\'s sign-in page to VS Code', async () => {
-    const bare = /http:\/\/hello--default\.gitspaces\.localhost:\d+\/\n/.exec(out)?.[0].trim() ?? '';
+    const bare = /http:\/\/hello--default\.gitspaces\.localhost:\d+\/\?folder=%2F[^\s&]+\n/.exec(out)?.[0].trim() ?? '';
     const page = await (await browser.newContext()).newPage();
     await page.goto(bare);
     await page.waitForURL(/\/interaction\//, { timeout: 30_000 });

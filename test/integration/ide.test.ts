@@ -105,6 +105,9 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
   const gitspace = async () => (await testCluster().request('GET', `/apis/gitspaces.dev/v1alpha1/namespaces/${NS}/gitspaces/${g.id}`)).json as Gitspace;
 
   it('opens the workbench on the checkout with the token exchange; typing and saving writes the file on the Gitspace\'s disk', async () => {
+    // The link the browser opens is the one status gives (kubectl get gs's URL column), port and all.
+    expect(g.link).to.equal((await gitspace()).status?.urls?.ide);
+    expect(new URL(g.link).port).to.equal(String(gatewayPort));
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(g.url);
     await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
@@ -144,7 +147,8 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
       return (x.status?.route?.ports?.length ?? 0) >= 2 ? x : undefined;
     });
     expect(gs.status?.route?.ports?.map((p) => [p.port, p.visibility])).to.deep.equal([[PUBLIC_PORT, 'public'], [DEV_PORT, 'private']]);
-    expect(gs.status?.urls?.ports?.[String(DEV_PORT)]).to.equal(`http://${portHost(DEV_PORT)}/`);
+    const devLink = gs.status?.urls?.ports?.[String(DEV_PORT)];
+    expect(devLink, 'with the gateway port the infra names').to.equal(`http://${portHost(DEV_PORT)}:${String(gatewayPort)}/`);
 
     // The dev server (postStartCommand) answers with the owner's token as a Bearer (no redirect).
     const withToken = await eventually('the dev server to answer', 30_000, async () => {
@@ -169,7 +173,7 @@ describe('VS Code in the browser (code-server) through the gateway, in Chromium'
 
     // In the browser: the token exchange on the port's host, then the page.
     const page = await browser.newPage();
-    const r = await page.goto(`http://${portHost(DEV_PORT)}:${String(gatewayPort)}/?token=${g.token}`);
+    const r = await page.goto(`${devLink ?? ''}?token=${g.token}`);
     expect(r?.status()).to.equal(200);
     expect(await page.content()).to.include('README.md');
     await screenshot(page, join(ARTIFACTS, 'ide-forwarded-port.png'));

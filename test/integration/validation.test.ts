@@ -151,6 +151,8 @@ const rows: Row[] = [
   { name: 'egress ranges open to everyone in two halves', base: awsInfra, create: (_, s) => (s.gateway.egressRanges = ['0.0.0.0/1', '128.0.0.0/1']), field: 'spec.gateway.egressRanges', says: /must be a \/8 or narrower/ },
   { name: 'infra name too long for its firewall rule', base: gcpInfra, create: (m) => (m.metadata.name = `i${'x'.repeat(46)}`), field: 'metadata.name', says: /at most 46|may not be more than 46/ },
   { name: 'infra name with a dot (not a GCE name)', base: gcpInfra, create: (m) => (m.metadata.name = 'gcp.europe'), field: 'metadata.name', says: /must be a DNS label/ },
+  { name: 'gateway port out of range', base: localInfra, create: (_, s) => (s.gateway.port = 65536), field: 'spec.gateway.port', says: /less than or equal to 65535/ },
+  { name: 'gateway port zero', base: localInfra, create: (_, s) => (s.gateway.port = 0), field: 'spec.gateway.port', says: /greater than or equal to 1/ },
   { name: 'egress range not a CIDR', base: awsInfra, create: (_, s) => (s.gateway.egressRanges = ['pods']), field: 'spec.gateway.egressRanges', says: /must be a CIDR/ },
   { name: 'plain-http issuer on a public host', base: localInfra, create: (_, s) => (s.auth = { issuer: 'http://login.example.com', audience: 'g' }), field: 'spec.auth.issuer', says: /must be an https URL/ },
   { name: 'infra idleTimeout too short', base: localInfra, create: (_, s) => (s.idleTimeout = '30s'), field: 'spec.idleTimeout', says: /between 5m and 168h/ },

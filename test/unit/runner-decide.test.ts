@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import type { Gitspace, GitspaceInfra } from '../../src/api/index.ts';
 import { decide, FAST_POLL_MS, type DecideInput } from '../../src/controllers/runner/decide.ts';
+import { bundleBaseURL } from '../../src/controllers/enrolment.ts';
 import { gatewayHost, instanceName, parseDuration, publishedPorts, route, userURLs } from '../../src/controllers/runner/naming.ts';
 import { sshConfig } from '../../src/cli/ssh-config.ts';
 
@@ -84,6 +85,19 @@ describe('runner naming', () => {
     expect(url({ type: 'jetbrains', product: 'goland' })).to.match(/^jetbrains-gateway:\/\/connect#.*host=web--team-a\.gs\.example\.com.*productCode=GO/);
     expect(url({ type: 'ssh' })).to.equal("ssh -o ProxyCommand='gitspaces ssh %h' web--team-a.gs.example.com");
     expect(userURLs(gs({}), infra, checkout).ports).to.deep.equal({ 3000: 'https://3000--web--team-a.gs.example.com/' });
+  });
+
+  it('puts the gateway port in web links when it is not the scheme\'s own (a NodePort, the development gateway); never in ssh aliases', () => {
+    const on = (gateway: Record<string, unknown>) => ({ spec: { gateway: { domain: 'gs.example.com', ...gateway } } }) as unknown as GitspaceInfra;
+    const links = (gateway: Record<string, unknown>) => userURLs(gs({ type: 'vscode-web' }), on(gateway), '/w');
+    expect(links({ tlsSecretRef: { name: 'tls' }, port: 30443 })).to.deep.include({ ide: 'https://web--team-a.gs.example.com:30443/?folder=%2Fw', ports: { 3000: 'https://3000--web--team-a.gs.example.com:30443/' } });
+    expect(links({ port: 8080 }).ide).to.equal('http://web--team-a.gs.example.com:8080/?folder=%2Fw');
+    expect(links({ tlsSecretRef: { name: 'tls' }, port: 443 }).ide).to.equal('https://web--team-a.gs.example.com/?folder=%2Fw');
+    expect(links({ port: 80 }).ide).to.equal('http://web--team-a.gs.example.com/?folder=%2Fw');
+    expect(links({ tlsSecretRef: { name: 'tls' }, port: 80 }).ide, 'port 80 is not https\'s own').to.equal('https://web--team-a.gs.example.com:80/?folder=%2Fw');
+    expect(links({ port: 30443 }).ssh).to.equal("ssh -o ProxyCommand='gitspaces ssh %h' web--team-a.gs.example.com");
+    expect(bundleBaseURL(on({ port: 8080 }))).to.equal('http://gs.example.com:8080/.gitspaces/agent');
+    expect(bundleBaseURL(on({ tlsSecretRef: { name: 'tls' } }))).to.equal('https://gs.example.com/.gitspaces/agent');
   });
 
   it('publishes only real, distinct forwarded ports, and no more than status.route.ports holds (the agent may say anything)', () => {

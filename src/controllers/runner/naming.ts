@@ -1,7 +1,7 @@
 // Names, routes and links derived from a Gitspace: pure functions, one place.
 import type { Gitspace, GitspaceInfra, GitspaceStatus } from '../../api/index.ts';
 import { LABELS, MANAGED_BY, repoDirName } from '../../api/index.ts';
-import { gitspaceHost, portHost } from '../../api/resources.ts';
+import { gatewayOrigin, gitspaceHost, portHost } from '../../api/resources.ts';
 
 /** Our labels for a Gitspace's VM: whose it is (the checks before every VM action read them). */
 export function vmLabels(gs: Gitspace, infra: GitspaceInfra): Record<string, string> {
@@ -58,13 +58,12 @@ export function publishedPorts(gs: Gitspace, infra: GitspaceInfra, forwardPorts:
 /** Links the user clicks, by IDE (the shapes VS Code, Cursor, Windsurf and JetBrains Gateway open). */
 export function userURLs(gs: Gitspace, infra: GitspaceInfra, checkout: string, ports: RoutePort[] = publishedPorts(gs, infra)): NonNullable<GitspaceStatus['urls']> {
   const host = gatewayHost(gs, infra);
-  const scheme = infra.spec.gateway.tlsSecretRef ? 'https' : 'http';
   const alias = host; // the ssh config Host entry written by `gitspaces ssh-config`
   const ssh = `ssh -o ProxyCommand='gitspaces ssh %h' ${alias}`;
   const folder = encodeURIComponent(checkout);
   const ide = gs.spec.ide?.type ?? 'vscode-web';
   const byIDE: Record<string, string> = {
-    'vscode-web': `${scheme}://${host}/?folder=${folder}`,
+    'vscode-web': `${gatewayOrigin(infra.spec.gateway, host)}/?folder=${folder}`,
     vscode: `vscode://vscode-remote/ssh-remote+${alias}${checkout}`,
     cursor: `cursor://vscode-remote/ssh-remote+${alias}${checkout}`,
     windsurf: `windsurf://vscode-remote/ssh-remote+${alias}${checkout}`,
@@ -72,7 +71,7 @@ export function userURLs(gs: Gitspace, infra: GitspaceInfra, checkout: string, p
     ssh,
   };
   const links: Record<string, string> = {};
-  for (const p of ports) links[String(p.port)] = `${scheme}://${p.host}/`;
+  for (const p of ports) links[String(p.port)] = `${gatewayOrigin(infra.spec.gateway, p.host ?? '')}/`;
   return { ide: byIDE[ide] ?? byIDE['vscode-web'], ssh, ...(Object.keys(links).length ? { ports: links } : {}) };
 }
 
