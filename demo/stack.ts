@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GITSPACE_INFRAS, SECRETS } from '../src/api/index.ts';
+import { gatewayOrigin, GITSPACE_INFRAS, SECRETS } from '../src/api/index.ts';
 import { LocalProvider } from '../src/providers/local/provider.ts';
 import { isAlreadyExists, KubeClient } from '../src/runtime/kube.ts';
 import { fromKubeconfigText } from '../src/runtime/kubeconfig.ts';
@@ -222,7 +222,7 @@ export class Stack {
     const { token, urls } = await this.issue(id);
     const host = `${id}--${this.o.namespace}.${DOMAIN}`;
     // The web IDE's link as status gives it; another IDE's link is not for a browser: its landing page.
-    const link = urls.ide?.startsWith('http') ? urls.ide : `http://${host}:${String(this.o.ports.gateway)}/`;
+    const link = urls.ide?.startsWith('http') ? urls.ide : `${gatewayOrigin({ port: this.o.ports.gateway }, host)}/`;
     const url = new URL(link);
     url.searchParams.set('token', token);
     const proxy = `${process.execPath} ${CLI} ssh --gateway ${this.gatewayURL} %h`;

@@ -31,9 +31,12 @@ export function autoStopHolds(gs: Gitspace): boolean {
   return !(wake > Date.parse(a.at));
 }
 
+/** To the minute, as lastActivity and stopsAt show times (they move with every keystroke). */
+const isoMinute = (ms: number) => isoSeconds(ms - (ms % 60_000));
+
 function toMinute(iso: string): string {
   const t = Date.parse(iso);
-  return Number.isNaN(t) ? iso : isoSeconds(t - (t % 60_000));
+  return Number.isNaN(t) ? iso : isoMinute(t);
 }
 
 export function composeStatus(
@@ -92,7 +95,7 @@ export function composeStatus(
   // What maxRunTime counts from, and when the operator will stop it (shown as the Stops column).
   if (d.phase === 'Running') status.startedAt = old.phase === 'Running' && old.startedAt ? old.startedAt : isoSeconds(ctx.now);
   // To the minute, like lastActivity: the idle deadline moves with every keystroke.
-  if (d.phase === 'Running' && d.deadlines?.stopsAt !== undefined) status.stopsAt = isoSeconds(d.deadlines.stopsAt - (d.deadlines.stopsAt % 60_000));
+  if (d.phase === 'Running' && d.deadlines?.stopsAt !== undefined) status.stopsAt = isoMinute(d.deadlines.stopsAt);
   if (d.phase === 'Failed') status.failedAt = old.phase === 'Failed' && old.failedAt ? old.failedAt : isoSeconds(ctx.now);
   // What deleteAfterStopped counts from (a Failed Gitspace whose VM was stopped counts too), and when it ran out.
   const stoppedNow = d.phase === 'Stopped' || d.phase === 'Archived' || (d.phase === 'Failed' && inst?.state === 'stopped');
